@@ -1,0 +1,67 @@
+from rest_framework import serializers
+
+from executions.engine.graph import InvalidDefinition, parse_definition
+from executions.models import Execution, ExecutionStatus, Workflow
+from executions.selectors import workflows_visible_to
+
+
+class WorkflowSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Workflow
+        fields = ["id", "name", "description", "definition", "created_at", "updated_at"]
+        read_only_fields = ["id", "created_at", "updated_at"]
+
+    def validate_definition(self, value):
+        try:
+            parse_definition(value)
+        except InvalidDefinition as exc:
+            raise serializers.ValidationError(exc.errors) from exc
+        return value
+
+
+class ExecutionSerializer(serializers.ModelSerializer):
+    workflow_id = serializers.UUIDField(read_only=True)
+
+    class Meta:
+        model = Execution
+        fields = [
+            "id",
+            "workflow_id",
+            "status",
+            "progress",
+            "message",
+            "input_data",
+            "result",
+            "error",
+            "execution_time",
+            "created_at",
+            "started_at",
+            "finished_at",
+        ]
+        read_only_fields = fields
+
+
+class ExecutionCreateSerializer(serializers.Serializer):
+    workflow_id = serializers.UUIDField()
+    input_data = serializers.JSONField(required=False, default=dict)
+
+    def validate_workflow_id(self, value):
+        workflow = workflows_visible_to(self.context["request"].user).filter(id=value).first()
+        if workflow is None:
+            raise serializers.ValidationError(
+                f"Workflow {value} does not exist or you may not run it; "
+                "list yours with GET /api/v1/workflows."
+            )
+        return workflow
+
+    def validate_input_data(self, value):
+        if not isinstance(value, dict):
+            raise serializers.ValidationError(
+                f"input_data must be a JSON object, not {type(value).__name__}."
+            )
+        return value
+
+
+class ExecutionFilterSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=ExecutionStatus.choices, required=False)
+    workflow = serializers.UUIDField(required=False)

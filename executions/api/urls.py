@@ -1,0 +1,17 @@
+from django.urls import re_path
+from rest_framework.authtoken.views import ObtainAuthToken
+from rest_framework.routers import DefaultRouter
+
+from executions.api.views import ExecutionViewSet, WorkflowViewSet
+
+router = DefaultRouter()
+# Every path works with and without its trailing slash (the seed posts to
+# /api/v1/executions). Set after construction: the constructor ignores it.
+router.trailing_slash = "/?"
+router.register("workflows", WorkflowViewSet, basename="workflow")
+router.register("executions", ExecutionViewSet, basename="execution")
+
+urlpatterns = [
+    re_path(r"^auth/token/?$", ObtainAuthToken.as_view(), name="auth-token"),
+    *router.urls,
+]

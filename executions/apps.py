@@ -1,0 +1,9 @@
+from django.apps import AppConfig
+
+
+class ExecutionsConfig(AppConfig):
+    name = "executions"
+    verbose_name = "Workflow executions"
+
+    def ready(self) -> None:
+        from executions.engine import nodes  # noqa: F401  registers the built-in node types

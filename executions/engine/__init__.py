@@ -1,0 +1,1 @@
+"""The workflow engine: definitions, node types and the DAG runner."""

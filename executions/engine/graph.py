@@ -1,0 +1,167 @@
+"""Workflow definitions: validation and the DAG they describe."""
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from rest_framework import serializers
+
+from executions.engine.registry import NodeType, get_node_type, node_type_names
+from executions.exceptions import ExecutionsError
+
+NODE_KEYS = {"id", "type", "params"}
+MAX_NODES = 1000
+
+
+class InvalidDefinition(ExecutionsError):
+    """The definition is not a valid workflow; ``errors`` lists every mistake found."""
+
+    def __init__(self, errors: list[str]):
+        super().__init__("; ".join(errors))
+        self.errors = errors
+
+
+@dataclass(frozen=True)
+class Node:
+    id: str
+    type: str
+    params: dict
+    node_type: NodeType
+
+
+@dataclass
+class Graph:
+    """Nodes in definition order with their parent and child lists."""
+
+    nodes: dict[str, Node]
+    parents: dict[str, list[str]] = field(default_factory=dict)
+    children: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def roots(self) -> list[str]:
+        return [node_id for node_id in self.nodes if not self.parents[node_id]]
+
+    @property
+    def sinks(self) -> list[str]:
+        return [node_id for node_id in self.nodes if not self.children[node_id]]
+
+
+def parse_definition(definition: Any) -> Graph:
+    """Validate ``definition`` and return its graph, or raise ``InvalidDefinition``."""
+    if not isinstance(definition, dict):
+        raise InvalidDefinition(["definition must be a JSON object with 'nodes' and 'edges'."])
+    errors: list[str] = []
+    unknown = sorted(set(definition) - {"nodes", "edges"})
+    if unknown:
+        errors.append(f"definition has unknown keys {unknown}; allowed: ['edges', 'nodes'].")
+    nodes = _parse_nodes(definition.get("nodes"), errors)
+    graph = Graph(nodes=nodes, parents={n: [] for n in nodes}, children={n: [] for n in nodes})
+    _parse_edges(definition.get("edges", []), graph, errors)
+    if not errors:
+        cycle = _find_cycle(graph)
+        if cycle:
+            errors.append(f"edges form a cycle: {' -> '.join(cycle)}; a workflow must be acyclic.")
+    if errors:
+        raise InvalidDefinition(errors)
+    return graph
+
+
+def _parse_nodes(raw: Any, errors: list[str]) -> dict[str, Node]:
+    if not isinstance(raw, list) or not raw:
+        errors.append("definition.nodes must be a non-empty list of nodes.")
+        return {}
+    if len(raw) > MAX_NODES:
+        errors.append(f"definition.nodes has {len(raw)} nodes; at most {MAX_NODES} are allowed.")
+        return {}
+    nodes: dict[str, Node] = {}
+    for index, item in enumerate(raw):
+        node = _parse_node(index, item, errors)
+        if node is None:
+            continue
+        if node.id in nodes:
+            errors.append(f"node '{node.id}': duplicate node id; every node needs its own id.")
+            continue
+        nodes[node.id] = node
+    return nodes
+
+
+def _parse_node(index: int, item: Any, errors: list[str]) -> Node | None:
+    if not isinstance(item, dict):
+        errors.append(f"nodes[{index}] must be an object with 'id', 'type' and 'params'.")
+        return None
+    node_id = item.get("id")
+    if not isinstance(node_id, str) or not node_id.strip() or len(node_id) > 100:
+        errors.append(f"nodes[{index}].id must be a non-empty string of at most 100 characters.")
+        return None
+    label = f"node '{node_id}'"
+    unknown = sorted(set(item) - NODE_KEYS)
+    if unknown:
+        errors.append(f"{label}: unknown keys {unknown}; allowed: {sorted(NODE_KEYS)}.")
+    node_type = get_node_type(item.get("type")) if isinstance(item.get("type"), str) else None
+    if node_type is None:
+        known = ", ".join(node_type_names())
+        errors.append(f"{label}: unknown type {item.get('type')!r}; known types: {known}.")
+        return None
+    try:
+        params = node_type.validate_params(item.get("params", {}))
+    except serializers.ValidationError as exc:
+        errors.append(f"{label} ({node_type.type_name}): {_flatten(exc.detail)}")
+        return None
+    return Node(id=node_id, type=node_type.type_name, params=params, node_type=node_type)
+
+
+def _parse_edges(raw: Any, graph: Graph, errors: list[str]) -> None:
+    if not isinstance(raw, list):
+        errors.append("definition.edges must be a list of {'source', 'target'} objects.")
+        return
+    seen: set[tuple[str, str]] = set()
+    for index, edge in enumerate(raw):
+        if not isinstance(edge, dict) or set(edge) != {"source", "target"}:
+            errors.append(f"edges[{index}] must be an object with exactly 'source' and 'target'.")
+            continue
+        source, target = edge["source"], edge["target"]
+        missing = [
+            end for end in (source, target) if not isinstance(end, str) or end not in graph.nodes
+        ]
+        if missing:
+            names = ", ".join(repr(end) for end in missing)
+            errors.append(f"edges[{index}]: {names} is not a node of this workflow.")
+            continue
+        if (source, target) in seen:
+            errors.append(f"edges[{index}]: duplicate edge {source} -> {target}.")
+            continue
+        seen.add((source, target))
+        graph.children[source].append(target)
+        graph.parents[target].append(source)
+
+
+def _find_cycle(graph: Graph) -> list[str] | None:
+    """Return one cycle as a node path (first node repeated at the end), if any."""
+    indegree = {node_id: len(parents) for node_id, parents in graph.parents.items()}
+    queue = deque(node_id for node_id, degree in indegree.items() if degree == 0)
+    while queue:
+        for child in graph.children[queue.popleft()]:
+            indegree[child] -= 1
+            if indegree[child] == 0:
+                queue.append(child)
+    remaining = {node_id for node_id, degree in indegree.items() if degree > 0}
+    if not remaining:
+        return None
+    # Every remaining node has a remaining parent: walk parents until a repeat.
+    path, node_id = [], next(n for n in graph.nodes if n in remaining)
+    while node_id not in path:
+        path.append(node_id)
+        node_id = next(p for p in graph.parents[node_id] if p in remaining)
+    cycle = path[path.index(node_id) :]
+    cycle.reverse()
+    return [*cycle, cycle[0]]
+
+
+def _flatten(detail: Any, prefix: str = "params") -> str:
+    if isinstance(detail, dict):
+        return " ".join(_flatten(value, f"{prefix}.{key}") for key, value in detail.items())
+    if isinstance(detail, list):
+        return " ".join(_flatten(value, prefix) for value in detail)
+    if prefix.endswith(".non_field_errors"):
+        prefix = prefix.removesuffix(".non_field_errors")
+    return f"{prefix}: {detail}"

@@ -1,0 +1,70 @@
+"""The node type registry. Other apps add node types with ``@register``.
+
+A node type is a class with a unique ``type_name``, a DRF serializer that
+validates its ``params``, and an async ``run`` that turns the node's input
+into its output::
+
+    from rest_framework import serializers
+    from executions.engine.registry import NodeType, register
+
+    class UpperParams(serializers.Serializer):
+        field = serializers.CharField()
+
+    @register
+    class Upper(NodeType):
+        type_name = "upper"
+        params_serializer = UpperParams
+
+        async def run(self, ctx, params, data):
+            return {**data, params["field"]: str(data[params["field"]]).upper()}
+"""
+
+from typing import Any, ClassVar
+
+from rest_framework import serializers
+
+from executions.engine.context import NodeContext
+
+
+class NodeType:
+    """Base class of every node type."""
+
+    type_name: ClassVar[str]
+    params_serializer: ClassVar[type[serializers.Serializer]]
+
+    def validate_params(self, params: Any) -> dict:
+        """Return the cleaned params or raise ``serializers.ValidationError``."""
+        if not isinstance(params, dict):
+            raise serializers.ValidationError("must be a JSON object.")
+        serializer = self.params_serializer(data=params)
+        serializer.is_valid(raise_exception=True)
+        unknown = sorted(set(params) - set(serializer.fields))
+        if unknown:
+            raise serializers.ValidationError(
+                f"unknown keys {unknown}; allowed: {sorted(serializer.fields)}."
+            )
+        return dict(serializer.validated_data)
+
+    async def run(self, ctx: NodeContext, params: dict, data: Any) -> Any:
+        """Run the node on ``data`` and return its output; raise ``NodeFailed`` to fail."""
+        raise NotImplementedError
+
+
+_registry: dict[str, NodeType] = {}
+
+
+def register(node_class: type[NodeType]) -> type[NodeType]:
+    """Class decorator that makes a node type available to workflow definitions."""
+    name = node_class.type_name
+    if name in _registry and type(_registry[name]) is not node_class:
+        raise ValueError(f"A node type named {name!r} is already registered.")
+    _registry[name] = node_class()
+    return node_class
+
+
+def get_node_type(name: str) -> NodeType | None:
+    return _registry.get(name)
+
+
+def node_type_names() -> list[str]:
+    return sorted(_registry)

@@ -1,0 +1,114 @@
+"""Workflows, their executions and each execution's ordered event log."""
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+
+class ExecutionStatus(models.TextChoices):
+    """Lifecycle of an execution; see ``executions.states`` for the transitions."""
+
+    PENDING = "pending", "Pending"
+    """Created and waiting for a runner to pick it up."""
+    RUNNING = "running", "Running"
+    """Claimed by a runner; nodes are being executed."""
+    COMPLETED = "completed", "Completed"
+    """Every node finished; ``result`` holds the sink output."""
+    FAILED = "failed", "Failed"
+    """A node failed or the run was lost; ``error`` says why."""
+
+
+class EventType(models.TextChoices):
+    """Kinds of entries in an execution's event log (the wire ``type``)."""
+
+    STATUS = "status", "Status"
+    """The execution's state changed; the payload is a full state snapshot."""
+    LOG = "log", "Log"
+    """A log line written by a node or by the engine."""
+
+
+class Workflow(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="workflows"
+    )
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True, default="")
+    definition = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Execution(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    workflow = models.ForeignKey(Workflow, on_delete=models.PROTECT, related_name="executions")
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="executions"
+    )
+    status = models.CharField(
+        max_length=16, choices=ExecutionStatus.choices, default=ExecutionStatus.PENDING
+    )
+    progress = models.PositiveSmallIntegerField(default=0)
+    message = models.CharField(max_length=500, blank=True, default="")
+    input_data = models.JSONField(default=dict)
+    result = models.JSONField(null=True, blank=True)
+    # null, not "", while there is no error: the wire format says ``"error": null``.
+    error = models.TextField(null=True, blank=True)  # noqa: DJ001
+    execution_time = models.FloatField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    # The event log's head: the seq of the newest event and when it was
+    # recorded. Only ``executions.services`` moves it, under the row lock.
+    last_seq = models.PositiveIntegerField(default=0)
+    last_event_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["owner", "status"]), models.Index(fields=["status"])]
+
+    def __str__(self) -> str:
+        return f"{self.workflow_id} / {self.id} ({self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        from executions.states import TERMINAL_STATUSES
+
+        return self.status in TERMINAL_STATUSES
+
+    def state_data(self) -> dict:
+        """The seed's status fields, as they appear in a ``status`` message."""
+        return {
+            "status": self.status,
+            "progress": self.progress,
+            "message": self.message,
+            "result": self.result,
+            "error": self.error,
+            "execution_time": self.execution_time,
+        }
+
+
+class ExecutionEvent(models.Model):
+    """One entry of an execution's log; ``seq`` is 1, 2, 3, ... with no gaps."""
+
+    execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="events")
+    seq = models.PositiveIntegerField()
+    type = models.CharField(max_length=16, choices=EventType.choices)
+    data = models.JSONField()
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["execution", "seq"]
+        constraints = [
+            models.UniqueConstraint(fields=["execution", "seq"], name="unique_event_seq"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.execution_id} #{self.seq} {self.type}"

@@ -1,0 +1,50 @@
+"""The one place that shapes the messages sent to WebSocket clients.
+
+Every stored event becomes ``{"type", "execution_id", ...its data, "seq",
+"timestamp"}``. A ``status`` message therefore carries exactly the seed's
+fields plus ``seq`` and ``timestamp``, which old clients ignore.
+"""
+
+from datetime import UTC, datetime
+
+from executions.models import EventType, Execution, ExecutionEvent
+
+
+def format_timestamp(moment: datetime) -> str:
+    """ISO 8601 in UTC with microseconds, e.g. ``2026-11-28T10:00:00.123456Z``."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def event_message(event: ExecutionEvent) -> dict:
+    return {
+        "type": event.type,
+        "execution_id": str(event.execution_id),
+        **event.data,
+        "seq": event.seq,
+        "timestamp": format_timestamp(event.created_at),
+    }
+
+
+def snapshot_message(execution: Execution) -> dict:
+    """The execution's current state, "as of" its newest event."""
+    return {
+        "type": EventType.STATUS.value,
+        "execution_id": str(execution.id),
+        **execution.state_data(),
+        "seq": execution.last_seq,
+        "timestamp": format_timestamp(execution.last_event_at or execution.created_at),
+    }
+
+
+def error_message(text: str) -> dict:
+    return {"type": "error", "message": text}
+
+
+def pong_message() -> dict:
+    return {"type": "pong"}
+
+
+def is_terminal(message: dict) -> bool:
+    from executions.states import TERMINAL_STATUSES
+
+    return message["type"] == EventType.STATUS and message["status"] in TERMINAL_STATUSES

@@ -1,0 +1,47 @@
+"""Sends stored events to their execution's group, from any thread.
+
+The in-memory channel layer is not thread-safe: its queues belong to the
+event loop the consumers run on, so a send from another thread is handed to
+that loop. Other layers publish through one long-lived loop per process, so
+a worker pays for neither a new loop nor a new Redis connection per event.
+"""
+
+import asyncio
+import logging
+
+from channels.layers import InMemoryChannelLayer, get_channel_layer
+
+from executions.background import BackgroundLoop
+
+logger = logging.getLogger(__name__)
+
+publisher_loop = BackgroundLoop("realtime-publisher")
+_consumer_loop: asyncio.AbstractEventLoop | None = None
+
+
+def group_name_for(execution_id) -> str:
+    return f"execution.{execution_id}"
+
+
+def bind_consumer_loop(loop: asyncio.AbstractEventLoop) -> None:
+    """Remember the loop this process's consumers run on; called when one connects."""
+    global _consumer_loop
+    _consumer_loop = loop
+
+
+def publish(group: str, message: dict) -> None:
+    """Schedule ``group_send`` without waiting for it; failures are logged."""
+    layer = get_channel_layer()
+    if isinstance(layer, InMemoryChannelLayer):
+        loop = _consumer_loop
+        if loop is None or not loop.is_running():
+            return  # no consumer of this process is listening
+    else:
+        loop = publisher_loop.loop
+    future = asyncio.run_coroutine_threadsafe(layer.group_send(group, message), loop)
+    future.add_done_callback(_report_failure)
+
+
+def _report_failure(future) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        logger.warning("Could not publish an event: %r", future.exception())

@@ -1,0 +1,24 @@
+"""Pushes each new event to its execution's subscribers once its transaction commits."""
+
+from functools import partial
+
+from django.db import transaction
+from django.db.models.signals import post_save
+from django.dispatch import receiver
+
+from executions.models import ExecutionEvent
+from realtime.events import event_message
+from realtime.publish import group_name_for, publish
+
+
+@receiver(post_save, sender=ExecutionEvent, dispatch_uid="realtime.push_execution_event")
+def push_execution_event(sender, instance: ExecutionEvent, created: bool, **kwargs) -> None:
+    if created:
+        transaction.on_commit(partial(push_event, instance), robust=True)
+
+
+def push_event(event: ExecutionEvent) -> None:
+    publish(
+        group_name_for(event.execution_id),
+        {"type": "execution.event", "event": event_message(event)},
+    )
