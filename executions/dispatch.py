@@ -4,6 +4,7 @@ In the embedded mode executions run in this process, on one background event
 loop: waiting nodes cost no thread, so hundreds can run at once.
 """
 
+import concurrent.futures
 import logging
 from typing import Any
 
@@ -12,6 +13,7 @@ from executions.background import BackgroundLoop
 logger = logging.getLogger(__name__)
 
 in_process_loop = BackgroundLoop("executions-runner")
+_running: set[concurrent.futures.Future] = set()
 
 
 def execution_dispatch(execution_id: Any) -> None:
@@ -19,9 +21,19 @@ def execution_dispatch(execution_id: Any) -> None:
     from executions.engine.runner import run_execution
 
     future = in_process_loop.submit(run_execution(execution_id))
-    future.add_done_callback(_log_crash)
+    _running.add(future)
+    future.add_done_callback(_finished)
 
 
-def _log_crash(future) -> None:
+def stop_in_process_runs(timeout: float = 10) -> None:
+    """Cancel the executions running in this process and wait for them to stop."""
+    futures = list(_running)
+    for future in futures:
+        future.cancel()
+    concurrent.futures.wait(futures, timeout=timeout)
+
+
+def _finished(future: concurrent.futures.Future) -> None:
+    _running.discard(future)
     if not future.cancelled() and future.exception() is not None:
         logger.error("Execution runner crashed", exc_info=future.exception())

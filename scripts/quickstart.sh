@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Set up a fresh machine and start the service on port 8037 with a demo user
+# and workflow. Needs nothing but Python 3.11+: SQLite, the in-memory channel
+# layer and in-process executions are the defaults.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/python -m pip install -q --disable-pip-version-check -r requirements.txt
+export DEBUG="${DEBUG:-1}"
+.venv/bin/python manage.py migrate --noinput -v 0
+.venv/bin/python manage.py demo
+echo "Serving on http://127.0.0.1:8037 (Ctrl-C stops it)"
+exec .venv/bin/daphne -b 127.0.0.1 -p 8037 project.asgi:application

@@ -1,0 +1,7 @@
+"""Settings for the test suite: the project's own, with a throwaway secret key."""
+
+import os
+
+os.environ.setdefault("SECRET_KEY", "test-suite-only-secret-key")
+
+from project.settings import *  # noqa: E402, F403
