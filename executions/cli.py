@@ -20,10 +20,11 @@ class ClientError(Exception):
     """The service could not be reached or refused the request; the message says why."""
 
 
-def socket_url(base_url: str, execution_id: str) -> str:
+def socket_url(base_url: str, execution_id: str, last_seq: int | None = None) -> str:
     parts = urlsplit(base_url)
     scheme = {"http": "ws", "https": "wss"}.get(parts.scheme, parts.scheme)
-    return urlunsplit((scheme, parts.netloc, f"/api/v1/ws/executions/{execution_id}", "", ""))
+    query = "" if last_seq is None else f"last_seq={last_seq}"
+    return urlunsplit((scheme, parts.netloc, f"/api/v1/ws/executions/{execution_id}", query, ""))
 
 
 def api_request(base_url: str, token: str, method: str, path: str, body=None) -> dict:
@@ -61,12 +62,20 @@ def render(message: dict) -> str:
     return json.dumps(message)
 
 
-def follow(base_url: str, token: str, execution_id: str, write: Callable[[str], None]) -> dict:
-    """Print every message of the execution's stream; return the last status message."""
+def follow(
+    base_url: str,
+    token: str,
+    execution_id: str,
+    write: Callable[[str], None],
+    *,
+    from_start: bool = False,
+) -> dict:
+    """Print the execution's stream (all of it with ``from_start``); return the last status."""
+    url = socket_url(base_url, execution_id, last_seq=0 if from_start else None)
     headers = {"Authorization": f"Bearer {token}"}
     last_status: dict = {}
     try:
-        with connect(socket_url(base_url, execution_id), additional_headers=headers) as socket:
+        with connect(url, additional_headers=headers) as socket:
             try:
                 for frame in socket:
                     message = json.loads(frame)

@@ -60,8 +60,9 @@ class Command(BaseCommand):
             f"  Admin:      {base_url}/admin/  (user {username!r}, password {password!r})\n"
             f"  API token:  {token}\n\n"
             f"Start an execution and watch it live (in another terminal, in this folder):\n\n"
-            f'  .venv/bin/python manage.py run demo --input \'{{"input": "test"}}\' --follow\n\n'
+            f"  DEBUG=1 .venv/bin/python manage.py run demo "
+            f'--input \'{{"input": "test"}}\' --follow\n\n'
             f"Or with curl, then watch it by id:\n\n"
             f"  {start}\n"
-            f"  .venv/bin/python manage.py watch <execution id>\n"
+            f"  DEBUG=1 .venv/bin/python manage.py watch <execution id>\n"
         )

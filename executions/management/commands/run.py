@@ -39,7 +39,7 @@ class Command(BaseCommand):
             )
             self.stdout.write(f"execution {execution['id']}")
             if follow_run:
-                last = follow(url, token, execution["id"], self.stdout.write)
+                last = follow(url, token, execution["id"], self.stdout.write, from_start=True)
                 if last.get("status") == "failed":
                     raise CommandError("The execution failed.")
         except ClientError as exc:

@@ -14,11 +14,14 @@ class Command(BaseCommand):
         parser.add_argument(
             "--token", help="API token (default: the execution owner's token in this database)"
         )
+        parser.add_argument(
+            "--from-start", action="store_true", help="replay every event, not just a snapshot"
+        )
 
-    def handle(self, *args, execution_id, url, token, **options):
+    def handle(self, *args, execution_id, url, token, from_start, **options):
         token = token or owner_token(execution_id)
         try:
-            last = follow(url, token, execution_id, self.stdout.write)
+            last = follow(url, token, execution_id, self.stdout.write, from_start=from_start)
         except ClientError as exc:
             raise CommandError(str(exc)) from exc
         if last.get("status") == "failed":
