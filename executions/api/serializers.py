@@ -73,8 +73,17 @@ class EventQuerySerializer(serializers.Serializer):
     limit = serializers.IntegerField(min_value=1, max_value=1000, default=100)
 
 
+class StrictUUIDField(serializers.UUIDField):
+    """A UUID string; DRF's own field would also turn a JSON number into a UUID."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid", value=data)
+        return super().to_internal_value(data)
+
+
 class ExecutionCreateSerializer(serializers.Serializer):
-    workflow_id = serializers.UUIDField()
+    workflow_id = StrictUUIDField()
     input_data = serializers.JSONField(required=False, default=dict)
 
     def validate_workflow_id(self, value):
