@@ -1,0 +1,163 @@
+"""Sockets, wire messages and event-log reads for the consumer tests."""
+
+import json
+import re
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
+
+import realtime.signals
+from executions.models import ExecutionEvent
+from project.asgi import application
+
+# Generous: a message that is due arrives in milliseconds; this only bounds a failure.
+TIMEOUT = 5
+
+STATUS_FIELDS = {
+    "type",
+    "execution_id",
+    "status",
+    "progress",
+    "message",
+    "result",
+    "error",
+    "execution_time",
+    "seq",
+    "timestamp",
+}
+TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}(Z|\+00:00)$")
+
+Headers = Iterable[tuple[bytes, bytes]]
+
+
+def path_for(execution_id: Any, query: str = "") -> str:
+    path = f"/api/v1/ws/executions/{execution_id}"
+    return f"{path}?{query}" if query else path
+
+
+def bearer(token: str) -> list[tuple[bytes, bytes]]:
+    return [(b"authorization", f"Bearer {token}".encode())]
+
+
+@asynccontextmanager
+async def open_socket(path: str, headers: Headers = ()) -> AsyncIterator[WebsocketCommunicator]:
+    """A socket whose handshake was accepted; it is disconnected on exit."""
+    communicator = WebsocketCommunicator(application, path, headers=list(headers))
+    connected, _ = await communicator.connect(timeout=TIMEOUT)
+    assert connected, "the handshake was refused; refusals must come after accepting"
+    try:
+        yield communicator
+    finally:
+        if not communicator.future.done():
+            await communicator.disconnect(timeout=TIMEOUT)
+        elif not communicator.future.cancelled():
+            communicator.future.result()  # surfaces a crash of the consumer
+
+
+async def receive(communicator: WebsocketCommunicator, timeout: float = TIMEOUT) -> dict:
+    """The next message, decoded; fails if the socket closes instead."""
+    output = await communicator.receive_output(timeout)
+    assert output["type"] == "websocket.send", f"expected a message, got {output}"
+    assert "text" in output, f"expected a text frame, got {output}"
+    return json.loads(output["text"])
+
+
+async def receive_close(communicator: WebsocketCommunicator, timeout: float = TIMEOUT) -> int:
+    """The close code of the next output; fails if a message comes instead."""
+    output = await communicator.receive_output(timeout)
+    assert output["type"] == "websocket.close", f"expected the socket to close, got {output}"
+    return output.get("code")
+
+
+async def receive_until_close(
+    communicator: WebsocketCommunicator, timeout: float = TIMEOUT
+) -> tuple[list[dict], int]:
+    """Every message up to the server's close, and the close code."""
+    messages = []
+    while True:
+        output = await communicator.receive_output(timeout)
+        if output["type"] == "websocket.close":
+            return messages, output.get("code")
+        messages.append(json.loads(output["text"]))
+
+
+async def receive_refusal(communicator: WebsocketCommunicator) -> tuple[str, int]:
+    """The error text and close code of a refused socket."""
+    error = await receive(communicator)
+    assert set(error) == {"type", "message"}, error
+    assert error["type"] == "error"
+    assert isinstance(error["message"], str) and error["message"].strip()
+    return error["message"], await receive_close(communicator)
+
+
+async def assert_open(communicator: WebsocketCommunicator) -> None:
+    """Prove the socket is still served: a ping gets its pong."""
+    await communicator.send_json_to({"type": "ping"})
+    assert await receive(communicator) == {"type": "pong"}
+
+
+async def record(service: Callable[..., Any], /, **kwargs: Any) -> Any:
+    """Call an executions service from a test coroutine, as the engine does."""
+    return await database_sync_to_async(service)(**kwargs)
+
+
+@database_sync_to_async
+def stored_events(execution_id: Any) -> list[ExecutionEvent]:
+    return list(ExecutionEvent.objects.filter(execution_id=execution_id).order_by("seq"))
+
+
+def expected(event: ExecutionEvent) -> dict:
+    """A stored event as it must appear on the wire (timestamp as a datetime)."""
+    return {
+        "type": event.type,
+        "execution_id": str(event.execution_id),
+        **event.data,
+        "seq": event.seq,
+        "timestamp": event.created_at,
+    }
+
+
+def parsed(message: dict) -> dict:
+    """``message`` with its timestamp checked and parsed, to compare with ``expected``."""
+    assert TIMESTAMP.match(message["timestamp"]), message["timestamp"]
+    return {**message, "timestamp": datetime.fromisoformat(message["timestamp"])}
+
+
+def snapshot_of(events: list[ExecutionEvent], seq: int) -> dict:
+    """The snapshot that is "as of" ``seq``: the state then, the seq and time of that event."""
+    upto = [event for event in events if event.seq <= seq]
+    state = next(event for event in reversed(upto) if event.type == "status")
+    return {**expected(state), "seq": upto[-1].seq, "timestamp": upto[-1].created_at}
+
+
+def assert_stream_matches_log(messages: list[dict], events: list[ExecutionEvent]) -> None:
+    """A snapshot stream: the snapshot, then every later stored event once, in order."""
+    snapshot, *live = messages
+    assert set(snapshot) == STATUS_FIELDS
+    assert parsed(snapshot) == snapshot_of(events, snapshot["seq"])
+    assert [parsed(m) for m in live] == [expected(e) for e in events if e.seq > snapshot["seq"]]
+
+
+class Publisher:
+    """Stands in for the channel-layer push of new events, to lose or repeat some."""
+
+    def __init__(
+        self, monkeypatch, *, drop: Callable[[dict], bool] = lambda event: False, repeat: int = 1
+    ):
+        self.original = realtime.signals.publish
+        self.drop = drop
+        self.repeat = repeat
+        self.dropped: list[int] = []
+        monkeypatch.setattr(realtime.signals, "publish", self)
+
+    def __call__(self, group: str, message: dict) -> None:
+        event = message["event"]
+        if self.drop(event):
+            self.dropped.append(event["seq"])
+            return
+        for _ in range(self.repeat):
+            self.original(group, message)
