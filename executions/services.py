@@ -150,16 +150,16 @@ def execution_nodes_skip(*, execution_id: Any, node_ids: list[str]) -> None:
 
 
 def execution_progress(
-    *, execution_id: Any, progress: int, message: str | None = None
+    *, execution_id: Any, progress: int | None = None, message: str | None = None
 ) -> Execution:
-    """Record a running execution's (never decreasing) progress and optional message."""
+    """Record a running execution's new (never decreasing) progress and/or message."""
     with transaction.atomic():
         execution = _locked_open(execution_id)
         return _execution_change(
             execution,
             status=ExecutionStatus.RUNNING,
             message=execution.message if message is None else message,
-            progress=max(execution.progress, progress),
+            progress=max(execution.progress, progress or 0),
         )
 
 
@@ -211,6 +211,16 @@ def execution_finish(
             changes["execution_time"] = (now - execution.started_at).total_seconds()
             message += f" in {changes['execution_time']:.2f} s"
         return _execution_change(execution, status=status, message=message, **changes)
+
+
+def execution_complete(*, execution_id: Any, result: Any) -> Execution:
+    return execution_finish(
+        execution_id=execution_id, status=ExecutionStatus.COMPLETED, result=result
+    )
+
+
+def execution_fail(*, execution_id: Any, error: str) -> Execution:
+    return execution_finish(execution_id=execution_id, status=ExecutionStatus.FAILED, error=error)
 
 
 def execution_cancel(
