@@ -1,12 +1,19 @@
 """Hands new executions to whatever runs them.
 
-In the embedded mode executions run in this process, on one background event
-loop: waiting nodes cost no thread, so hundreds can run at once.
+In the embedded mode (``EXECUTIONS_RUNNER = "inprocess"``) executions run in
+this process, on one background event loop: waiting nodes cost no thread, so
+hundreds run at once. With ``"celery"`` a Celery task carries the execution
+to a worker process (``manage.py worker``), which runs it on the same kind of
+loop.
 """
 
 import concurrent.futures
 import logging
+import os
+import socket
 from typing import Any
+
+from django.conf import settings
 
 from executions.background import BackgroundLoop
 
@@ -16,13 +23,29 @@ in_process_loop = BackgroundLoop("executions-runner")
 _running: set[concurrent.futures.Future] = set()
 
 
+def runner_name() -> str:
+    """This process, as it appears in ``Execution.claimed_by`` and engine logs."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
 def execution_dispatch(execution_id: Any) -> None:
-    """Start running a pending execution; called after the creating transaction commits."""
+    """Send a pending execution to a runner; called after its transaction commits."""
+    if settings.EXECUTIONS_RUNNER == "celery":
+        from executions.queue import run_execution_task
+
+        run_execution_task.delay(str(execution_id))
+    else:
+        run_here(execution_id)
+
+
+def run_here(execution_id: Any) -> concurrent.futures.Future:
+    """Run an execution on this process's runner loop."""
     from executions.engine.runner import run_execution
 
     future = in_process_loop.submit(run_execution(execution_id))
     _running.add(future)
     future.add_done_callback(_finished)
+    return future
 
 
 def execution_cancel_notify(execution_id: Any) -> None:

@@ -17,5 +17,9 @@ class WorkflowInUse(ExecutionsError):
     """The workflow still has executions and so cannot be deleted."""
 
 
+class ClaimLost(ExecutionsError):
+    """This runner's claim on the execution expired and someone else took it over."""
+
+
 class NodeFailed(ExecutionsError):
     """A node could not produce its output; the message is shown to the user."""

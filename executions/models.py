@@ -57,6 +57,11 @@ class Workflow(models.Model):
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True, default="")
     definition = models.JSONField()
+    retry_on_worker_loss = models.BooleanField(
+        default=False,
+        help_text="Run an execution again from the start when its worker is lost "
+        "(instead of failing it). Only for workflows that are safe to repeat.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -91,10 +96,21 @@ class Execution(models.Model):
     last_seq = models.PositiveIntegerField(default=0)
     last_event_at = models.DateTimeField(null=True, blank=True)
     cancel_requested_at = models.DateTimeField(null=True, blank=True)
+    # Who runs it: the runner's name, a token that fences off a runner that
+    # lost its claim, and until when the claim holds without a heartbeat.
+    claimed_by = models.CharField(max_length=200, blank=True, default="")
+    claim_token = models.UUIDField(null=True, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+    runs = models.PositiveSmallIntegerField(default=0, help_text="times a runner claimed it")
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["owner", "status"]), models.Index(fields=["status"])]
+        indexes = [
+            models.Index(fields=["owner", "status"]),
+            models.Index(fields=["status", "lease_expires_at"]),
+            models.Index(fields=["status", "dispatched_at"]),
+        ]
 
     def __str__(self) -> str:
         return f"{self.workflow_id} / {self.id} ({self.status})"

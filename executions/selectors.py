@@ -5,8 +5,9 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import QuerySet
+from django.utils import timezone
 
-from executions.models import Execution, ExecutionEvent, Workflow
+from executions.models import Execution, ExecutionEvent, ExecutionStatus, Workflow
 
 
 def workflows_visible_to(user: AbstractBaseUser) -> QuerySet[Workflow]:
@@ -48,3 +49,11 @@ def executions_cancel_requested(*, execution_ids: list) -> list:
             id__in=execution_ids, cancel_requested_at__isnull=False
         ).values_list("id", flat=True)
     )
+
+
+def executions_with_expired_lease() -> list[tuple[Any, str]]:
+    """``(id, claimed_by)`` of running executions whose runner stopped renewing its claim."""
+    expired = Execution.objects.filter(
+        status=ExecutionStatus.RUNNING, lease_expires_at__lt=timezone.now()
+    )
+    return list(expired.values_list("id", "claimed_by")[:500])

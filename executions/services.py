@@ -9,6 +9,8 @@ always the last of its log.
 """
 
 import json
+import uuid
+from datetime import timedelta
 from functools import partial
 from typing import Any
 
@@ -19,7 +21,7 @@ from django.db.models import ProtectedError
 from django.utils import timezone
 
 from executions.dispatch import execution_cancel_notify, execution_dispatch
-from executions.exceptions import AlreadyFinished, InvalidTransition, WorkflowInUse
+from executions.exceptions import AlreadyFinished, ClaimLost, InvalidTransition, WorkflowInUse
 from executions.models import (
     EventType,
     Execution,
@@ -68,7 +70,11 @@ def execution_create(*, owner: AbstractBaseUser, workflow: Workflow, input_data:
     """Store a pending execution with its first event and dispatch it after commit."""
     with transaction.atomic():
         execution = Execution.objects.create(
-            workflow=workflow, owner=owner, input_data=input_data, message="Waiting to run"
+            workflow=workflow,
+            owner=owner,
+            input_data=input_data,
+            message="Waiting to run",
+            dispatched_at=timezone.now(),
         )
         _event_append(execution, EventType.STATUS, execution.state_data())
         execution.save(update_fields=["last_seq", "last_event_at"])
@@ -76,8 +82,12 @@ def execution_create(*, owner: AbstractBaseUser, workflow: Workflow, input_data:
     return execution
 
 
-def execution_start(*, execution_id: Any) -> Execution | None:
-    """Claim a pending execution for running; ``None`` if it is not pending any more."""
+def execution_start(*, execution_id: Any, runner: str = "") -> Execution | None:
+    """Claim a pending execution for ``runner``; ``None`` if it is not pending any more.
+
+    The claim comes with a fresh ``claim_token`` that the runner passes to every
+    later write, and a lease that it must renew (``executions_lease_renew``).
+    """
     with transaction.atomic():
         execution = (
             Execution.objects.select_for_update(of=("self",))
@@ -86,18 +96,26 @@ def execution_start(*, execution_id: Any) -> Execution | None:
         )
         if execution.status != ExecutionStatus.PENDING:
             return None
+        now = timezone.now()
         _log_append(execution, None, "info", "Execution started")
         return _execution_change(
             execution,
             status=ExecutionStatus.RUNNING,
             message="Started",
-            started_at=timezone.now(),
+            started_at=now,
+            claimed_by=runner,
+            claim_token=uuid.uuid4(),
+            lease_expires_at=now + timedelta(seconds=settings.EXECUTIONS_LEASE_SECONDS),
+            runs=execution.runs + 1,
         )
 
 
-def execution_nodes_prepare(*, execution_id: Any, nodes: list[tuple[str, str, int]]) -> None:
+def execution_nodes_prepare(
+    *, execution_id: Any, nodes: list[tuple[str, str, int]], claim_token: Any = None
+) -> None:
     """Store a pending ``NodeRun`` per ``(node_id, node_type, max_attempts)``."""
     with transaction.atomic():
+        _locked_open(execution_id, claim_token)
         NodeRun.objects.filter(execution_id=execution_id).delete()
         NodeRun.objects.bulk_create(
             NodeRun(
@@ -121,11 +139,12 @@ def execution_node_update(
     error: str | None = None,
     message: str | None = None,
     progress: int | None = None,
+    claim_token: Any = None,
 ) -> None:
     """Record a node's new status as a ``node`` event, with the execution's new
     message and progress (a ``status`` event) in the same transaction when given."""
     with transaction.atomic():
-        execution = _locked_open(execution_id)
+        execution = _locked_open(execution_id, claim_token)
         run = NodeRun.objects.get(execution=execution, node_id=node_id)
         _node_event_append(execution, run, status, attempt=attempt, output=output, error=error)
         if message is None and progress is None:
@@ -139,10 +158,12 @@ def execution_node_update(
             )
 
 
-def execution_nodes_skip(*, execution_id: Any, node_ids: list[str]) -> None:
+def execution_nodes_skip(
+    *, execution_id: Any, node_ids: list[str], claim_token: Any = None
+) -> None:
     """Mark pending nodes ``skipped`` (downstream of a falsy condition)."""
     with transaction.atomic():
-        execution = _locked_open(execution_id)
+        execution = _locked_open(execution_id, claim_token)
         runs = NodeRun.objects.filter(execution=execution, node_id__in=node_ids)
         for run in sorted(runs, key=lambda run: node_ids.index(run.node_id)):
             _node_event_append(execution, run, NodeStatus.SKIPPED)
@@ -150,11 +171,15 @@ def execution_nodes_skip(*, execution_id: Any, node_ids: list[str]) -> None:
 
 
 def execution_progress(
-    *, execution_id: Any, progress: int | None = None, message: str | None = None
+    *,
+    execution_id: Any,
+    progress: int | None = None,
+    message: str | None = None,
+    claim_token: Any = None,
 ) -> Execution:
     """Record a running execution's new (never decreasing) progress and/or message."""
     with transaction.atomic():
-        execution = _locked_open(execution_id)
+        execution = _locked_open(execution_id, claim_token)
         return _execution_change(
             execution,
             status=ExecutionStatus.RUNNING,
@@ -163,10 +188,17 @@ def execution_progress(
         )
 
 
-def execution_log(*, execution_id: Any, node_id: str | None, level: str, message: str) -> None:
+def execution_log(
+    *,
+    execution_id: Any,
+    node_id: str | None,
+    level: str,
+    message: str,
+    claim_token: Any = None,
+) -> None:
     """Append a log line to an execution that has not ended."""
     with transaction.atomic():
-        execution = _locked_open(execution_id)
+        execution = _locked_open(execution_id, claim_token)
         _log_append(execution, node_id, level, message)
         execution.save(update_fields=["last_seq", "last_event_at"])
 
@@ -178,6 +210,7 @@ def execution_finish(
     result: Any = None,
     error: str | None = None,
     log: str | None = None,
+    claim_token: Any = None,
 ) -> Execution:
     """End an execution: stop its unfinished nodes, then append the terminal event.
 
@@ -187,23 +220,18 @@ def execution_finish(
     """
     with transaction.atomic():
         execution = Execution.objects.select_for_update().get(id=execution_id)
+        _check_claim(execution, claim_token)
         if not can_transition(execution.status, status):
             raise InvalidTransition(
                 f"Execution {execution.id} cannot go from {execution.status} to {status}."
             )
-        for run in execution.nodes.order_by("position"):
-            if run.status == NodeStatus.PENDING:
-                _node_event_append(execution, run, NodeStatus.SKIPPED)
-            elif run.status == NodeStatus.RUNNING or (
-                run.status == NodeStatus.FAILED and run.attempts < run.max_attempts
-            ):
-                _node_event_append(execution, run, NodeStatus.CANCELLED)
+        _stop_nodes(execution, skip_pending=True)
         if log:
             _log_append(
                 execution, None, "error" if status == ExecutionStatus.FAILED else "info", log
             )
         now = timezone.now()
-        changes: dict[str, Any] = {"finished_at": now, "error": error}
+        changes: dict[str, Any] = {"finished_at": now, "error": error, "lease_expires_at": None}
         if status == ExecutionStatus.COMPLETED:
             changes.update(progress=100, result=result)
         message = FINISH_MESSAGES[status]
@@ -257,9 +285,97 @@ def _finish_locked_cancelled(execution: Execution, requested_by) -> Execution:
     )
 
 
-def _locked_open(execution_id: Any) -> Execution:
-    """The locked execution, which must not have ended."""
+def executions_lease_renew(*, claim_tokens: list) -> set:
+    """Extend the leases of the runs holding these claims; return the claims still held."""
+    held = Execution.objects.filter(status=ExecutionStatus.RUNNING, claim_token__in=claim_tokens)
+    # Only the lease moves: no state changes, so no event and no row lock.
+    held.update(
+        lease_expires_at=timezone.now() + timedelta(seconds=settings.EXECUTIONS_LEASE_SECONDS)
+    )
+    return set(held.values_list("claim_token", flat=True))
+
+
+def execution_interrupt(
+    *, execution_id: Any, reason: str, claim_token: Any = None
+) -> Execution | None:
+    """A running execution lost its runner (``reason`` says how): run it again from
+    the start if its workflow allows that, else fail it. ``None`` if it is not
+    running any more, or (without ``claim_token``) its lease has not expired."""
+    with transaction.atomic():
+        execution = (
+            Execution.objects.select_for_update(of=("self",))
+            .select_related("workflow")
+            .get(id=execution_id)
+        )
+        if execution.status != ExecutionStatus.RUNNING:
+            return None
+        if claim_token is None and execution.lease_expires_at > timezone.now():
+            return None
+        _check_claim(execution, claim_token)
+        limit = settings.EXECUTIONS_MAX_RUNS
+        if execution.workflow.retry_on_worker_loss and execution.runs < limit:
+            return _requeue(execution, reason)
+        why = f"{reason}; the execution was lost"
+        if execution.workflow.retry_on_worker_loss:
+            why += f" (it already ran {execution.runs} times, the limit is {limit})"
+        return execution_finish(
+            execution_id=execution.id, status=ExecutionStatus.FAILED, error=why + "."
+        )
+
+
+def executions_redispatch_stale(*, older_than: float) -> int:
+    """Dispatch again the pending executions dispatched longer than ``older_than`` s ago."""
+    cutoff = timezone.now() - timedelta(seconds=older_than)
+    count = 0
+    with transaction.atomic():
+        stale = Execution.objects.select_for_update(skip_locked=True).filter(
+            status=ExecutionStatus.PENDING, dispatched_at__lt=cutoff
+        )
+        for execution in stale[:500]:
+            execution.dispatched_at = timezone.now()
+            execution.save(update_fields=["dispatched_at"])
+            transaction.on_commit(partial(execution_dispatch, execution.id), robust=True)
+            count += 1
+    return count
+
+
+def _requeue(execution: Execution, reason: str) -> Execution:
+    _stop_nodes(execution, skip_pending=False)
+    _log_append(execution, None, "warning", f"{reason}; running the execution again from the start")
+    execution.claim_token = None
+    execution.lease_expires_at = None
+    execution.dispatched_at = timezone.now()
+    transaction.on_commit(partial(execution_dispatch, execution.id), robust=True)
+    return _execution_change(
+        execution,
+        status=ExecutionStatus.PENDING,
+        progress=0,
+        message=f"Waiting to run again ({reason})",
+        started_at=None,
+    )
+
+
+def _stop_nodes(execution: Execution, *, skip_pending: bool) -> None:
+    """Cancel the nodes running (or waiting to retry); skip the pending ones if asked."""
+    for run in execution.nodes.order_by("position"):
+        if run.status == NodeStatus.PENDING and skip_pending:
+            _node_event_append(execution, run, NodeStatus.SKIPPED)
+        elif run.status == NodeStatus.RUNNING or (
+            run.status == NodeStatus.FAILED and run.attempts < run.max_attempts
+        ):
+            _node_event_append(execution, run, NodeStatus.CANCELLED)
+
+
+def _check_claim(execution: Execution, claim_token: Any) -> None:
+    if claim_token is not None and execution.claim_token != claim_token:
+        raise ClaimLost(f"Execution {execution.id} is no longer claimed by this runner; it stops.")
+
+
+def _locked_open(execution_id: Any, claim_token: Any = None) -> Execution:
+    """The locked execution, which must not have ended (and must still be this
+    runner's, when ``claim_token`` is given)."""
     execution = Execution.objects.select_for_update().get(id=execution_id)
+    _check_claim(execution, claim_token)
     if execution.status in TERMINAL_STATUSES:
         raise InvalidTransition(
             f"Execution {execution.id} has ended ({execution.status}); nothing more is recorded."

@@ -12,6 +12,8 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     ),
     ExecutionStatus.RUNNING: frozenset(
         {
+            # back to pending: its runner was lost or released it; it runs again
+            ExecutionStatus.PENDING,
             ExecutionStatus.RUNNING,
             ExecutionStatus.COMPLETED,
             ExecutionStatus.FAILED,

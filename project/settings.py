@@ -130,11 +130,23 @@ REDIS_URL = os.environ.get("REDIS_URL", "")
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            # One PUBLISH per event, whatever the number of subscribers.
+            "BACKEND": "realtime.layers.BoundedRedisPubSubChannelLayer",
             "CONFIG": {
                 # redis-py defaults to a 5 s socket timeout, which would kill
                 # every idle subscriber connection.
-                "hosts": [{"address": REDIS_URL, "socket_timeout": None}],
+                "hosts": [
+                    {
+                        "address": REDIS_URL,
+                        "socket_timeout": None,
+                        "socket_connect_timeout": 5,
+                        "max_connections": int(os.environ.get("REDIS_MAX_CONNECTIONS", "50")),
+                        "health_check_interval": 30,
+                    }
+                ],
+                # Messages waiting for one socket; past this the oldest are
+                # dropped and the socket fills the gap from the event log.
+                "capacity": 1000,
             },
         }
     }
@@ -195,3 +207,37 @@ EXECUTIONS_HTTP_MAX_RESPONSE_BYTES = int(
 )
 # Threads that serve WebSocket sockets' database reads in one server process.
 REALTIME_DB_THREADS = int(os.environ.get("REALTIME_DB_THREADS", "8"))
+
+# Where executions run: "inprocess" (on a background loop of the server
+# process; the default without Redis) or "celery" (worker processes started
+# with `manage.py worker`; the default when REDIS_URL is set).
+EXECUTIONS_RUNNER = os.environ.get("EXECUTIONS_RUNNER") or ("celery" if REDIS_URL else "inprocess")
+# A runner renews its claim on each execution it runs; one whose claim has
+# not been renewed for this long is considered lost.
+EXECUTIONS_LEASE_SECONDS = float(os.environ.get("EXECUTIONS_LEASE_SECONDS", "30"))
+# How often each runner looks for lost executions and lost dispatches.
+EXECUTIONS_REAPER_INTERVAL = float(os.environ.get("EXECUTIONS_REAPER_INTERVAL", "5"))
+# Pending executions dispatched longer ago than this are dispatched again
+# (the broker may have lost the message, e.g. when Redis restarted).
+EXECUTIONS_REDISPATCH_AFTER = float(os.environ.get("EXECUTIONS_REDISPATCH_AFTER", "60"))
+# Times an execution may be claimed in all (first run plus reruns after a
+# lost runner, for workflows with retry_on_worker_loss).
+EXECUTIONS_MAX_RUNS = int(os.environ.get("EXECUTIONS_MAX_RUNS", "3"))
+# On SIGTERM a worker stops taking work and lets its runs finish for this
+# long; then it hands the rest back (rerun, or failed if not repeatable).
+EXECUTIONS_SHUTDOWN_GRACE_SECONDS = float(os.environ.get("EXECUTIONS_SHUTDOWN_GRACE_SECONDS", "20"))
+# Look for lost executions in this process (the server in embedded mode,
+# and every worker).
+EXECUTIONS_MAINTENANCE = env_bool("EXECUTIONS_MAINTENANCE", default=True)
+
+# Celery (worker processes), with the Redis the channel layer already uses.
+CELERY_BROKER_URL = REDIS_URL or "memory://"
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# An unacknowledged task (its worker died) comes back after this long; the
+# lease has recovered the execution long before, so the copy is a no-op.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}

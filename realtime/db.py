@@ -12,6 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 from channels.db import DatabaseSyncToAsync
 from django.conf import settings
 
+from executions.engine.db import shutdown_closing_connections
+
 _pool: ThreadPoolExecutor | None = None
 
 
@@ -27,3 +29,11 @@ def _executor() -> ThreadPoolExecutor:
 def db_read(fn: Callable) -> Callable:
     """An awaitable version of ``fn`` that runs in the socket read pool."""
     return DatabaseSyncToAsync(fn, thread_sensitive=False, executor=_executor())
+
+
+def close_read_threads() -> None:
+    """Close the read pool's database connections and stop its threads (tests, shutdown)."""
+    global _pool
+    pool, _pool = _pool, None
+    if pool is not None:
+        shutdown_closing_connections(pool)

@@ -1,9 +1,15 @@
+import asyncio
+
 import pytest
+from asgiref.sync import sync_to_async
 from channels.layers import channel_layers
+from django.db import connections
 from rest_framework.test import APIClient
 
 from executions.dispatch import stop_in_process_runs
 from executions.engine.db import close_db_threads
+from realtime.db import close_read_threads
+from realtime.publish import publisher_loop
 from tests.factories import make_token, make_user
 
 
@@ -13,7 +19,16 @@ def fresh_channel_layer():
     channel_layers.backends.clear()
     yield
     stop_in_process_runs()
+    close_publisher_connections()
     channel_layers.backends.clear()
+
+
+def close_publisher_connections() -> None:
+    """Close the Redis connections that the publisher's loop opened for this test's layer."""
+    loop = publisher_loop._loop
+    for layer in list(channel_layers.backends.values()):
+        if loop is not None and loop in getattr(layer, "_layers", {}):
+            asyncio.run_coroutine_threadsafe(layer.flush(), loop).result(5)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -21,6 +36,9 @@ def close_engine_connections(django_db_setup, django_db_blocker):
     """Close the engine threads' connections before the test database is dropped."""
     yield
     close_db_threads()
+    close_read_threads()
+    # Async tests ran their database calls in asgiref's shared thread.
+    asyncio.run(sync_to_async(connections.close_all, thread_sensitive=True)())
 
 
 @pytest.fixture

@@ -8,3 +8,6 @@ from project.settings import *  # noqa: F403
 
 # Test users need no slow password hashing.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# Tests start maintenance themselves where they are about it.
+EXECUTIONS_MAINTENANCE = False

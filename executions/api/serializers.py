@@ -8,7 +8,15 @@ from executions.selectors import workflows_visible_to
 class WorkflowSerializer(serializers.ModelSerializer):
     class Meta:
         model = Workflow
-        fields = ["id", "name", "description", "definition", "created_at", "updated_at"]
+        fields = [
+            "id",
+            "name",
+            "description",
+            "definition",
+            "retry_on_worker_loss",
+            "created_at",
+            "updated_at",
+        ]
         read_only_fields = ["id", "created_at", "updated_at"]
 
     def validate_definition(self, value):

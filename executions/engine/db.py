@@ -44,8 +44,12 @@ def close_db_threads() -> None:
     global _executor
     with _executor_lock:
         executor, _executor = _executor, None
-    if executor is None:
-        return
+    if executor is not None:
+        shutdown_closing_connections(executor)
+
+
+def shutdown_closing_connections(executor: ThreadPoolExecutor) -> None:
+    """Close the database connections of every thread of ``executor``, then stop it."""
     workers = executor._max_workers
     barrier = threading.Barrier(workers, timeout=10)
 

@@ -8,6 +8,7 @@ are cancelled at their next ``await`` (a ``delay`` at once).
 """
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections import deque
@@ -16,10 +17,11 @@ from typing import Any
 from django.conf import settings
 
 from executions import services
+from executions.dispatch import runner_name
 from executions.engine.context import NodeContext
 from executions.engine.db import db
 from executions.engine.graph import Graph, InvalidDefinition, parse_definition
-from executions.exceptions import InvalidTransition, NodeFailed
+from executions.exceptions import ClaimLost, InvalidTransition, NodeFailed
 from executions.models import Execution, ExecutionStatus, NodeStatus
 from executions.selectors import executions_cancel_requested
 
@@ -27,7 +29,7 @@ logger = logging.getLogger(__name__)
 
 # Runs of this process by execution id; touched only on the runner's loop.
 _active: dict[Any, "Run"] = {}
-_poller: asyncio.Task | None = None
+_watcher: asyncio.Task | None = None
 
 
 class NodeError(Exception):
@@ -39,22 +41,26 @@ class NodeError(Exception):
 
 async def run_execution(execution_id: Any) -> None:
     """Claim a pending execution and run it to a terminal status."""
-    execution = await db(services.execution_start, execution_id=execution_id)
+    execution = await db(services.execution_start, execution_id=execution_id, runner=runner_name())
     if execution is None:
         return
+    token = execution.claim_token
     try:
         graph = parse_definition(execution.workflow.definition)
     except InvalidDefinition as exc:
-        await _finish(execution.id, ExecutionStatus.FAILED, error=f"Invalid workflow: {exc}")
+        error = f"Invalid workflow: {exc}"
+        await _finish(execution.id, ExecutionStatus.FAILED, error=error, claim_token=token)
         return
     run = Run(execution, graph)
     _register(run)
     try:
         await run.execute()
+    except ClaimLost:
+        logger.warning("Execution %s was taken over elsewhere; this run stops", execution.id)
     except Exception as exc:
         logger.exception("Execution %s crashed", execution.id)
         error = f"Internal error while running the workflow: {type(exc).__name__}: {exc}"
-        await _finish(execution.id, ExecutionStatus.FAILED, error=error)
+        await _finish(execution.id, ExecutionStatus.FAILED, error=error, claim_token=token)
     finally:
         _active.pop(execution.id, None)
 
@@ -63,14 +69,30 @@ def cancel_local_run(execution_id: Any) -> None:
     """Stop a run of this process, if it has one; safe to call from any thread."""
     run = _active.get(execution_id)
     if run is not None:
-        run.loop.call_soon_threadsafe(run.cancel_requested.set)
+        run.request_stop(CANCEL)
+
+
+def release_local_runs() -> int:
+    """Hand every run of this process back (this runner is shutting down); any thread."""
+    runs = list(_active.values())
+    for run in runs:
+        run.request_stop(RELEASE)
+    return len(runs)
+
+
+def active_runs() -> int:
+    return len(_active)
 
 
 async def _finish(execution_id: Any, status: str, **fields: Any) -> None:
     try:
         await db(services.execution_finish, execution_id=execution_id, status=status, **fields)
-    except InvalidTransition:
-        logger.info("Execution %s had already ended", execution_id)
+    except (InvalidTransition, ClaimLost) as exc:
+        logger.info("Execution %s not finished here: %s", execution_id, exc)
+
+
+# Why a run stops early, strongest last: a run being abandoned writes nothing.
+CANCEL, RELEASE, ABANDON = 1, 2, 3
 
 
 class Run:
@@ -84,9 +106,24 @@ class Run:
         self.fraction = dict.fromkeys(graph.nodes, 0.0)
         self.outputs: dict[str, Any] = {}
         self.started = 0
-        self.cancel_requested = asyncio.Event()
+        self.claim_token = execution.claim_token
+        self.stop_requested = asyncio.Event()
+        self.stop_reason = 0
         self.loop = asyncio.get_running_loop()
         self.progress = ProgressReporter(self)
+
+    def request_stop(self, reason: int) -> None:
+        """Ask the run to stop (``CANCEL``, ``RELEASE`` or ``ABANDON``); any thread."""
+
+        def stop() -> None:
+            self.stop_reason = max(self.stop_reason, reason)
+            self.stop_requested.set()
+
+        self.loop.call_soon_threadsafe(stop)
+
+    async def write(self, service, **kwargs: Any) -> Any:
+        """Call a service for this execution, as the holder of its claim."""
+        return await db(service, execution_id=self.id, claim_token=self.claim_token, **kwargs)
 
     def percent(self) -> int:
         """Weighted completion of all nodes; skipped nodes count as done."""
@@ -104,21 +141,21 @@ class Run:
 
     async def execute(self) -> None:
         nodes = [(n.id, n.type, n.max_attempts) for n in self.graph.nodes.values()]
-        await db(services.execution_nodes_prepare, execution_id=self.id, nodes=nodes)
+        await self.write(services.execution_nodes_prepare, nodes=nodes)
         limit = max(1, settings.EXECUTIONS_MAX_PARALLEL_NODES)
         ready = deque(self.graph.roots)
         running: dict[asyncio.Task, str] = {}
-        cancelled = asyncio.ensure_future(self.cancel_requested.wait())
+        stopped = asyncio.ensure_future(self.stop_requested.wait())
         try:
             while ready or running:
                 while ready and len(running) < limit:
                     node_id = ready.popleft()
                     running[asyncio.create_task(self.run_node(node_id))] = node_id
                 done, _ = await asyncio.wait(
-                    [*running, cancelled], return_when=asyncio.FIRST_COMPLETED
+                    [*running, stopped], return_when=asyncio.FIRST_COMPLETED
                 )
-                if cancelled in done:
-                    return await self.stop(running, ExecutionStatus.CANCELLED, log="Cancelled")
+                if stopped in done:
+                    return await self.stop_early(running)
                 for task in done:
                     node_id = running.pop(task)
                     if task.exception() is not None:
@@ -126,9 +163,11 @@ class Run:
                         return await self.stop(running, ExecutionStatus.FAILED, error=error)
                     ready.extend(await self.completed(node_id, task.result()))
         finally:
-            cancelled.cancel()
+            stopped.cancel()
         await self.progress.close()
-        await _finish(self.id, ExecutionStatus.COMPLETED, result=self.result())
+        await _finish(
+            self.id, ExecutionStatus.COMPLETED, result=self.result(), claim_token=self.claim_token
+        )
 
     async def completed(self, node_id: str, outcome: tuple[Any, bool]) -> list[str]:
         """Record a node's output; return the children that became ready."""
@@ -141,7 +180,7 @@ class Run:
             for other in skipped:
                 self.status[other] = NodeStatus.SKIPPED
             if skipped:
-                await db(services.execution_nodes_skip, execution_id=self.id, node_ids=skipped)
+                await self.write(services.execution_nodes_skip, node_ids=skipped)
                 self.progress.changed()
         return [
             child
@@ -152,11 +191,25 @@ class Run:
 
     async def stop(self, running: dict[asyncio.Task, str], status: str, **fields: Any) -> None:
         """Cancel the running nodes and end the execution with ``status``."""
+        await self.halt(running)
+        await _finish(self.id, status, claim_token=self.claim_token, **fields)
+
+    async def halt(self, running: dict[asyncio.Task, str]) -> None:
         for task in running:
             task.cancel()
         await asyncio.gather(*running, return_exceptions=True)
         await self.progress.close()
-        await _finish(self.id, status, **fields)
+
+    async def stop_early(self, running: dict[asyncio.Task, str]) -> None:
+        """Stop for the reason requested: cancelled, handed back, or abandoned."""
+        if self.stop_reason == CANCEL:
+            return await self.stop(running, ExecutionStatus.CANCELLED, log="Cancelled")
+        await self.halt(running)
+        if self.stop_reason == RELEASE:
+            with contextlib.suppress(ClaimLost):
+                await self.write(
+                    services.execution_interrupt, reason=f"Runner {runner_name()} shut down"
+                )
 
     def result(self) -> Any:
         sinks = self.graph.sinks
@@ -179,9 +232,8 @@ class Run:
         message = f"Running node '{node_id}' ({self.started}/{len(self.graph.nodes)})"
         for attempt in range(1, node.max_attempts + 1):
             self.status[node_id] = NodeStatus.RUNNING
-            await db(
+            await self.write(
                 services.execution_node_update,
-                execution_id=self.id,
                 node_id=node_id,
                 status=NodeStatus.RUNNING,
                 attempt=attempt,
@@ -192,9 +244,8 @@ class Run:
             if error is None:
                 return output, ctx.skip_downstream_requested
             self.status[node_id] = NodeStatus.FAILED
-            await db(
+            await self.write(
                 services.execution_node_update,
-                execution_id=self.id,
                 node_id=node_id,
                 status=NodeStatus.FAILED,
                 error=error,
@@ -233,9 +284,8 @@ class Run:
         done = sum(s in (NodeStatus.COMPLETED, NodeStatus.SKIPPED) for s in self.status.values())
         percent = self.percent()
         self.progress.recorded(percent)
-        await db(
+        await self.write(
             services.execution_node_update,
-            execution_id=self.id,
             node_id=node_id,
             status=NodeStatus.COMPLETED,
             output=output,
@@ -258,9 +308,8 @@ class Run:
         )
 
     async def log(self, node_id: str | None, level: str, message: str) -> None:
-        await db(
+        await self.write(
             services.execution_log,
-            execution_id=self.id,
             node_id=node_id,
             level=level,
             message=message,
@@ -302,7 +351,7 @@ class ProgressReporter:
         percent = self.run.percent()
         self.last_time = asyncio.get_running_loop().time()
         try:
-            await db(services.execution_progress, execution_id=self.run.id, progress=percent)
+            await self.run.write(services.execution_progress, progress=percent)
             self.sent = max(self.sent, percent)
         finally:
             self.task = None
@@ -319,20 +368,31 @@ class ProgressReporter:
 
 
 def _register(run: Run) -> None:
-    global _poller
+    global _watcher
     _active[run.id] = run
-    if _poller is None or _poller.done():
-        _poller = asyncio.get_running_loop().create_task(_poll_cancellations())
+    if _watcher is None or _watcher.done():
+        _watcher = asyncio.get_running_loop().create_task(_watch_runs())
 
 
-async def _poll_cancellations() -> None:
-    """Notice cancellations requested through other processes, in one query for all runs."""
+async def _watch_runs() -> None:
+    """Renew this process's claims and notice cancellations requested elsewhere,
+    two queries for all runs, about once a second."""
     while _active:
-        await asyncio.sleep(settings.EXECUTIONS_CANCEL_POLL_INTERVAL)
+        interval = min(
+            settings.EXECUTIONS_CANCEL_POLL_INTERVAL, settings.EXECUTIONS_LEASE_SECONDS / 3
+        )
+        await asyncio.sleep(interval)
+        runs = list(_active.values())
         try:
-            requested = await db(executions_cancel_requested, execution_ids=list(_active))
+            held = await db(
+                services.executions_lease_renew, claim_tokens=[r.claim_token for r in runs]
+            )
+            requested = await db(executions_cancel_requested, execution_ids=[r.id for r in runs])
         except Exception:
-            logger.exception("Could not check for cancellations; retrying")
+            logger.exception("Could not renew claims or check cancellations; retrying")
             continue
-        for execution_id in requested:
-            cancel_local_run(execution_id)
+        for run in runs:
+            if run.claim_token not in held:
+                run.request_stop(ABANDON)
+            elif run.id in requested:
+                run.request_stop(CANCEL)

@@ -116,3 +116,6 @@ def server(tmp_path):
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+from tests.e2e.cluster import cluster  # noqa: E402, F401  the scaled-out deployment fixture

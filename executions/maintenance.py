@@ -1,0 +1,49 @@
+"""Finds executions whose runner was lost and dispatches that the broker lost.
+
+Every runner process (each worker, and the server in embedded mode) does
+this every ``EXECUTIONS_REAPER_INTERVAL`` seconds. The work is idempotent
+and done under row locks, so any number of processes may do it at once.
+"""
+
+import asyncio
+import logging
+
+from django.conf import settings
+
+from executions import selectors, services
+from executions.dispatch import in_process_loop
+from executions.engine.db import db
+
+logger = logging.getLogger(__name__)
+
+_started = False
+
+
+def start_maintenance() -> None:
+    """Start the maintenance loop on this process's runner loop (once)."""
+    global _started
+    if not _started and settings.EXECUTIONS_MAINTENANCE:
+        _started = True
+        in_process_loop.submit(maintain_forever())
+
+
+async def maintain_forever() -> None:
+    while True:
+        await asyncio.sleep(settings.EXECUTIONS_REAPER_INTERVAL)
+        try:
+            await maintain_once()
+        except Exception:
+            logger.exception("Execution maintenance failed; retrying")
+
+
+async def maintain_once() -> None:
+    for execution_id, runner in await db(selectors.executions_with_expired_lease):
+        reason = f"Runner {runner or 'unknown'} stopped renewing its claim"
+        execution = await db(services.execution_interrupt, execution_id=execution_id, reason=reason)
+        if execution is not None:
+            logger.warning("Execution %s: %s; now %s", execution_id, reason, execution.status)
+    count = await db(
+        services.executions_redispatch_stale, older_than=settings.EXECUTIONS_REDISPATCH_AFTER
+    )
+    if count:
+        logger.warning("Dispatched %d pending executions again", count)

@@ -1,0 +1,22 @@
+"""The Celery application that carries executions to worker processes.
+
+Redis is the broker (the one the channel layer already uses). Tasks are
+acknowledged late and prefetched one at a time, so an execution whose
+worker dies is delivered again; the claim in ``execution_start`` makes sure
+a second delivery never runs it twice.
+"""
+
+import uuid
+
+from celery import Celery
+
+app = Celery("executions")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+
+
+@app.task(name="executions.run")
+def run_execution_task(execution_id: str) -> None:
+    """Run one execution on this worker's runner loop; returns when it has ended."""
+    from executions.dispatch import run_here
+
+    run_here(uuid.UUID(execution_id)).result()

@@ -1,0 +1,80 @@
+"""A Redis pub/sub channel layer with bounded queues that rides out restarts.
+
+``RedisPubSubChannelLayer`` gives every socket an unbounded queue: a socket
+that stops draining it would grow the server's memory without limit. Here a
+full queue drops its oldest message instead. And after Redis restarts, the
+first command on each stale connection fails; here it is retried once on a
+fresh connection. Nothing is lost for good either way: a socket notices a gap
+in ``seq`` (or the log watchdog does) and reads the missing events from the
+event log.
+"""
+
+import asyncio
+import logging
+
+from channels_redis.pubsub import (
+    RedisPubSubChannelLayer,
+    RedisPubSubLoopLayer,
+    RedisSingleShardConnection,
+)
+from channels_redis.utils import _wrap_close, decode_hosts
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+logger = logging.getLogger(__name__)
+
+
+class DroppingQueue(asyncio.Queue):
+    """A bounded queue whose ``put_nowait`` drops the oldest item when full."""
+
+    def put_nowait(self, item) -> None:
+        if self.full():
+            self.get_nowait()
+            logger.debug("Dropped a message for a socket that is not keeping up")
+        super().put_nowait(item)
+
+
+class ReconnectingShard(RedisSingleShardConnection):
+    """Retries a command once when its connection was lost (e.g. Redis restarted)."""
+
+    async def publish(self, channel, message):
+        await self._retrying(super().publish, channel, message)
+
+    async def subscribe(self, channel):
+        await self._retrying(super().subscribe, channel)
+
+    async def unsubscribe(self, channel):
+        await self._retrying(super().unsubscribe, channel)
+
+    async def _retrying(self, command, *args):
+        try:
+            await command(*args)
+        except (RedisConnectionError, OSError):
+            logger.warning("Redis connection lost; retrying on a new connection")
+            await command(*args)
+
+
+class BoundedRedisPubSubLoopLayer(RedisPubSubLoopLayer):
+    def __init__(self, *args, capacity: int = 1000, hosts=None, **kwargs):
+        super().__init__(*args, hosts=hosts, **kwargs)
+        self.capacity = capacity
+        self._shards = [ReconnectingShard(host, self) for host in decode_hosts(hosts)]
+
+    async def _subscribe_to_channel(self, channel):
+        self.channels[channel] = DroppingQueue(maxsize=self.capacity)
+        await self._get_shard(channel).subscribe(channel)
+
+
+class BoundedRedisPubSubChannelLayer(RedisPubSubChannelLayer):
+    def __init__(self, *args, capacity: int = 1000, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.capacity = capacity
+
+    def _get_layer(self):
+        loop = asyncio.get_running_loop()
+        if loop not in self._layers:
+            self._layers[loop] = BoundedRedisPubSubLoopLayer(
+                *self._args, capacity=self.capacity, channel_layer=self, **self._kwargs
+            )
+            # Closes the loop's connections when the loop closes, as the base class does.
+            _wrap_close(self, loop)
+        return self._layers[loop]
