@@ -4,4 +4,4 @@ import os
 
 os.environ.setdefault("SECRET_KEY", "test-suite-only-secret-key")
 
-from project.settings import *  # noqa: E402, F403
+from project.settings import *  # noqa: F403
