@@ -1,13 +1,14 @@
 from django.contrib import admin
 from django.utils.html import format_html
 
-from executions.models import Execution, ExecutionEvent, ExecutionStatus, Workflow
+from executions.models import Execution, ExecutionEvent, ExecutionStatus, NodeRun, Workflow
 
 STATUS_COLOURS = {
     ExecutionStatus.PENDING: "#6b7280",
     ExecutionStatus.RUNNING: "#2563eb",
     ExecutionStatus.COMPLETED: "#16a34a",
     ExecutionStatus.FAILED: "#dc2626",
+    ExecutionStatus.CANCELLED: "#a16207",
 }
 
 
@@ -19,19 +20,29 @@ class WorkflowAdmin(admin.ModelAdmin):
     readonly_fields = ["id", "created_at", "updated_at"]
 
 
-class ExecutionEventInline(admin.TabularInline):
-    model = ExecutionEvent
-    fields = ["seq", "type", "created_at", "data"]
-    readonly_fields = fields
+class ReadOnlyInline(admin.TabularInline):
     extra = 0
     can_delete = False
-    ordering = ["seq"]
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+
+class NodeRunInline(ReadOnlyInline):
+    model = NodeRun
+    fields = ["node_id", "node_type", "status", "attempts", "started_at", "duration", "error"]
+    readonly_fields = fields
+    ordering = ["position"]
+
+
+class ExecutionEventInline(ReadOnlyInline):
+    model = ExecutionEvent
+    fields = ["seq", "type", "created_at", "data"]
+    readonly_fields = fields
+    ordering = ["seq"]
 
 
 @admin.register(Execution)
@@ -51,7 +62,7 @@ class ExecutionAdmin(admin.ModelAdmin):
     search_fields = ["id", "workflow__name", "owner__username", "message", "error"]
     list_select_related = ["workflow", "owner"]
     date_hierarchy = "created_at"
-    inlines = [ExecutionEventInline]
+    inlines = [NodeRunInline, ExecutionEventInline]
     readonly_fields = [field.name for field in Execution._meta.fields]
 
     @admin.display(description="status", ordering="status")

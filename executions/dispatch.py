@@ -25,6 +25,16 @@ def execution_dispatch(execution_id: Any) -> None:
     future.add_done_callback(_finished)
 
 
+def execution_cancel_notify(execution_id: Any) -> None:
+    """Tell this process's runner, at once, that an execution was asked to stop.
+
+    Runners elsewhere notice the request in the database within a second.
+    """
+    from executions.engine.runner import cancel_local_run
+
+    cancel_local_run(execution_id)
+
+
 def stop_in_process_runs(timeout: float = 10) -> None:
     """Cancel the executions running in this process and wait for them to stop."""
     futures = list(_running)

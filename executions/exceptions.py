@@ -9,6 +9,10 @@ class InvalidTransition(ExecutionsError):
     """The requested status change is not allowed from the execution's current status."""
 
 
+class AlreadyFinished(ExecutionsError):
+    """The execution has reached a terminal status; it cannot be cancelled."""
+
+
 class WorkflowInUse(ExecutionsError):
     """The workflow still has executions and so cannot be deleted."""
 

@@ -17,6 +17,25 @@ class ExecutionStatus(models.TextChoices):
     """Every node finished; ``result`` holds the sink output."""
     FAILED = "failed", "Failed"
     """A node failed or the run was lost; ``error`` says why."""
+    CANCELLED = "cancelled", "Cancelled"
+    """Stopped on request; running nodes ended ``cancelled``, the rest ``skipped``."""
+
+
+class NodeStatus(models.TextChoices):
+    """Lifecycle of one node within an execution."""
+
+    PENDING = "pending", "Pending"
+    """Not started yet (never sent as a node event)."""
+    RUNNING = "running", "Running"
+    """An attempt is running."""
+    COMPLETED = "completed", "Completed"
+    """Produced its output."""
+    FAILED = "failed", "Failed"
+    """The attempt failed; a later attempt may follow when retries remain."""
+    SKIPPED = "skipped", "Skipped"
+    """Will not run: downstream of a falsy condition, or the execution stopped first."""
+    CANCELLED = "cancelled", "Cancelled"
+    """Was running when the execution was cancelled or failed elsewhere."""
 
 
 class EventType(models.TextChoices):
@@ -24,6 +43,8 @@ class EventType(models.TextChoices):
 
     STATUS = "status", "Status"
     """The execution's state changed; the payload is a full state snapshot."""
+    NODE = "node", "Node"
+    """A node changed status (one per attempt start and end)."""
     LOG = "log", "Log"
     """A log line written by a node or by the engine."""
 
@@ -69,6 +90,7 @@ class Execution(models.Model):
     # recorded. Only ``executions.services`` moves it, under the row lock.
     last_seq = models.PositiveIntegerField(default=0)
     last_event_at = models.DateTimeField(null=True, blank=True)
+    cancel_requested_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -93,6 +115,32 @@ class Execution(models.Model):
             "error": self.error,
             "execution_time": self.execution_time,
         }
+
+
+class NodeRun(models.Model):
+    """The state of one node of an execution, as of its latest attempt."""
+
+    execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="nodes")
+    node_id = models.CharField(max_length=100)
+    node_type = models.CharField(max_length=100)
+    position = models.PositiveIntegerField(help_text="the node's index in the definition")
+    status = models.CharField(max_length=16, choices=NodeStatus.choices, default=NodeStatus.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    max_attempts = models.PositiveSmallIntegerField(default=1)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    duration = models.FloatField(null=True, blank=True)
+    output = models.JSONField(null=True, blank=True)
+    error = models.TextField(null=True, blank=True)  # noqa: DJ001  null like the wire format
+
+    class Meta:
+        ordering = ["execution", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["execution", "node_id"], name="unique_node_run"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.execution_id} {self.node_id} ({self.status})"
 
 
 class ExecutionEvent(models.Model):

@@ -1,25 +1,43 @@
 """Every write of the executions app.
 
-Each change of an execution's state goes through ``_execution_change``: it
-locks the row, checks the transition, appends the event with the next ``seq``
-and saves the state, all in one transaction. The event's ``post_save`` signal
-pushes it to subscribers after commit.
+Each change of an execution goes through one transaction that locks the
+execution row, checks the transition, appends its events with the next
+``seq`` values and saves the new state. The events' ``post_save`` signal
+pushes them to subscribers after commit. Once an execution has reached a
+terminal status nothing more is appended: the terminal ``status`` event is
+always the last of its log.
 """
 
+import json
 from functools import partial
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import ProtectedError
 from django.utils import timezone
 
-from executions.dispatch import execution_dispatch
-from executions.exceptions import InvalidTransition, WorkflowInUse
-from executions.models import EventType, Execution, ExecutionEvent, ExecutionStatus, Workflow
-from executions.states import TERMINAL_STATUSES, can_transition
+from executions.dispatch import execution_cancel_notify, execution_dispatch
+from executions.exceptions import AlreadyFinished, InvalidTransition, WorkflowInUse
+from executions.models import (
+    EventType,
+    Execution,
+    ExecutionEvent,
+    ExecutionStatus,
+    NodeRun,
+    NodeStatus,
+    Workflow,
+)
+from executions.states import NODE_FINISHED_STATUSES, TERMINAL_STATUSES, can_transition
 
 _UNSET: Any = object()
+
+FINISH_MESSAGES = {
+    ExecutionStatus.COMPLETED: "Completed",
+    ExecutionStatus.FAILED: "Failed",
+    ExecutionStatus.CANCELLED: "Cancelled",
+}
 
 
 def workflow_create(
@@ -68,6 +86,7 @@ def execution_start(*, execution_id: Any) -> Execution | None:
         )
         if execution.status != ExecutionStatus.PENDING:
             return None
+        _log_append(execution, None, "info", "Execution started")
         return _execution_change(
             execution,
             status=ExecutionStatus.RUNNING,
@@ -76,55 +95,176 @@ def execution_start(*, execution_id: Any) -> Execution | None:
         )
 
 
-def execution_progress(
-    *, execution_id: Any, message: str, progress: int | None = None
-) -> Execution:
-    """Record a running execution's new message and (never decreasing) progress."""
+def execution_nodes_prepare(*, execution_id: Any, nodes: list[tuple[str, str, int]]) -> None:
+    """Store a pending ``NodeRun`` per ``(node_id, node_type, max_attempts)``."""
     with transaction.atomic():
-        execution = _locked(execution_id)
-        progress = execution.progress if progress is None else max(execution.progress, progress)
-        return _execution_change(
-            execution, status=ExecutionStatus.RUNNING, message=message, progress=progress
+        NodeRun.objects.filter(execution_id=execution_id).delete()
+        NodeRun.objects.bulk_create(
+            NodeRun(
+                execution_id=execution_id,
+                node_id=node_id,
+                node_type=node_type,
+                position=position,
+                max_attempts=max_attempts,
+            )
+            for position, (node_id, node_type, max_attempts) in enumerate(nodes)
         )
 
 
-def execution_complete(*, execution_id: Any, result: Any) -> Execution:
+def execution_node_update(
+    *,
+    execution_id: Any,
+    node_id: str,
+    status: str,
+    attempt: int | None = None,
+    output: Any = _UNSET,
+    error: str | None = None,
+    message: str | None = None,
+    progress: int | None = None,
+) -> None:
+    """Record a node's new status as a ``node`` event, with the execution's new
+    message and progress (a ``status`` event) in the same transaction when given."""
     with transaction.atomic():
-        execution = _locked(execution_id)
-        return _execution_finish(
-            execution, status=ExecutionStatus.COMPLETED, progress=100, result=result
-        )
+        execution = _locked_open(execution_id)
+        run = NodeRun.objects.get(execution=execution, node_id=node_id)
+        _node_event_append(execution, run, status, attempt=attempt, output=output, error=error)
+        if message is None and progress is None:
+            execution.save(update_fields=["last_seq", "last_event_at"])
+        else:
+            _execution_change(
+                execution,
+                status=ExecutionStatus.RUNNING,
+                message=execution.message if message is None else message,
+                progress=max(execution.progress, progress or 0),
+            )
 
 
-def execution_fail(*, execution_id: Any, error: str) -> Execution:
+def execution_nodes_skip(*, execution_id: Any, node_ids: list[str]) -> None:
+    """Mark pending nodes ``skipped`` (downstream of a falsy condition)."""
     with transaction.atomic():
-        execution = _locked(execution_id)
-        return _execution_finish(execution, status=ExecutionStatus.FAILED, error=error)
-
-
-def execution_log(*, execution_id: Any, node_id: str | None, level: str, message: str) -> None:
-    """Append a log line to a running execution's event log."""
-    with transaction.atomic():
-        execution = _locked(execution_id)
-        if execution.status in TERMINAL_STATUSES:
-            raise InvalidTransition(f"Execution {execution.id} has ended; it takes no more logs.")
-        data = {"node_id": node_id, "level": level, "message": message}
-        _event_append(execution, EventType.LOG, data)
+        execution = _locked_open(execution_id)
+        runs = NodeRun.objects.filter(execution=execution, node_id__in=node_ids)
+        for run in sorted(runs, key=lambda run: node_ids.index(run.node_id)):
+            _node_event_append(execution, run, NodeStatus.SKIPPED)
         execution.save(update_fields=["last_seq", "last_event_at"])
 
 
-def _locked(execution_id: Any) -> Execution:
-    return Execution.objects.select_for_update().get(id=execution_id)
+def execution_progress(
+    *, execution_id: Any, progress: int | None = None, message: str | None = None
+) -> Execution:
+    """Record a running execution's new (never decreasing) progress and/or message."""
+    with transaction.atomic():
+        execution = _locked_open(execution_id)
+        return _execution_change(
+            execution,
+            status=ExecutionStatus.RUNNING,
+            message=execution.message if message is None else message,
+            progress=max(execution.progress, progress or 0),
+        )
 
 
-def _execution_finish(execution: Execution, *, status: str, **changes: Any) -> Execution:
-    now = timezone.now()
-    if execution.started_at is not None:
-        changes["execution_time"] = (now - execution.started_at).total_seconds()
-    message = ("Completed" if status == ExecutionStatus.COMPLETED else "Failed") + (
-        f" in {changes['execution_time']:.2f} s" if "execution_time" in changes else ""
+def execution_log(*, execution_id: Any, node_id: str | None, level: str, message: str) -> None:
+    """Append a log line to an execution that has not ended."""
+    with transaction.atomic():
+        execution = _locked_open(execution_id)
+        _log_append(execution, node_id, level, message)
+        execution.save(update_fields=["last_seq", "last_event_at"])
+
+
+def execution_finish(
+    *,
+    execution_id: Any,
+    status: str,
+    result: Any = None,
+    error: str | None = None,
+    log: str | None = None,
+) -> Execution:
+    """End an execution: stop its unfinished nodes, then append the terminal event.
+
+    Nodes still running (or waiting to retry) end ``cancelled`` and nodes not
+    started end ``skipped``, each with its event, all before the terminal
+    ``status`` event in the same transaction.
+    """
+    with transaction.atomic():
+        execution = Execution.objects.select_for_update().get(id=execution_id)
+        if not can_transition(execution.status, status):
+            raise InvalidTransition(
+                f"Execution {execution.id} cannot go from {execution.status} to {status}."
+            )
+        for run in execution.nodes.order_by("position"):
+            if run.status == NodeStatus.PENDING:
+                _node_event_append(execution, run, NodeStatus.SKIPPED)
+            elif run.status == NodeStatus.RUNNING or (
+                run.status == NodeStatus.FAILED and run.attempts < run.max_attempts
+            ):
+                _node_event_append(execution, run, NodeStatus.CANCELLED)
+        if log:
+            _log_append(
+                execution, None, "error" if status == ExecutionStatus.FAILED else "info", log
+            )
+        now = timezone.now()
+        changes: dict[str, Any] = {"finished_at": now, "error": error}
+        if status == ExecutionStatus.COMPLETED:
+            changes.update(progress=100, result=result)
+        message = FINISH_MESSAGES[status]
+        if execution.started_at is not None:
+            changes["execution_time"] = (now - execution.started_at).total_seconds()
+            message += f" in {changes['execution_time']:.2f} s"
+        return _execution_change(execution, status=status, message=message, **changes)
+
+
+def execution_complete(*, execution_id: Any, result: Any) -> Execution:
+    return execution_finish(
+        execution_id=execution_id, status=ExecutionStatus.COMPLETED, result=result
     )
-    return _execution_change(execution, status=status, message=message, finished_at=now, **changes)
+
+
+def execution_fail(*, execution_id: Any, error: str) -> Execution:
+    return execution_finish(execution_id=execution_id, status=ExecutionStatus.FAILED, error=error)
+
+
+def execution_cancel(
+    *, execution_id: Any, requested_by: AbstractBaseUser | None = None
+) -> Execution:
+    """Cancel a pending execution at once, or ask the runner of a running one to stop."""
+    with transaction.atomic():
+        execution = Execution.objects.select_for_update().get(id=execution_id)
+        if execution.status in TERMINAL_STATUSES:
+            raise AlreadyFinished(
+                f"Execution {execution.id} has already ended ({execution.status}); "
+                "there is nothing to cancel."
+            )
+        if execution.status == ExecutionStatus.PENDING:
+            return _finish_locked_cancelled(execution, requested_by)
+        if execution.cancel_requested_at is None:
+            execution.cancel_requested_at = timezone.now()
+            who = f" by {requested_by.get_username()}" if requested_by else ""
+            _log_append(execution, None, "info", f"Cancellation requested{who}")
+            execution.save(update_fields=["cancel_requested_at", "last_seq", "last_event_at"])
+            transaction.on_commit(partial(execution_cancel_notify, execution.id), robust=True)
+        return execution
+
+
+def _finish_locked_cancelled(execution: Execution, requested_by) -> Execution:
+    who = f" by {requested_by.get_username()}" if requested_by else ""
+    execution.cancel_requested_at = timezone.now()
+    _log_append(execution, None, "info", f"Cancelled{who} before it started")
+    return _execution_change(
+        execution,
+        status=ExecutionStatus.CANCELLED,
+        message="Cancelled before it started",
+        finished_at=execution.cancel_requested_at,
+    )
+
+
+def _locked_open(execution_id: Any) -> Execution:
+    """The locked execution, which must not have ended."""
+    execution = Execution.objects.select_for_update().get(id=execution_id)
+    if execution.status in TERMINAL_STATUSES:
+        raise InvalidTransition(
+            f"Execution {execution.id} has ended ({execution.status}); nothing more is recorded."
+        )
+    return execution
 
 
 def _execution_change(execution: Execution, *, status: str, **changes: Any) -> Execution:
@@ -139,6 +279,57 @@ def _execution_change(execution: Execution, *, status: str, **changes: Any) -> E
     _event_append(execution, EventType.STATUS, execution.state_data())
     execution.save()
     return execution
+
+
+def _node_event_append(
+    execution: Execution,
+    run: NodeRun,
+    status: str,
+    *,
+    attempt: int | None = None,
+    output: Any = _UNSET,
+    error: str | None = None,
+) -> None:
+    now = timezone.now()
+    if status == NodeStatus.RUNNING:
+        run.attempts = attempt or run.attempts + 1
+        run.started_at, run.finished_at, run.duration, run.error = now, None, None, None
+    elif status in NODE_FINISHED_STATUSES and run.status == NodeStatus.RUNNING:
+        run.finished_at = now
+        run.duration = (now - run.started_at).total_seconds()
+    if status == NodeStatus.COMPLETED:
+        run.output = None if output is _UNSET else output
+    if status == NodeStatus.FAILED:
+        run.error = error
+    run.status = status
+    run.save()
+    data: dict[str, Any] = {
+        "node_id": run.node_id,
+        "node_type": run.node_type,
+        "status": status,
+        "attempt": run.attempts,
+    }
+    if status == NodeStatus.COMPLETED:
+        data.update(_event_output(run.output))
+    if status == NodeStatus.FAILED:
+        data["error"] = error
+    if status in NODE_FINISHED_STATUSES and run.duration is not None and run.finished_at == now:
+        data["duration"] = run.duration
+    _event_append(execution, EventType.NODE, data)
+
+
+def _event_output(output: Any) -> dict:
+    """The output as sent in a node event: cut to the configured size, with a marker."""
+    text = json.dumps(output)
+    limit = settings.EXECUTIONS_EVENT_OUTPUT_LIMIT
+    if len(text) <= limit:
+        return {"output": output}
+    return {"output": text[:limit] + "…", "output_truncated": True, "output_size": len(text)}
+
+
+def _log_append(execution: Execution, node_id: str | None, level: str, message: str) -> None:
+    data = {"node_id": node_id, "level": level, "message": message}
+    _event_append(execution, EventType.LOG, data)
 
 
 def _event_append(execution: Execution, event_type: str, data: dict) -> ExecutionEvent:

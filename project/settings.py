@@ -118,9 +118,10 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
 # daphne serves no static files: WhiteNoise does, straight from the apps'
-# static folders, so no collectstatic step is needed to start.
+# static folders, so no collectstatic step is needed to start. Set
+# STATIC_ROOT and run collectstatic to serve compressed copies instead.
+STATIC_ROOT = os.environ.get("STATIC_ROOT") or None
 WHITENOISE_USE_FINDERS = True
 LOGIN_URL = "/admin/login/"
 
@@ -175,3 +176,22 @@ LOGGING = {
 }
 # Nodes of one execution that may run at the same time.
 EXECUTIONS_MAX_PARALLEL_NODES = int(os.environ.get("EXECUTIONS_MAX_PARALLEL_NODES", "4"))
+# Node outputs longer than this many characters of JSON are cut in node events
+# (the full output stays in the execution's detail).
+EXECUTIONS_EVENT_OUTPUT_LIMIT = int(os.environ.get("EXECUTIONS_EVENT_OUTPUT_LIMIT", "2048"))
+# Progress-only status events recorded per execution per second, at most.
+EXECUTIONS_PROGRESS_EVENTS_PER_SECOND = float(
+    os.environ.get("EXECUTIONS_PROGRESS_EVENTS_PER_SECOND", "5")
+)
+# Seconds between a runner's checks of the database for cancellations
+# requested through another process.
+EXECUTIONS_CANCEL_POLL_INTERVAL = float(os.environ.get("EXECUTIONS_CANCEL_POLL_INTERVAL", "1.0"))
+# Hosts the http_request node may call ("example.com", "api.example.com:8443",
+# or "*" for any); empty means none.
+EXECUTIONS_HTTP_ALLOWED_HOSTS = env_list("EXECUTIONS_HTTP_ALLOWED_HOSTS", [])
+# Largest response body the http_request node reads.
+EXECUTIONS_HTTP_MAX_RESPONSE_BYTES = int(
+    os.environ.get("EXECUTIONS_HTTP_MAX_RESPONSE_BYTES", str(1024 * 1024))
+)
+# Threads that serve WebSocket sockets' database reads in one server process.
+REALTIME_DB_THREADS = int(os.environ.get("REALTIME_DB_THREADS", "8"))

@@ -10,12 +10,13 @@ a header).
 
 from urllib.parse import urlsplit
 
-from channels.db import database_sync_to_async
 from channels.middleware import BaseMiddleware
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from django.http.request import validate_host
 from rest_framework.authtoken.models import Token
+
+from realtime.db import db_read
 
 SESSION = "session"
 TOKEN = "token"
@@ -28,8 +29,7 @@ def header(scope, name: bytes) -> str | None:
     return None
 
 
-@database_sync_to_async
-def user_for_token(key: str):
+def _user_for_token(key: str):
     token = Token.objects.select_related("user").filter(key=key).first()
     if token is None or not token.user.is_active:
         return AnonymousUser()
@@ -43,7 +43,7 @@ class BearerTokenAuthMiddleware(BaseMiddleware):
             keyword, _, key = authorization.partition(" ")
             user = AnonymousUser()
             if keyword.lower() == "bearer" and key.strip():
-                user = await user_for_token(key.strip())
+                user = await db_read(_user_for_token)(key.strip())
             scope = dict(scope, user=user, auth_method=TOKEN if user.is_authenticated else None)
         else:
             user = scope.get("user")

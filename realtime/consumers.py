@@ -10,12 +10,12 @@ import asyncio
 import json
 import uuid
 
-from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from executions.selectors import events_after, execution_visible_to
 from realtime import events
 from realtime.auth import SESSION, origin_allowed
+from realtime.db import db_read
 from realtime.publish import bind_consumer_loop, group_name_for
 from realtime.watchdog import watchdog
 
@@ -57,7 +57,7 @@ class ExecutionConsumer(AsyncJsonWebsocketConsumer):
         resume_from, problem = parse_last_seq(self.scope.get("query_string", b""))
         if problem:
             return await self.refuse(problem, CLOSE_BAD_REQUEST)
-        execution = await database_sync_to_async(execution_visible_to)(user, execution_id)
+        execution = await db_read(execution_visible_to)(user, execution_id)
         if execution is None:
             return await self.refuse(NOT_FOUND, CLOSE_NOT_FOUND)
         await self.subscribe(execution.id)
@@ -72,9 +72,7 @@ class ExecutionConsumer(AsyncJsonWebsocketConsumer):
     async def send_initial(self, resume_from: int | None) -> None:
         """Send the snapshot, or the stored events after ``resume_from``."""
         # Read after subscribing: anything recorded from here on arrives live.
-        execution = await database_sync_to_async(execution_visible_to)(
-            self.scope["user"], self.execution_id
-        )
+        execution = await db_read(execution_visible_to)(self.scope["user"], self.execution_id)
         async with self.lock:
             if resume_from is None:
                 await self.forward(events.snapshot_message(execution))
@@ -159,9 +157,7 @@ class ExecutionConsumer(AsyncJsonWebsocketConsumer):
     async def catch_up_locked(self, upto: int | None = None) -> None:
         if self.finished:
             return
-        stored = await database_sync_to_async(events_after)(
-            self.execution_id, self.last_seq, upto=upto
-        )
+        stored = await db_read(events_after)(self.execution_id, self.last_seq, upto=upto)
         for event in stored:
             if self.finished:
                 return

@@ -13,10 +13,10 @@ import logging
 import weakref
 from typing import Protocol
 
-from channels.db import database_sync_to_async
 from django.conf import settings
 
 from executions.selectors import execution_heads
+from realtime.db import db_read
 
 logger = logging.getLogger(__name__)
 
@@ -45,9 +45,7 @@ class LogWatchdog:
             await asyncio.sleep(settings.REALTIME_RECHECK_INTERVAL)
             subscribers = list(self.subscribers)
             try:
-                heads = await database_sync_to_async(execution_heads)(
-                    {s.execution_id for s in subscribers}
-                )
+                heads = await db_read(execution_heads)({s.execution_id for s in subscribers})
             except Exception:
                 logger.exception("Could not read the event log heads; retrying")
                 continue

@@ -5,3 +5,6 @@ import os
 os.environ.setdefault("SECRET_KEY", "test-suite-only-secret-key")
 
 from project.settings import *  # noqa: F403
+
+# Test users need no slow password hashing.
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -1,7 +1,7 @@
 from rest_framework import serializers
 
 from executions.engine.graph import InvalidDefinition, parse_definition
-from executions.models import Execution, ExecutionStatus, Workflow
+from executions.models import Execution, ExecutionStatus, NodeRun, Workflow
 from executions.selectors import workflows_visible_to
 
 
@@ -39,6 +39,38 @@ class ExecutionSerializer(serializers.ModelSerializer):
             "finished_at",
         ]
         read_only_fields = fields
+
+
+class NodeRunSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = NodeRun
+        fields = [
+            "node_id",
+            "node_type",
+            "status",
+            "attempts",
+            "started_at",
+            "finished_at",
+            "duration",
+            "output",
+            "error",
+        ]
+        read_only_fields = fields
+
+
+class ExecutionDetailSerializer(ExecutionSerializer):
+    """One execution with the state of each of its nodes."""
+
+    nodes = NodeRunSerializer(many=True, read_only=True)
+
+    class Meta(ExecutionSerializer.Meta):
+        fields = [*ExecutionSerializer.Meta.fields, "nodes"]
+        read_only_fields = fields
+
+
+class EventQuerySerializer(serializers.Serializer):
+    after = serializers.IntegerField(min_value=0, default=0)
+    limit = serializers.IntegerField(min_value=1, max_value=1000, default=100)
 
 
 class StrictUUIDField(serializers.UUIDField):

@@ -1,15 +1,25 @@
 from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
 from rest_framework.exceptions import APIException
 from rest_framework.response import Response
+from rest_framework.utils.urls import replace_query_param
 
 from executions import selectors, services
 from executions.api.serializers import (
+    EventQuerySerializer,
     ExecutionCreateSerializer,
+    ExecutionDetailSerializer,
     ExecutionFilterSerializer,
     ExecutionSerializer,
     WorkflowSerializer,
 )
-from executions.exceptions import WorkflowInUse
+from executions.exceptions import AlreadyFinished, WorkflowInUse
+from realtime.events import event_message
+
+
+class Conflict(APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "conflict"
 
 
 class WorkflowViewSet(viewsets.ModelViewSet):
@@ -37,11 +47,6 @@ class WorkflowViewSet(viewsets.ModelViewSet):
             raise Conflict(str(exc)) from exc
 
 
-class Conflict(APIException):
-    status_code = status.HTTP_409_CONFLICT
-    default_code = "conflict"
-
-
 class ExecutionViewSet(
     mixins.CreateModelMixin,
     mixins.ListModelMixin,
@@ -50,10 +55,13 @@ class ExecutionViewSet(
 ):
     """Executions you started (staff: all). Filter with ``?status=`` and ``?workflow=``."""
 
-    serializer_class = ExecutionSerializer
+    def get_serializer_class(self):
+        return ExecutionDetailSerializer if self.action == "retrieve" else ExecutionSerializer
 
     def get_queryset(self):
         executions = selectors.executions_visible_to(self.request.user)
+        if self.action == "retrieve":
+            return executions.prefetch_related("nodes")
         if self.action != "list":
             return executions
         filters = ExecutionFilterSerializer(data=self.request.query_params)
@@ -73,3 +81,29 @@ class ExecutionViewSet(
             input_data=serializer.validated_data["input_data"],
         )
         return Response(ExecutionSerializer(execution).data, status=status.HTTP_201_CREATED)
+
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):
+        """Cancel: a pending execution ends at once, a running one stops at its next check."""
+        execution = self.get_object()
+        try:
+            execution = services.execution_cancel(
+                execution_id=execution.id, requested_by=request.user
+            )
+        except AlreadyFinished as exc:
+            raise Conflict(str(exc)) from exc
+        return Response(ExecutionSerializer(execution).data, status=status.HTTP_202_ACCEPTED)
+
+    @action(detail=True, methods=["get"])
+    def events(self, request, pk=None):
+        """The stored events after ``?after=N`` (default 0), oldest first, ``?limit`` a page."""
+        execution = self.get_object()
+        query = EventQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        after, limit = query.validated_data["after"], query.validated_data["limit"]
+        stored = selectors.events_after(execution.id, after, limit=limit + 1)
+        page = stored[:limit]
+        next_url = None
+        if len(stored) > limit:
+            next_url = replace_query_param(request.build_absolute_uri(), "after", page[-1].seq)
+        return Response({"next": next_url, "results": [event_message(e) for e in page]})

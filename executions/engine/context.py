@@ -1,10 +1,11 @@
 """What a running node may do besides computing its output."""
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-LogSink = Callable[[str | None, str, str], Awaitable[None]]
+LogSink = Callable[[str, str], Awaitable[None]]
+ProgressSink = Callable[[float], None]
 
 
 @dataclass
@@ -13,8 +14,19 @@ class NodeContext:
 
     execution_id: Any
     node_id: str
+    attempt: int
     _log: LogSink
+    _progress: ProgressSink
+    skip_downstream_requested: bool = field(default=False, init=False)
 
     async def log(self, message: str, level: str = "info") -> None:
-        """Record a log line for this execution, attributed to this node."""
-        await self._log(self.node_id, level, message)
+        """Record a log line (``debug``, ``info``, ``warning`` or ``error``) for this node."""
+        await self._log(level, message)
+
+    def progress(self, fraction: float) -> None:
+        """Report how much of this node is done, 0.0 to 1.0; it never goes back."""
+        self._progress(min(1.0, max(0.0, float(fraction))))
+
+    def skip_downstream(self) -> None:
+        """Mark every node downstream of this one ``skipped`` once this node completes."""
+        self.skip_downstream_requested = True

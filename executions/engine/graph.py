@@ -6,11 +6,29 @@ from typing import Any
 
 from rest_framework import serializers
 
+from executions.engine.fields import StrictFloatField, StrictIntegerField
 from executions.engine.registry import NodeType, get_node_type, node_type_names
 from executions.exceptions import ExecutionsError
 
-NODE_KEYS = {"id", "type", "params"}
+NODE_KEYS = {
+    "id",
+    "type",
+    "params",
+    "timeout_seconds",
+    "retries",
+    "retry_backoff_seconds",
+    "weight",
+}
 MAX_NODES = 1000
+
+
+class NodeOptions(serializers.Serializer):
+    """The keys of a node beside ``params``: how the engine runs it."""
+
+    timeout_seconds = StrictFloatField(min_value=0.001, max_value=86400, required=False)
+    retries = StrictIntegerField(min_value=0, max_value=10, default=0)
+    retry_backoff_seconds = StrictFloatField(min_value=0, max_value=3600, default=1.0)
+    weight = StrictFloatField(min_value=0.001, max_value=1000, default=1.0)
 
 
 class InvalidDefinition(ExecutionsError):
@@ -27,6 +45,14 @@ class Node:
     type: str
     params: dict
     node_type: NodeType
+    timeout_seconds: float | None = None
+    retries: int = 0
+    retry_backoff_seconds: float = 1.0
+    weight: float = 1.0
+
+    @property
+    def max_attempts(self) -> int:
+        return self.retries + 1
 
 
 @dataclass
@@ -44,6 +70,17 @@ class Graph:
     @property
     def sinks(self) -> list[str]:
         return [node_id for node_id in self.nodes if not self.children[node_id]]
+
+    def descendants(self, node_id: str) -> list[str]:
+        """Every node reachable from ``node_id``, in definition order."""
+        seen: set[str] = set()
+        stack = list(self.children[node_id])
+        while stack:
+            child = stack.pop()
+            if child not in seen:
+                seen.add(child)
+                stack.extend(self.children[child])
+        return [other for other in self.nodes if other in seen]
 
 
 def parse_definition(definition: Any) -> Graph:
@@ -107,7 +144,19 @@ def _parse_node(index: int, item: Any, errors: list[str]) -> Node | None:
     except serializers.ValidationError as exc:
         errors.append(f"{label} ({node_type.type_name}): {_flatten(exc.detail)}")
         return None
-    return Node(id=node_id, type=node_type.type_name, params=params, node_type=node_type)
+    options = NodeOptions(
+        data={key: item[key] for key in NODE_KEYS - {"id", "type", "params"} if key in item}
+    )
+    if not options.is_valid():
+        errors.append(f"{label}: {_flatten(options.errors, prefix='')}")
+        return None
+    return Node(
+        id=node_id,
+        type=node_type.type_name,
+        params=params,
+        node_type=node_type,
+        **options.validated_data,
+    )
 
 
 def _parse_edges(raw: Any, graph: Graph, errors: list[str]) -> None:
@@ -159,7 +208,9 @@ def _find_cycle(graph: Graph) -> list[str] | None:
 
 def _flatten(detail: Any, prefix: str = "params") -> str:
     if isinstance(detail, dict):
-        return " ".join(_flatten(value, f"{prefix}.{key}") for key, value in detail.items())
+        return " ".join(
+            _flatten(value, f"{prefix}.{key}" if prefix else key) for key, value in detail.items()
+        )
     if isinstance(detail, list):
         return " ".join(_flatten(value, prefix) for value in detail)
     if prefix.endswith(".non_field_errors"):

@@ -71,7 +71,8 @@ async def test_watch_an_execution_to_the_end(server):
     progress = [m["progress"] for m in messages if m["type"] == "status"]
     assert progress == sorted(progress) and progress[-1] == 100
     assert messages[-1]["result"] == {"left": 7, "right": 7}
-    assert [(m["node_id"], m["message"]) for m in messages if m["type"] == "log"] == [
+    node_logs = [m for m in messages if m["type"] == "log" and m["node_id"]]
+    assert [(m["node_id"], m["message"]) for m in node_logs] == [
         ("start", "begin"),
         ("note", "right done"),
     ]

@@ -1,0 +1,64 @@
+"""Node types registered by the tests, the way another Django app would."""
+
+import asyncio
+
+from rest_framework import serializers
+
+from executions.engine.fields import StrictCharField, StrictIntegerField
+from executions.engine.registry import NodeType, register
+from executions.exceptions import NodeFailed
+
+
+class FlakyParams(serializers.Serializer):
+    fail_times = StrictIntegerField(min_value=0)
+    mode = serializers.ChoiceField(choices=["error", "hang"], default="error")
+
+
+@register
+class Flaky(NodeType):
+    """Fails (or hangs, to time out) on its first ``fail_times`` attempts."""
+
+    type_name = "test_flaky"
+    params_serializer = FlakyParams
+
+    async def run(self, ctx, params, data):
+        if ctx.attempt <= params["fail_times"]:
+            if params["mode"] == "hang":
+                await asyncio.sleep(3600)
+            raise NodeFailed(f"flaked on attempt {ctx.attempt}")
+        return {"attempt": ctx.attempt}
+
+
+class ChattyParams(serializers.Serializer):
+    updates = StrictIntegerField(min_value=1)
+    interval = serializers.FloatField(min_value=0)
+
+
+@register
+class Chatty(NodeType):
+    """Reports progress ``updates`` times, ``interval`` seconds apart."""
+
+    type_name = "test_chatty"
+    params_serializer = ChattyParams
+
+    async def run(self, ctx, params, data):
+        for step in range(1, params["updates"] + 1):
+            ctx.progress(step / params["updates"])
+            await asyncio.sleep(params["interval"])
+        return data
+
+
+class ShoutParams(serializers.Serializer):
+    field = StrictCharField()
+
+
+@register
+class Shout(NodeType):
+    """The README's custom node example: upper-cases one field of its input."""
+
+    type_name = "test_shout"
+    params_serializer = ShoutParams
+
+    async def run(self, ctx, params, data):
+        await ctx.log(f"shouting {params['field']}")
+        return {**data, params["field"]: str(data[params["field"]]).upper()}
