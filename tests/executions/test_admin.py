@@ -108,17 +108,27 @@ def test_execution_change_page_shows_events_in_order(admin_client, executions):
     html = page(admin_client, f"{CHANGELIST}{done.id}/change/")
 
     assert "Execution events" in html
-    assert 'name="events-TOTAL_FORMS" value="5"' in html
-    positions = [html.index(f'id="events-{i}"') for i in range(5)]
+    assert 'name="events-TOTAL_FORMS" value="6"' in html
+    positions = [html.index(f'id="events-{i}"') for i in range(6)]
     assert positions == sorted(positions)
     rows = [
         html[start:end] for start, end in zip(positions, [*positions[1:], len(html)], strict=True)
     ]
     for seq, row in enumerate(rows, start=1):
         assert f"<p>{seq}</p>" in row
+    kinds = ["Status", "Log", "Status", "Status", "Log", "Status"]
+    for row, kind in zip(rows, kinds, strict=True):
+        assert f"<p>{kind}</p>" in row
     for row, text in zip(
         rows,
-        ["Waiting to run", "Started", "Running node &#x27;wait&#x27; (1/2)", "tick", "Completed"],
+        [
+            "Waiting to run",
+            "Execution started",
+            "Started",
+            "Running node &#x27;wait&#x27; (1/2)",
+            "tick",
+            "Completed",
+        ],
         strict=True,
     ):
         assert text in row

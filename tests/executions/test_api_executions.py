@@ -418,10 +418,11 @@ def test_retrieve_execution(api, user, slash):
 
     assert response.status_code == 200
     data = response.json()
-    assert set(data) == EXECUTION_FIELDS
+    assert set(data) == EXECUTION_FIELDS | {"nodes"}
     assert data["id"] == str(execution.id)
     assert data["workflow_id"] == str(execution.workflow_id)
     assert (data["status"], data["input_data"]) == ("pending", {"a": 1})
+    assert data["nodes"] == []  # a node's state is stored once the execution starts
 
 
 def test_retrieve_failed_execution_shows_error(api, user):

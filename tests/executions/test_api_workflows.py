@@ -6,6 +6,7 @@ import uuid
 import pytest
 from rest_framework.test import APIClient
 
+from executions.engine import registry
 from executions.models import Execution, Workflow
 from tests.conftest import bearer_client
 from tests.factories import chain, make_execution, make_workflow, node
@@ -25,6 +26,17 @@ def edge(source: str, target: str) -> dict:
 
 
 VALID = chain(node("wait", "delay", seconds=1), node("pick", "transform", expression="a.b"))
+
+
+@pytest.fixture
+def built_in_registry(monkeypatch):
+    """Only the types of ``executions.engine.nodes``, whatever other test modules registered."""
+    built_in = {
+        name: node_type
+        for name, node_type in registry._registry.items()
+        if type(node_type).__module__.startswith("executions.engine.nodes.")
+    }
+    monkeypatch.setattr(registry, "_registry", built_in)
 
 
 # --- create -----------------------------------------------------------------
@@ -122,7 +134,8 @@ BAD_DEFINITIONS = {
     ),
     "unknown node type": (
         definition(node("x", "sleep", seconds=1)),
-        "node 'x': unknown type 'sleep'; known types: delay, fail, log, transform",
+        "node 'x': unknown type 'sleep'; "
+        "known types: condition, delay, fail, http_request, log, transform.",
     ),
     "missing node type": ({"nodes": [{"id": "x", "params": {}}]}, "node 'x': unknown type None"),
     "unknown node key": (
@@ -220,7 +233,7 @@ BAD_DEFINITIONS = {
 @pytest.mark.parametrize(
     ("bad", "expected"), list(BAD_DEFINITIONS.values()), ids=list(BAD_DEFINITIONS)
 )
-def test_bad_definition_is_400_naming_the_mistake(api, bad, expected):
+def test_bad_definition_is_400_naming_the_mistake(api, built_in_registry, bad, expected):
     response = api.post("/api/v1/workflows", {"name": "n", "definition": bad}, format="json")
 
     assert response.status_code == 400

@@ -6,6 +6,9 @@ from typing import ClassVar
 import pytest
 from rest_framework import serializers
 
+# Registers another app's node types, so the checks of the built-in types below always run
+# with foreign types in the registry, as in any run that imports it elsewhere.
+import tests.executions.nodes  # noqa: F401
 from executions.engine import registry
 from executions.engine.graph import MAX_NODES, InvalidDefinition, parse_definition
 from executions.engine.registry import NodeType, get_node_type, node_type_names, register
@@ -21,6 +24,17 @@ def errors_of(definition) -> list[str]:
     with pytest.raises(InvalidDefinition) as caught:
         parse_definition(definition)
     return caught.value.errors
+
+
+@pytest.fixture
+def built_in_registry(monkeypatch):
+    """Only the types of ``executions.engine.nodes``, whatever other test modules registered."""
+    built_in = {
+        name: node_type
+        for name, node_type in registry._registry.items()
+        if type(node_type).__module__.startswith("executions.engine.nodes.")
+    }
+    monkeypatch.setattr(registry, "_registry", built_in)
 
 
 # --- valid definitions ----------------------------------------------------------
@@ -178,11 +192,13 @@ def test_duplicate_node_id():
 
 
 @pytest.mark.parametrize("node_type", ["sleep", "", None, 3, ["delay"]])
-def test_unknown_node_type(node_type):
+def test_unknown_node_type(built_in_registry, node_type):
     (error,) = errors_of({"nodes": [{"id": "x", "type": node_type, "params": {}}]})
 
-    assert error.startswith(f"node 'x': unknown type {node_type!r}")
-    assert error.endswith("known types: delay, fail, log, transform.")
+    assert error == (
+        f"node 'x': unknown type {node_type!r}; "
+        "known types: condition, delay, fail, http_request, log, transform."
+    )
 
 
 @pytest.mark.parametrize(
@@ -222,7 +238,8 @@ def test_unknown_keys_are_named():
 
     assert errors == [
         "definition has unknown keys ['meta']; allowed: ['edges', 'nodes'].",
-        "node 'a': unknown keys ['label']; allowed: ['id', 'params', 'type'].",
+        "node 'a': unknown keys ['label']; allowed: ['id', 'params', 'retries', "
+        "'retry_backoff_seconds', 'timeout_seconds', 'type', 'weight'].",
     ]
 
 
@@ -349,8 +366,21 @@ class Upper(NodeType):
         return {**data, params["field"]: str(data[params["field"]]).upper()}
 
 
-def test_built_in_node_types():
-    assert node_type_names() == ["delay", "fail", "log", "transform"]
+def test_built_in_node_types(built_in_registry):
+    names = ["condition", "delay", "fail", "http_request", "log", "transform"]
+    assert node_type_names() == names
+    # Each built-in node type lives in its own module, named after it.
+    assert [type(get_node_type(name)).__module__ for name in names] == [
+        f"executions.engine.nodes.{name}" for name in names
+    ]
+
+
+def test_types_of_other_apps_sit_beside_the_built_ins():
+    # What ``built_in_registry`` leaves out: the types ``tests.executions.nodes`` registered.
+    names = node_type_names()
+
+    assert {"test_flaky", "test_chatty", "test_shout"} <= set(names)
+    assert {"condition", "delay", "fail", "http_request", "log", "transform"} <= set(names)
 
 
 def test_registered_node_type_is_usable_in_definitions(scratch_registry):

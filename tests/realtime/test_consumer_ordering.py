@@ -28,7 +28,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 async def record_run(execution_id, steps: int = 8) -> None:
-    """Start, ``steps`` progress updates and log lines, then complete."""
+    """Start (a log line, then ``running``), ``steps`` progress updates and log lines,
+    then complete."""
     await record(services.execution_start, execution_id=execution_id)
     for step in range(1, steps + 1):
         await record(
@@ -59,7 +60,15 @@ async def test_several_subscribers_see_identical_complete_streams(held_execution
         streams = [await receive_until_close(socket) for socket in sockets]
 
     events = await stored_events(execution_id)
-    assert len(events) == 19
+    # pending, "Execution started" log, running, 8 x (progress, log), completed
+    assert len(events) == 20
+    assert [event.type for event in events] == [
+        "status",
+        "log",
+        "status",
+        *["status", "log"] * 8,
+        "status",
+    ]
     for snapshot, (messages, code) in zip(snapshots, streams, strict=True):
         assert code == 1000
         assert_stream_matches_log([snapshot, *messages], events)
@@ -230,7 +239,9 @@ async def test_events_recorded_while_connecting_are_sent_once(
     # Every hooked step ran during connect and recorded a change in that window.
     assert set(interleave.recorded) == set(steps)
     events = await stored_events(execution_id)
-    assert len(events) == head + 1 == 3 + len(interleave.recorded)
+    # pending, "Execution started" log, running, one per recorded step, completed
+    assert len(events) == head + 1 == 4 + len(interleave.recorded)
+    assert [e.data.get("message") for e in events[3:-1]] == interleave.recorded
     assert code == 1000
     if query:
         assert [parsed(m) for m in [*messages, *rest]] == [expected(e) for e in events[1:]]

@@ -55,12 +55,13 @@ async def test_dropped_events_are_filled_from_the_log_when_a_later_one_arrives(
     held_execution, token, monkeypatch, settings
 ):
     settings.REALTIME_RECHECK_INTERVAL = 600  # so only the gap fill can recover them
-    publisher = Publisher(monkeypatch, drop=lambda event: event["seq"] in (3, 4))
+    # 2 and 3 are the start ("Execution started" log, running); 4 and 5 are lost.
+    publisher = Publisher(monkeypatch, drop=lambda event: event["seq"] in (4, 5))
     execution_id = held_execution.id
     async with open_socket(path_for(execution_id), bearer(token)) as socket:
         snapshot = await receive(socket)
         await record(services.execution_start, execution_id=execution_id)
-        started = await receive(socket)
+        started = [await receive(socket), await receive(socket)]
         await record(services.execution_progress, execution_id=execution_id, message="lost")
         await record(
             services.execution_log,
@@ -75,10 +76,11 @@ async def test_dropped_events_are_filled_from_the_log_when_a_later_one_arrives(
         await record(services.execution_complete, execution_id=execution_id, result=None)
         messages, code = await receive_until_close(socket)
 
-    assert publisher.dropped == [3, 4]
+    assert publisher.dropped == [4, 5]
     events = await stored_events(execution_id)
-    assert [parsed(m) for m in [started, *recovered]] == [expected(e) for e in events[1:5]]
-    assert_stream_matches_log([snapshot, started, *recovered, *messages], events)
+    assert [parsed(m) for m in [*started, *recovered]] == [expected(e) for e in events[1:6]]
+    assert [m["seq"] for m in recovered] == [4, 5, 6]
+    assert_stream_matches_log([snapshot, *started, *recovered, *messages], events)
     assert code == 1000
 
 
@@ -96,7 +98,8 @@ async def test_dropped_terminal_event_reaches_every_subscriber_within_3_seconds(
             )
             for query in ("", "", "last_seq=1")
         ]
-        first = [await receive(socket) for socket in sockets]
+        snapshots = [await receive(socket) for socket in sockets[:2]]
+        resumed = [await receive(sockets[2]) for _ in range(2)]  # the start's log and status
         # Worst case: the watchdog has just read the heads, so it sees the event a full
         # interval later and, still missing it one interval after that, catches up.
         await checks.next()
@@ -107,10 +110,12 @@ async def test_dropped_terminal_event_reaches_every_subscriber_within_3_seconds(
             assert timezone.now() - finished.last_event_at <= TERMINAL_BOUND
         codes = [await receive_close(socket) for socket in sockets]
 
-    assert publisher.dropped == [3]
+    assert publisher.dropped == [4]
     events = await stored_events(execution_id)
-    assert [parsed(m) for m in first] == [expected(events[1])] * 3
-    assert [parsed(m) for m in last] == [expected(events[2])] * 3
+    assert [event.type for event in events] == ["status", "log", "status", "status"]
+    assert [parsed(m) for m in snapshots] == [expected(events[2])] * 2
+    assert [parsed(m) for m in resumed] == [expected(events[1]), expected(events[2])]
+    assert [parsed(m) for m in last] == [expected(events[3])] * 3
     assert codes == [1000, 1000, 1000]
 
 
@@ -136,10 +141,11 @@ async def test_with_every_event_dropped_the_stream_is_still_complete(
         messages, code = await receive_until_close(socket)
         arrived = timezone.now()
 
-    assert publisher.dropped == [2, 3, 4, 5]
+    # 2 and 3 are the start: its "Execution started" log, then running.
+    assert publisher.dropped == [2, 3, 4, 5, 6]
     assert arrived - finished.last_event_at <= TERMINAL_BOUND
     assert_stream_matches_log([snapshot, *messages], await stored_events(execution_id))
-    assert [m["seq"] for m in messages] == [2, 3, 4, 5]
+    assert [m["seq"] for m in messages] == [2, 3, 4, 5, 6]
     assert code == 1000
 
 
@@ -149,24 +155,25 @@ async def test_late_copy_of_an_event_the_watchdog_already_sent_is_dropped(
     original = realtime.signals.publish
     held = []
 
-    def hold_seq_3(group, message):
-        if message["event"]["seq"] == 3:
+    # 2 and 3 are the start ("Execution started" log, running); 4 is the one held back.
+    def hold_seq_4(group, message):
+        if message["event"]["seq"] == 4:
             held.append((group, message))
         else:
             original(group, message)
 
-    monkeypatch.setattr(realtime.signals, "publish", hold_seq_3)
+    monkeypatch.setattr(realtime.signals, "publish", hold_seq_4)
     execution_id = held_execution.id
     async with open_socket(path_for(execution_id), bearer(token)) as socket:
         snapshot = await receive(socket)
         await record(services.execution_start, execution_id=execution_id)
         await record(services.execution_progress, execution_id=execution_id, message="late")
-        before = [await receive(socket), await receive(socket)]  # 3 comes from the log
-        original(*held.pop())  # the layer delivers its copy of 3 after all
+        before = [await receive(socket) for _ in range(3)]  # 4 comes from the log
+        original(*held.pop())  # the layer delivers its copy of 4 after all
         await record(services.execution_complete, execution_id=execution_id, result=None)
         messages, code = await receive_until_close(socket)
 
     events = await stored_events(execution_id)
-    assert [m["seq"] for m in before] == [2, 3]
+    assert [m["seq"] for m in before] == [2, 3, 4]
     assert_stream_matches_log([snapshot, *before, *messages], events)
     assert code == 1000

@@ -21,7 +21,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 async def record_running_log(execution_id) -> None:
-    """Seqs 2..5 after creation: start, progress, a log line, progress."""
+    """Seqs 2..6 after creation: start (its "Execution started" log, then running),
+    progress, a log line, progress."""
     await record(services.execution_start, execution_id=execution_id)
     await record(services.execution_progress, execution_id=execution_id, message="a", progress=10)
     await record(
@@ -30,7 +31,7 @@ async def record_running_log(execution_id) -> None:
     await record(services.execution_progress, execution_id=execution_id, message="b", progress=40)
 
 
-@pytest.mark.parametrize("last_seq", [0, 2, 5])
+@pytest.mark.parametrize("last_seq", [0, 2, 6])
 async def test_resume_sends_the_stored_events_after_last_seq_then_live_ones(
     held_execution, token, last_seq
 ):
@@ -38,14 +39,16 @@ async def test_resume_sends_the_stored_events_after_last_seq_then_live_ones(
     await record_running_log(execution_id)
     path = path_for(execution_id, f"last_seq={last_seq}")
     async with open_socket(path, bearer(token)) as socket:
-        replayed = [await receive(socket) for _ in range(5 - last_seq)]
+        replayed = [await receive(socket) for _ in range(6 - last_seq)]
         # Then live: the next message is the next change, not a snapshot or a repeat.
         await record(services.execution_complete, execution_id=execution_id, result="done")
         live, code = await receive_until_close(socket)
 
     events = await stored_events(execution_id)
-    assert [parsed(m) for m in replayed] == [expected(e) for e in events[last_seq:5]]
-    assert [parsed(m) for m in live] == [expected(events[5])]
+    types = ["status", "log", "status", "status", "log", "status", "status"]
+    assert [event.type for event in events] == types
+    assert [parsed(m) for m in replayed] == [expected(e) for e in events[last_seq:6]]
+    assert [parsed(m) for m in live] == [expected(events[6])]
     assert live[0]["status"] == "completed"
     assert code == 1000
 
@@ -54,12 +57,14 @@ async def test_resume_of_a_finished_execution_sends_the_rest_then_close_1000(hel
     execution_id = held_execution.id
     await record_running_log(execution_id)
     await record(services.execution_fail, execution_id=execution_id, error="gone")
-    async with open_socket(path_for(execution_id, "last_seq=3"), bearer(token)) as socket:
+    # 4 is the first progress; the log line, the second progress and the failure remain.
+    async with open_socket(path_for(execution_id, "last_seq=4"), bearer(token)) as socket:
         messages, code = await receive_until_close(socket)
 
     events = await stored_events(execution_id)
-    assert [parsed(m) for m in messages] == [expected(e) for e in events[3:]]
-    assert [m["seq"] for m in messages] == [4, 5, 6]
+    assert [parsed(m) for m in messages] == [expected(e) for e in events[4:]]
+    assert [(m["seq"], m["type"]) for m in messages] == [(5, "log"), (6, "status"), (7, "status")]
+    assert messages[-1]["status"] == "failed"
     assert code == 1000
 
 
@@ -69,8 +74,8 @@ async def test_resume_at_the_end_of_a_finished_execution_closes_1000_without_a_m
     execution_id = held_execution.id
     await record(services.execution_start, execution_id=execution_id)
     finished = await record(services.execution_complete, execution_id=execution_id, result=None)
-    assert finished.last_seq == 3
-    async with open_socket(path_for(execution_id, "last_seq=3"), bearer(token)) as socket:
+    assert finished.last_seq == 4  # pending, "Execution started" log, running, completed
+    async with open_socket(path_for(execution_id, "last_seq=4"), bearer(token)) as socket:
         assert await receive_close(socket) == 1000
 
 

@@ -37,7 +37,9 @@ async def test_snapshot_has_exactly_the_status_fields_as_of_the_latest_event(hel
         services.execution_log, execution_id=execution_id, node_id="n", level="info", message="hi"
     )
     events = await stored_events(execution_id)
-    assert [event.seq for event in events] == [1, 2, 3, 4]
+    # pending, "Execution started" log, running, progress, log
+    assert [event.seq for event in events] == [1, 2, 3, 4, 5]
+    assert [event.type for event in events] == ["status", "log", "status", "status", "log"]
 
     async with open_socket(path_for(execution_id), bearer(token)) as socket:
         snapshot = await receive(socket)
@@ -53,7 +55,7 @@ async def test_snapshot_has_exactly_the_status_fields_as_of_the_latest_event(hel
         "result": None,
         "error": None,
         "execution_time": None,
-        "seq": 4,
+        "seq": 5,
         "timestamp": snapshot["timestamp"],
     }
     assert snapshot["timestamp"].endswith("Z") or snapshot["timestamp"].endswith("+00:00")
@@ -83,9 +85,19 @@ async def test_snapshot_then_each_change_in_order_then_close_1000(held_execution
         messages, code = await receive_until_close(socket)
 
     events = await stored_events(execution_id)
-    assert [event.seq for event in events] == [1, 2, 3, 4, 5, 6]
+    assert [event.seq for event in events] == [1, 2, 3, 4, 5, 6, 7]
     assert [parsed(m) for m in messages] == [expected(e) for e in events[1:]]
-    assert [m["type"] for m in messages] == ["status", "status", "log", "status", "status"]
+    assert [m["type"] for m in messages] == ["log", "status", "status", "log", "status", "status"]
+    assert messages[0] | {"timestamp": None} == {
+        "type": "log",
+        "execution_id": str(execution_id),
+        "node_id": None,
+        "level": "info",
+        "message": "Execution started",
+        "seq": 2,
+        "timestamp": None,
+    }
+    assert (messages[1]["status"], messages[1]["seq"]) == ("running", 3)
     assert messages[-1]["status"] == "completed"
     assert messages[-1]["result"] == {"n": 1}
     assert messages[-1]["progress"] == 100
