@@ -13,7 +13,15 @@ from tests.factories import chain, make_execution, make_workflow, node
 
 pytestmark = pytest.mark.django_db
 
-WORKFLOW_FIELDS = {"id", "name", "description", "definition", "created_at", "updated_at"}
+WORKFLOW_FIELDS = {
+    "id",
+    "name",
+    "description",
+    "definition",
+    "retry_on_worker_loss",
+    "created_at",
+    "updated_at",
+}
 SLASHES = pytest.mark.parametrize("slash", ["", "/"])
 
 
