@@ -7,9 +7,12 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
+import pytest
 import websockets
 
 from tests.factories import chain, node
+
+pytestmark = pytest.mark.services
 
 STEPS = chain(
     node("hello", "log", message="hello", level="info"),
