@@ -54,6 +54,8 @@ INSTALLED_APPS = [
     "channels",
     "executions",
     "realtime",
+    # Apps that add node types (see README, "Custom node types"), by module path.
+    *env_list("EXTRA_INSTALLED_APPS", []),
 ]
 
 MIDDLEWARE = [

@@ -26,3 +26,19 @@ def require_redis() -> str:
             pytest.fail(message)
         pytest.skip(message)
     return REDIS_URL
+
+
+def require_postgres_and_redis() -> None:
+    """Skips (fails with REQUIRE_SERVICES=1) without PostgreSQL or a redis-server to start."""
+    import shutil
+
+    problems = []
+    if shutil.which("redis-server") is None:
+        problems.append("redis-server is not installed")
+    if not reachable("postgres://127.0.0.1:5432", 5432):
+        problems.append("PostgreSQL is not listening on 127.0.0.1:5432")
+    if problems:
+        message = "needs PostgreSQL and Redis: " + "; ".join(problems)
+        if os.environ.get("REQUIRE_SERVICES") == "1":
+            pytest.fail(message)
+        pytest.skip(message)

@@ -1,0 +1,1 @@
+"""Benchmarks of the execution stream: ``python -m bench`` (see docs/benchmarks.md)."""

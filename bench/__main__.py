@@ -1,0 +1,289 @@
+"""Benchmarks of the execution stream, in both modes, against two baselines.
+
+    python -m bench --size quick     # seconds; what CI runs
+    python -m bench --size full      # the published figures (docs/benchmarks.md)
+
+Per mode (embedded: one daphne with SQLite and the in-memory layer;
+distributed: 2 daphne servers, 2 workers, PostgreSQL, Redis) it opens
+subscribers spread over concurrently running executions whose nodes record
+events at a set rate, and measures for every message received
+latency = receive time - the event's timestamp (one machine, one clock),
+delivered vs expected (every gap counts as lost), events/s delivered, server
+memory per idle socket and REST create latency. In the same run it measures
+seed-style polling (GET every 2 s) and a bare Channels consumer that only
+forwards group_send (the framework's floor) under the same load.
+"""
+
+import argparse
+import asyncio
+import json
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import websockets
+
+from bench import processes
+from bench.measure import (
+    Api,
+    hold_idle,
+    losses,
+    poll,
+    polling_latencies,
+    rss_kib,
+    stamp_seconds,
+    subscribe,
+    summary_ms,
+)
+
+
+@dataclass(frozen=True)
+class Size:
+    executions: int
+    subscribers_per_execution: int
+    events_per_second: float  # recorded, over all executions
+    seconds: float
+    idle_sockets: int
+    ramp: tuple[int, ...]  # events/s steps for one worker
+    ramp_seconds: float
+    warmup: float
+
+
+SIZES = {
+    "quick": Size(4, 3, 20, 3, 100, (50, 100), 3, 2),
+    "full": Size(100, 10, 100, 30, 5000, (100, 200, 400, 800, 1200, 1600), 10, 8),
+}
+
+
+def emit_workflow(api: Api, size_rate_per_execution: float, count: int, warmup: float) -> str:
+    definition = {
+        "nodes": [
+            {"id": "warmup", "type": "delay", "params": {"seconds": warmup}},
+            {
+                "id": "emit",
+                "type": "bench_emit",
+                "params": {"count": count, "interval": 1 / size_rate_per_execution},
+            },
+        ],
+        "edges": [{"source": "warmup", "target": "emit"}],
+    }
+    return api.request("POST", "/api/v1/workflows", {"name": "bench", "definition": definition})[
+        "id"
+    ]
+
+
+async def push_phase(deployment, size: Size, polling: bool) -> dict:
+    """Subscribers (and pollers) on running executions; their latencies and losses."""
+    api = Api(deployment.servers[0].url, deployment.token)
+    rate = size.events_per_second / size.executions
+    count = max(1, int(rate * size.seconds))
+    workflow = emit_workflow(api, rate, count, size.warmup)
+    ids, create_latencies = await api.create_executions(workflow, size.executions)
+    streams_started = time.time()
+    subscribers = [
+        subscribe(
+            deployment.servers[(e + s) % len(deployment.servers)].ws_url,
+            deployment.token,
+            f"/api/v1/ws/executions/{execution_id}?last_seq=0",
+        )
+        for e, execution_id in enumerate(ids)
+        for s in range(size.subscribers_per_execution)
+    ]
+    stop = asyncio.Event()
+    pollers = [poll(api, execution_id, 2.0, stop) for execution_id in ids] if polling else []
+    results = await asyncio.gather(*subscribers, *pollers)
+    streams, polls = results[: len(subscribers)], results[len(subscribers) :]
+    elapsed = time.time() - streams_started
+    heads = {}
+    status_events = {}
+    for execution_id in ids:
+        events = api.request("GET", f"/api/v1/executions/{execution_id}/events?limit=1000")
+        heads[execution_id] = events["results"][-1]["seq"]
+        status_events[execution_id] = [e for e in events["results"] if e["type"] == "status"]
+    expected_last = {
+        i: heads[ids[i // size.subscribers_per_execution]] for i in range(len(streams))
+    }
+    expected, lost, duplicated = losses(streams, expected_last)
+    latencies = [value for stream in streams for value in stream.latencies]
+    result = {
+        "latency": summary_ms(latencies),
+        "messages": len(latencies),
+        "expected": expected,
+        "lost": lost,
+        "duplicated": duplicated,
+        "unfinished": sum(s.last_status != "completed" or s.close_code != 1000 for s in streams),
+        "delivered_per_second": len(latencies) / max(elapsed - size.warmup, 1e-9),
+        "create": summary_ms(create_latencies),
+    }
+    if polling:
+        poll_latencies, missed = [], 0
+        for execution_id, seen in zip(ids, polls, strict=True):
+            noticed, never = polling_latencies(seen, status_events[execution_id])
+            poll_latencies += noticed
+            missed += never
+        result["polling"] = summary_ms(poll_latencies)
+        result["polling_missed"] = missed
+        result["polling_changes"] = sum(len(v) for v in status_events.values())
+    return result
+
+
+async def idle_phase(deployment, size: Size) -> dict:
+    """Server memory per idle subscriber."""
+    api = Api(deployment.servers[0].url, deployment.token)
+    workflow = api.request(
+        "POST",
+        "/api/v1/workflows",
+        {
+            "name": "idle",
+            "definition": {
+                "nodes": [{"id": "wait", "type": "delay", "params": {"seconds": 3600}}],
+                "edges": [],
+            },
+        },
+    )["id"]
+    [execution_id], _ = await api.create_executions(workflow, 1)
+    pids = [s.process.pid for s in deployment.servers]
+    before = sum(rss_kib(pid) for pid in pids)
+    per_server = size.idle_sockets // len(deployment.servers)
+    sockets = []
+    for server in deployment.servers:
+        sockets += await hold_idle(
+            server.ws_url, deployment.token, f"/api/v1/ws/executions/{execution_id}", per_server
+        )
+    await asyncio.sleep(2)
+    after = sum(rss_kib(pid) for pid in pids)
+    await asyncio.gather(*[s.close() for s in sockets])
+    api.request("POST", f"/api/v1/executions/{execution_id}/cancel")
+    return {
+        "sockets": len(sockets),
+        "kib_per_socket": (after - before) / len(sockets),
+        "rss_before_kib": before,
+        "rss_after_kib": after,
+    }
+
+
+async def bare_phase(deployment, size: Size) -> dict:
+    """The same subscribers and rate on a bare consumer that forwards group_send."""
+    service = list(deployment.servers)
+    bare = [
+        deployment.start_server(f"bare-{n}", app="bench.bare:application")
+        for n in range(len(service))
+    ]
+    deployment.servers = service
+    rate = size.events_per_second / size.executions
+    count = max(1, int(rate * size.seconds))
+    latencies: list[float] = []
+    received: dict[int, int] = {}
+    done = asyncio.Event()
+
+    async def listen(index: int, server, group: int):
+        async with websockets.connect(f"{server.ws_url}/bare/{group}", max_queue=None) as socket:
+            ready.release()
+            while not done.is_set():
+                try:
+                    frame = await asyncio.wait_for(socket.recv(), 0.5)
+                except TimeoutError:
+                    continue
+                message = json.loads(frame)
+                latencies.append(time.time() - stamp_seconds(message["timestamp"]))
+                received[index] = received.get(index, 0) + 1
+
+    subscribers = size.executions * size.subscribers_per_execution
+    ready = asyncio.Semaphore(0)
+    listeners = [
+        asyncio.create_task(listen(i, bare[i % len(bare)], i // size.subscribers_per_execution))
+        for i in range(subscribers)
+    ]
+    for _ in range(subscribers):
+        await ready.acquire()
+    async with websockets.connect(
+        f"{bare[0].ws_url}/publish?groups={size.executions}&rate={rate}&count={count}"
+    ) as publisher:
+        await publisher.recv()
+    await asyncio.sleep(0.5)
+    done.set()
+    await asyncio.gather(*listeners)
+    for server in bare:
+        server.process.kill()
+    expected = subscribers * count
+    return {
+        "latency": summary_ms(latencies),
+        "expected": expected,
+        "lost": expected - sum(received.values()),
+    }
+
+
+async def ramp_phase(deployment, size: Size) -> list[dict]:
+    """The highest rate one worker records and pushes with p99 under 100 ms."""
+    steps = []
+    for target in size.ramp:
+        executions = 20
+        step = Size(executions, 1, target, size.ramp_seconds, 0, (), 0, 2)
+        result = await push_phase(deployment, step, polling=False)
+        steps.append(
+            {
+                "target": target,
+                "p50": result["latency"]["p50"],
+                "p99": result["latency"]["p99"],
+                "lost": result["lost"],
+                "delivered_per_second": result["delivered_per_second"],
+                # Every event of the step (ticks, node and status events) over its run time.
+                "recorded_per_second": result["expected"] / (size.ramp_seconds + step.warmup),
+            }
+        )
+        if result["latency"]["p99"] > 100:
+            break
+    return steps
+
+
+async def run_mode(mode: str, size: Size, directory: Path) -> dict:
+    extra = {"EXTRA_INSTALLED_APPS": "bench.emitter"}
+    deployment = (
+        processes.embedded(directory, **extra)
+        if mode == "embedded"
+        else processes.distributed(directory, **extra)
+    )
+    try:
+        push = await push_phase(deployment, size, polling=True)
+        idle = await idle_phase(deployment, size)
+        bare = await bare_phase(deployment, size)
+        ramp = []
+        if mode == "distributed":
+            for worker in deployment.workers[1:]:
+                worker.kill()
+            ramp = await ramp_phase(deployment, size)
+        return {"push": push, "idle": idle, "bare": bare, "ramp": ramp}
+    finally:
+        deployment.stop()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size", choices=SIZES, default="quick")
+    parser.add_argument("--modes", default="embedded,distributed")
+    parser.add_argument("--output", help="write the report (Markdown, plus a PNG beside it)")
+    args = parser.parse_args()
+    size = SIZES[args.size]
+    results = {}
+    for mode in args.modes.split(","):
+        with tempfile.TemporaryDirectory() as directory:
+            results[mode] = asyncio.run(run_mode(mode, size, Path(directory)))
+    from bench.report import render, write
+
+    print(render(results, args.size, size))
+    if args.output:
+        write(results, args.size, size, Path(args.output))
+    failures = [
+        f"{mode}: {p['lost']} lost, {p['duplicated']} duplicated, {p['unfinished']} unfinished"
+        for mode, p in ((mode, r["push"]) for mode, r in results.items())
+        if p["lost"] or p["duplicated"] or p["unfinished"]
+    ]
+    for failure in failures:
+        print("LOSS:", failure, file=sys.stderr)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""A node type that records log lines at a set rate, for load tests."""

@@ -1,0 +1,28 @@
+import asyncio
+
+from rest_framework import serializers
+
+from executions.engine.fields import StrictFloatField, StrictIntegerField
+from executions.engine.registry import NodeType, register
+
+
+class EmitParams(serializers.Serializer):
+    count = StrictIntegerField(min_value=1, max_value=1_000_000)
+    interval = StrictFloatField(min_value=0, max_value=60)
+
+
+@register
+class Emit(NodeType):
+    """Records ``count`` log lines, ``interval`` seconds apart, paced on a fixed
+    schedule so that a slow write does not lower the rate."""
+
+    type_name = "bench_emit"
+    params_serializer = EmitParams
+
+    async def run(self, ctx, params, data):
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        for tick in range(params["count"]):
+            await asyncio.sleep(max(0.0, start + tick * params["interval"] - loop.time()))
+            await ctx.log(f"tick {tick}")
+        return {"ticks": params["count"]}

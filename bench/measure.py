@@ -1,0 +1,178 @@
+"""Clients that load the service and measure what they see."""
+
+import asyncio
+import json
+import statistics
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import websockets
+
+
+def stamp_seconds(timestamp: str) -> float:
+    """An event's ``timestamp`` as epoch seconds (same machine, same clock)."""
+    return datetime.fromisoformat(timestamp).timestamp()
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def summary_ms(values: list[float]) -> dict:
+    return {
+        "p50": percentile(values, 0.50) * 1000,
+        "p90": percentile(values, 0.90) * 1000,
+        "p99": percentile(values, 0.99) * 1000,
+        "max": max(values) * 1000 if values else float("nan"),
+        "mean": statistics.fmean(values) * 1000 if values else float("nan"),
+    }
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for {pid}")
+
+
+class Api:
+    def __init__(self, base_url: str, token: str):
+        self.base_url = base_url
+        self.token = token
+
+    def request(self, method: str, path: str, body=None) -> dict:
+        request = urllib.request.Request(
+            self.base_url + path,
+            method=method,
+            data=None if body is None else json.dumps(body).encode(),
+            headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.load(response)
+
+    def timed(self, method: str, path: str, body=None) -> tuple[float, dict]:
+        started = time.perf_counter()
+        result = self.request(method, path, body)
+        return time.perf_counter() - started, result
+
+    async def create_executions(
+        self, workflow_id: str, count: int
+    ) -> tuple[list[str], list[float]]:
+        """Create ``count`` executions from 8 client threads; their ids and REST latencies."""
+        loop = asyncio.get_running_loop()
+        body = {"workflow_id": workflow_id, "input_data": {}}
+        with ThreadPoolExecutor(8) as pool:
+            results = await asyncio.gather(
+                *[
+                    loop.run_in_executor(pool, self.timed, "POST", "/api/v1/executions", body)
+                    for _ in range(count)
+                ]
+            )
+        return [r["id"] for _, r in results], [seconds for seconds, _ in results]
+
+
+@dataclass
+class Stream:
+    """What one subscriber saw."""
+
+    seqs: list[int] = field(default_factory=list)
+    latencies: list[float] = field(default_factory=list)
+    close_code: int | None = None
+    last_status: str = ""
+
+
+async def subscribe(
+    ws_url: str, token: str, path: str, ready: asyncio.Event | None = None
+) -> Stream:
+    """Follow one stream to its end; latency counts only events recorded after connecting."""
+    stream = Stream()
+    headers = {"Authorization": f"Bearer {token}"}
+    async with websockets.connect(
+        ws_url + path, additional_headers=headers, open_timeout=120, max_queue=None
+    ) as socket:
+        connected = time.time()
+        if ready is not None:
+            ready.set()
+        async for frame in socket:
+            received = time.time()
+            message = json.loads(frame)
+            if "seq" not in message:
+                continue
+            stream.seqs.append(message["seq"])
+            recorded = stamp_seconds(message["timestamp"])
+            if recorded > connected:
+                stream.latencies.append(received - recorded)
+            if message.get("type", "status") == "status":
+                stream.last_status = message.get("status", "")
+    stream.close_code = socket.close_code
+    return stream
+
+
+def losses(streams: list[Stream], expected_last: dict[int, int]) -> tuple[int, int, int]:
+    """(expected, lost, duplicated) messages over streams that replay from seq 1."""
+    expected = lost = duplicated = 0
+    for index, stream in enumerate(streams):
+        last = expected_last[index]
+        expected += last
+        seen = set(stream.seqs)
+        lost += len(set(range(1, last + 1)) - seen)
+        duplicated += len(stream.seqs) - len(seen)
+    return expected, lost, duplicated
+
+
+async def poll(api: Api, execution_id: str, interval: float, stop: asyncio.Event) -> list[tuple]:
+    """Seed-style polling of one execution: ``(time, status, progress, message)`` each poll."""
+    loop = asyncio.get_running_loop()
+    seen = []
+    while not stop.is_set():
+        started = time.time()
+        body = await loop.run_in_executor(
+            None, api.request, "GET", f"/api/v1/executions/{execution_id}"
+        )
+        seen.append((time.time(), body["status"], body["progress"], body["message"]))
+        if body["status"] in ("completed", "failed", "cancelled"):
+            break
+        await asyncio.sleep(max(0.0, interval - (time.time() - started)))
+    return seen
+
+
+def polling_latencies(polls: list[tuple], status_events: list[dict]) -> tuple[list[float], int]:
+    """How late each poll noticed a state change, and how many changes it never saw."""
+    latencies, noticed = [], set()
+    previous = None
+    for polled_at, status, progress, message in polls:
+        state = (status, progress, message)
+        if state == previous:
+            continue
+        previous = state
+        matching = [e for e in status_events if (e["status"], e["progress"], e["message"]) == state]
+        if matching:
+            event = matching[-1]
+            noticed.add(event["seq"])
+            latencies.append(polled_at - stamp_seconds(event["timestamp"]))
+    return latencies, len(status_events) - len(noticed)
+
+
+async def hold_idle(ws_url: str, token: str, path: str, count: int) -> list:
+    """Open ``count`` sockets that only read their snapshot; return them still open."""
+    headers = {"Authorization": f"Bearer {token}"}
+
+    async def one():
+        socket = await websockets.connect(
+            ws_url + path, additional_headers=headers, open_timeout=120
+        )
+        await socket.recv()
+        return socket
+
+    sockets = []
+    for start in range(0, count, 200):
+        sockets += await asyncio.gather(*[one() for _ in range(min(200, count - start))])
+    return sockets

@@ -1,0 +1,152 @@
+"""The benchmark's table, its Markdown report and its plot."""
+
+import os
+import platform
+import time
+from pathlib import Path
+
+TARGETS = (
+    "p50 <= 10 ms, p99 <= 50 ms, within 2x of the bare consumer, "
+    ">= 100x better than polling, <= 40 KiB per idle socket, nothing lost"
+)
+
+
+def rows(results: dict) -> list[list[str]]:
+    table = [["", *results]]
+
+    def add(label, value):
+        table.append([label, *[value(r["push"], r) for r in results.values()]])
+
+    def ms(latency: dict, *keys: str) -> str:
+        return " / ".join(f"{latency[key]:.1f}" for key in keys)
+
+    add(
+        "push p50 / p90 / p99 / max (ms)", lambda p, r: ms(p["latency"], "p50", "p90", "p99", "max")
+    )
+    add("bare consumer p50 / p99 (ms)", lambda p, r: ms(r["bare"]["latency"], "p50", "p99"))
+    add(
+        "push / bare at p50, p99",
+        lambda p, r: ", ".join(
+            f"{p['latency'][k] / r['bare']['latency'][k]:.2f}x" for k in ("p50", "p99")
+        ),
+    )
+    add(
+        "delivered / expected (lost, duplicated)",
+        lambda p, r: (
+            f"{p['expected'] - p['lost']} / {p['expected']} ({p['lost']}, {p['duplicated']})"
+        ),
+    )
+    add("messages/s delivered", lambda p, r: f"{p['delivered_per_second']:.0f}")
+    add(
+        "polling every 2 s: mean notice (ms)",
+        lambda p, r: (
+            f"{p['polling']['mean']:.0f} "
+            f"(missed {p['polling_missed']} of {p['polling_changes']} changes)"
+        ),
+    )
+    add(
+        "push mean (ms); polling / push",
+        lambda p, r: (
+            f"{p['latency']['mean']:.1f}; {p['polling']['mean'] / p['latency']['mean']:.0f}x"
+        ),
+    )
+    add(
+        "server memory per idle socket",
+        lambda p, r: f"{r['idle']['kib_per_socket']:.1f} KiB ({r['idle']['sockets']} sockets)",
+    )
+    add("REST create p50 / p99 (ms)", lambda p, r: ms(p["create"], "p50", "p99"))
+    add("bare consumer lost", lambda p, r: str(r["bare"]["lost"]))
+    add("one worker: highest rate with p99 < 100 ms", lambda p, r: best_rate(r["ramp"]))
+    return table
+
+
+def best_rate(ramp: list[dict]) -> str:
+    if not ramp:
+        return "-"
+    good = [s for s in ramp if s["p99"] < 100 and not s["lost"]]
+    if not good:
+        return f"below {ramp[0]['target']} events/s"
+    best = good[-1]
+    return f"{best['target']} events/s (p99 {best['p99']:.0f} ms)"
+
+
+def render(results: dict, size_name: str, size) -> str:
+    table = rows(results)
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    lines = [f"size {size_name}: {size}"]
+    for n, row in enumerate(table):
+        lines.append("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+        if n == 0:
+            lines.append("  ".join("-" * width for width in widths))
+    return "\n".join(lines)
+
+
+def write(results: dict, size_name: str, size, path: Path) -> None:
+    table = rows(results)
+    markdown = ["| " + " | ".join(row) + " |" for row in table]
+    markdown.insert(1, "|" + "---|" * len(table[0]))
+    ramp = [
+        f"| {mode} | {s['target']} | {s['recorded_per_second']:.0f} | "
+        f"{s['delivered_per_second']:.0f} | {s['p50']:.1f} | {s['p99']:.1f} | {s['lost']} |"
+        for mode, r in results.items()
+        for s in r["ramp"]
+    ]
+    plot = path.with_suffix(".png")
+    plot_latencies(results, plot)
+    path.write_text(
+        "\n".join(
+            [
+                "# Benchmarks",
+                "",
+                f"Measured {time.strftime('%Y-%m-%d')} on {platform.machine()}, "
+                f"{os.cpu_count()} cores, Python {platform.python_version()}, with "
+                f"`python -m bench --size {size_name} --output {path}`. Everything (servers, "
+                "workers, PostgreSQL, Redis and the measuring clients) runs on this one machine.",
+                "",
+                f"Load: {size.executions} executions at once, "
+                f"{size.subscribers_per_execution} subscribers each, "
+                f"{size.events_per_second:g} events/s recorded in all for {size.seconds:g} s; "
+                f"{size.idle_sockets} idle subscribers for memory.",
+                f"Targets: {TARGETS}.",
+                "",
+                *markdown,
+                "",
+                f"![latency]({plot.name})",
+                "",
+                "Ramp (one worker, 20 executions, one subscriber each):",
+                "",
+                "| mode | target events/s | recorded/s | delivered/s | p50 ms | p99 ms | lost |",
+                "|---|---|---|---|---|---|---|",
+                *ramp,
+                "",
+            ]
+        )
+    )
+
+
+def plot_latencies(results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels, values = [], []
+    for mode, r in results.items():
+        for name, key in (("push", "push"), ("bare", "bare")):
+            labels.append(f"{mode}\n{name}")
+            values.append([r[key]["latency"][p] for p in ("p50", "p90", "p99")])
+    figure, axis = plt.subplots(figsize=(8, 4))
+    width = 0.25
+    for n, percentile in enumerate(("p50", "p90", "p99")):
+        axis.bar(
+            [i + (n - 1) * width for i in range(len(labels))],
+            [v[n] for v in values],
+            width,
+            label=percentile,
+        )
+    axis.set_xticks(range(len(labels)), labels)
+    axis.set_ylabel("latency, ms (receive - recorded)")
+    axis.set_title("Event latency: this service vs a bare Channels consumer")
+    axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)

@@ -1,0 +1,39 @@
+"""The benchmark at its quick size: it runs, and nothing is lost or duplicated."""
+
+import re
+import subprocess
+import sys
+
+import pytest
+
+from bench.processes import ROOT
+from tests.services import require_postgres_and_redis
+
+DELIVERY = re.compile(r"^delivered / expected .*?(\d+) / (\d+) \((\d+), (\d+)\)", re.MULTILINE)
+
+
+def run_bench(mode: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "bench", "--size", "quick", "--modes", mode],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def assert_complete(result: subprocess.CompletedProcess) -> None:
+    assert result.returncode == 0, result.stdout + result.stderr
+    delivered, expected, lost, duplicated = map(int, DELIVERY.search(result.stdout).groups())
+    assert delivered == expected > 0, result.stdout
+    assert (lost, duplicated) == (0, 0), result.stdout
+
+
+def test_embedded_quick_benchmark_loses_nothing():
+    assert_complete(run_bench("embedded"))
+
+
+@pytest.mark.services
+def test_distributed_quick_benchmark_loses_nothing():
+    require_postgres_and_redis()
+    assert_complete(run_bench("distributed"))
