@@ -1,45 +1,24 @@
-"""A real daphne process serving the project, for end-to-end tests."""
+"""Real daphne processes serving the project, for end-to-end tests."""
 
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
+import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"server did not listen on {port} within {timeout} s")
+from bench import processes
 
 
 @dataclass
 class Server:
+    """One served deployment as a client sees it."""
+
     url: str
     ws_url: str
     token: str
-    database: Path
+    database: Path | str
     log: Path
 
     def request(self, method: str, path: str, body=None) -> tuple[int, dict]:
@@ -56,66 +35,24 @@ class Server:
             return exc.code, json.loads(exc.read() or b"null")
 
 
-def manage(env: dict, *args: str) -> str:
-    return subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=ROOT,
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
+def client_view(deployment: processes.Deployment, server: processes.Server) -> Server:
+    return Server(
+        url=server.url,
+        ws_url=server.ws_url,
+        token=deployment.token,
+        database=deployment.env["DATABASE_URL"].removeprefix("sqlite:///"),
+        log=server.log,
+    )
 
 
 @pytest.fixture
 def server(tmp_path):
-    """Migrate a fresh SQLite database and serve it with daphne on a free port."""
-    database = tmp_path / "db.sqlite3"
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "project.settings",
-        "SECRET_KEY": "e2e-secret",
-        "DEBUG": "0",
-        "DATABASE_URL": f"sqlite:///{database}",
-    }
-    env.pop("REDIS_URL", None)
-    manage(env, "migrate", "--noinput", "-v", "0")
-    output = manage(env, "demo", "--password", "e2e-password")
-    token = output.split("API token:")[1].split()[0]
-    port = free_port()
-    log = tmp_path / "server.log"
-    with log.open("w") as log_file:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "daphne",
-                "-b",
-                "127.0.0.1",
-                "-p",
-                str(port),
-                "project.asgi:application",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        )
+    """A fresh SQLite database served by one daphne on a free port (the embedded mode)."""
+    deployment = processes.embedded(tmp_path)
     try:
-        wait_for_port(port, process)
-        yield Server(
-            url=f"http://127.0.0.1:{port}",
-            ws_url=f"ws://127.0.0.1:{port}",
-            token=token,
-            database=database,
-            log=log,
-        )
+        yield client_view(deployment, deployment.servers[0])
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        deployment.stop()
 
 
 from tests.e2e.cluster import cluster  # noqa: E402, F401  the scaled-out deployment fixture
