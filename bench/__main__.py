@@ -74,14 +74,16 @@ def emit_workflow(api: Api, size_rate_per_execution: float, count: int, warmup: 
     ]
 
 
-async def push_phase(deployment, size: Size, polling: bool) -> dict:
-    """Subscribers (and pollers) on running executions; their latencies and losses."""
+async def push_phase(deployment, size: Size, subscribe_to_streams: bool) -> dict:
+    """Subscribers on running executions, their latencies and losses; or, without
+    subscribers, seed-style pollers on the same load."""
     api = Api(deployment.servers[0].url, deployment.token)
     rate = size.events_per_second / size.executions
     count = max(1, int(rate * size.seconds))
     workflow = emit_workflow(api, rate, count, size.warmup)
     ids, create_latencies = await api.create_executions(workflow, size.executions)
     streams_started = time.time()
+    polling = not subscribe_to_streams
     subscribers = [
         subscribe(
             deployment.servers[(e + s) % len(deployment.servers)].ws_url,
@@ -90,6 +92,7 @@ async def push_phase(deployment, size: Size, polling: bool) -> dict:
         )
         for e, execution_id in enumerate(ids)
         for s in range(size.subscribers_per_execution)
+        if subscribe_to_streams
     ]
     stop = asyncio.Event()
     pollers = [poll(api, execution_id, 2.0, stop) for execution_id in ids] if polling else []
@@ -102,13 +105,33 @@ async def push_phase(deployment, size: Size, polling: bool) -> dict:
         events = api.request("GET", f"/api/v1/executions/{execution_id}/events?limit=1000")
         heads[execution_id] = events["results"][-1]["seq"]
         status_events[execution_id] = [e for e in events["results"] if e["type"] == "status"]
+    if polling:
+        poll_latencies, missed = [], 0
+        for execution_id, seen in zip(ids, polls, strict=True):
+            noticed, never = polling_latencies(seen, status_events[execution_id])
+            poll_latencies += noticed
+            missed += never
+        return {
+            "polling": summary_ms(poll_latencies),
+            "polling_missed": missed,
+            "polling_changes": sum(len(v) for v in status_events.values()),
+        }
     expected_last = {
         i: heads[ids[i // size.subscribers_per_execution]] for i in range(len(streams))
     }
     expected, lost, duplicated = losses(streams, expected_last)
     latencies = [value for stream in streams for value in stream.latencies]
-    result = {
+    # Steady state: events recorded once every subscriber had connected.
+    settled = max(stream.connected for stream in streams)
+    steady = [
+        latency
+        for stream in streams
+        for latency, recorded in zip(stream.latencies, stream.recorded, strict=True)
+        if recorded > settled
+    ]
+    return {
         "latency": summary_ms(latencies),
+        "steady": summary_ms(steady),
         "messages": len(latencies),
         "expected": expected,
         "lost": lost,
@@ -117,16 +140,6 @@ async def push_phase(deployment, size: Size, polling: bool) -> dict:
         "delivered_per_second": len(latencies) / max(elapsed - size.warmup, 1e-9),
         "create": summary_ms(create_latencies),
     }
-    if polling:
-        poll_latencies, missed = [], 0
-        for execution_id, seen in zip(ids, polls, strict=True):
-            noticed, never = polling_latencies(seen, status_events[execution_id])
-            poll_latencies += noticed
-            missed += never
-        result["polling"] = summary_ms(poll_latencies)
-        result["polling_missed"] = missed
-        result["polling_changes"] = sum(len(v) for v in status_events.values())
-    return result
 
 
 async def idle_phase(deployment, size: Size) -> dict:
@@ -221,19 +234,19 @@ async def ramp_phase(deployment, size: Size) -> list[dict]:
     for target in size.ramp:
         executions = 20
         step = Size(executions, 1, target, size.ramp_seconds, 0, (), 0, 2)
-        result = await push_phase(deployment, step, polling=False)
+        result = await push_phase(deployment, step, subscribe_to_streams=True)
         steps.append(
             {
                 "target": target,
-                "p50": result["latency"]["p50"],
-                "p99": result["latency"]["p99"],
+                "p50": result["steady"]["p50"],
+                "p99": result["steady"]["p99"],
                 "lost": result["lost"],
                 "delivered_per_second": result["delivered_per_second"],
                 # Every event of the step (ticks, node and status events) over its run time.
                 "recorded_per_second": result["expected"] / (size.ramp_seconds + step.warmup),
             }
         )
-        if result["latency"]["p99"] > 100:
+        if result["steady"]["p99"] > 100:
             break
     return steps
 
@@ -246,7 +259,9 @@ async def run_mode(mode: str, size: Size, directory: Path) -> dict:
         else processes.distributed(directory, **extra)
     )
     try:
-        push = await push_phase(deployment, size, polling=True)
+        push = await push_phase(deployment, size, subscribe_to_streams=True)
+        # Polling runs apart, on the same load, so each is measured undisturbed.
+        push.update(await push_phase(deployment, size, subscribe_to_streams=False))
         idle = await idle_phase(deployment, size)
         bare = await bare_phase(deployment, size)
         ramp = []

@@ -85,6 +85,8 @@ class Stream:
 
     seqs: list[int] = field(default_factory=list)
     latencies: list[float] = field(default_factory=list)
+    recorded: list[float] = field(default_factory=list)  # when each measured event was recorded
+    connected: float = 0.0
     close_code: int | None = None
     last_status: str = ""
 
@@ -98,7 +100,7 @@ async def subscribe(
     async with websockets.connect(
         ws_url + path, additional_headers=headers, open_timeout=120, max_queue=None
     ) as socket:
-        connected = time.time()
+        connected = stream.connected = time.time()
         if ready is not None:
             ready.set()
         async for frame in socket:
@@ -110,6 +112,7 @@ async def subscribe(
             recorded = stamp_seconds(message["timestamp"])
             if recorded > connected:
                 stream.latencies.append(received - recorded)
+                stream.recorded.append(recorded)
             if message.get("type", "status") == "status":
                 stream.last_status = message.get("status", "")
     stream.close_code = socket.close_code

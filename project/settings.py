@@ -91,9 +91,11 @@ TEMPLATES = [
 DATABASE_URL = os.environ.get("DATABASE_URL") or f"sqlite:///{BASE_DIR / 'db.sqlite3'}"
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"]["ENGINE"] = "executions.sqlite"
     # Many threads write at once (executions, sockets, REST): take the write
-    # lock at BEGIN so nothing has to upgrade a read lock, wait for a busy
-    # database instead of failing, and let readers run beside the writer.
+    # lock at BEGIN so nothing has to upgrade a read lock, queue writers of
+    # one process on a lock (executions.sqlite), wait for a busy database
+    # instead of failing, and let readers run beside the writer.
     DATABASES["default"]["OPTIONS"] = {
         "transaction_mode": "IMMEDIATE",
         "timeout": 30,

@@ -19,13 +19,14 @@ reachable() {  # host port
 }
 
 echo "== Embedded mode: SQLite, in-memory channel layer, executions in-process"
+# (Tests marked "embedded" start their own embedded server and run in this pass only.)
 # pytest exits 5 when it ran no test; set -e makes that a failure too.
 .venv/bin/pytest -m "not services" "$@"
 
 if reachable 127.0.0.1 5432 && reachable 127.0.0.1 6379 && command -v redis-server >/dev/null; then
     echo "== Services: the whole suite again on PostgreSQL and Redis"
     DATABASE_URL="$POSTGRES_URL" REDIS_URL="$REDIS_URL_FOR_TESTS" TEST_REDIS_URL="$REDIS_URL_FOR_TESTS" \
-        EXECUTIONS_RUNNER=inprocess REQUIRE_SERVICES=1 .venv/bin/pytest "$@"
+        EXECUTIONS_RUNNER=inprocess REQUIRE_SERVICES=1 .venv/bin/pytest -m "not embedded" "$@"
 elif [ "${REQUIRE_SERVICES:-0}" = "1" ]; then
     echo "FAILED: PostgreSQL (127.0.0.1:5432) and Redis (127.0.0.1:6379, redis-server) are required" >&2
     exit 1

@@ -29,6 +29,7 @@ def assert_complete(result: subprocess.CompletedProcess) -> None:
     assert (lost, duplicated) == (0, 0), result.stdout
 
 
+@pytest.mark.embedded
 def test_embedded_quick_benchmark_loses_nothing():
     assert_complete(run_bench("embedded"))
 

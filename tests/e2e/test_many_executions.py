@@ -6,9 +6,12 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
+import pytest
 import websockets
 
 from tests.factories import chain, node
+
+pytestmark = pytest.mark.embedded
 
 EXECUTIONS = 200
 WAITS = chain(

@@ -4,9 +4,12 @@ import asyncio
 import json
 import sqlite3
 
+import pytest
 import websockets
 
 from tests.factories import node
+
+pytestmark = pytest.mark.embedded
 
 BRANCHES = {
     "nodes": [
