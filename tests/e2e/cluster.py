@@ -14,7 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import ROOT, Server, free_port, manage, wait_for_port
+from tests.e2e.conftest import (
+    LOAD_TEST_LIMITS,
+    ROOT,
+    Server,
+    free_port,
+    manage,
+    wait_for_port,
+)
 
 POSTGRES = os.environ.get("TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
 
@@ -152,6 +159,7 @@ def cluster(tmp_path):
         "EXECUTIONS_LEASE_SECONDS": "3",
         "EXECUTIONS_REAPER_INTERVAL": "1",
         "EXECUTIONS_REDISPATCH_AFTER": "5",
+        **LOAD_TEST_LIMITS,
     }
     manage(env, "migrate", "--noinput", "-v", "0")
     token = manage(env, "demo", "--password", "cluster-pass").split("API token:")[1].split()[0]
@@ -185,6 +193,7 @@ def cluster(tmp_path):
                     token=token,
                     database=Path(database),
                     log=tmp_path / f"{name}.log",
+                    pid=process.pid,
                 )
             )
         cluster.start_worker("worker-1")

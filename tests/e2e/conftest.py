@@ -7,12 +7,18 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+
+# The load tests start hundreds of executions and open hundreds of sockets as
+# one user; the limits themselves are tested where they are the point.
+LOAD_TEST_LIMITS = {"API_EXECUTION_CREATE_RATE": "", "REALTIME_MAX_SOCKETS_PER_USER": "1000"}
 
 
 def free_port() -> int:
@@ -41,6 +47,7 @@ class Server:
     token: str
     database: Path
     log: Path
+    pid: int
 
     def request(self, method: str, path: str, body=None) -> tuple[int, dict]:
         request = urllib.request.Request(
@@ -68,8 +75,21 @@ def manage(env: dict, *args: str) -> str:
 
 
 @pytest.fixture
-def server(tmp_path):
+def server_env() -> dict:
+    """Settings (environment variables) for the ``server``; a test module may override it."""
+    return {}
+
+
+@pytest.fixture
+def server(tmp_path, server_env):
     """Migrate a fresh SQLite database and serve it with daphne on a free port."""
+    with serve(tmp_path, server_env) as running:
+        yield running
+
+
+@contextmanager
+def serve(tmp_path: Path, server_env: dict) -> Iterator[Server]:
+    """The ``server`` fixture's work, for fixtures of other scopes."""
     database = tmp_path / "db.sqlite3"
     env = {
         **os.environ,
@@ -77,6 +97,8 @@ def server(tmp_path):
         "SECRET_KEY": "e2e-secret",
         "DEBUG": "0",
         "DATABASE_URL": f"sqlite:///{database}",
+        **LOAD_TEST_LIMITS,
+        **server_env,
     }
     env.pop("REDIS_URL", None)
     manage(env, "migrate", "--noinput", "-v", "0")
@@ -94,6 +116,11 @@ def server(tmp_path):
                 "127.0.0.1",
                 "-p",
                 str(port),
+                # daphne's defaults, as the README runs it.
+                "--ping-interval",
+                "20",
+                "--ping-timeout",
+                "30",
                 "project.asgi:application",
             ],
             cwd=ROOT,
@@ -109,6 +136,7 @@ def server(tmp_path):
             token=token,
             database=database,
             log=log,
+            pid=process.pid,
         )
     finally:
         process.terminate()
