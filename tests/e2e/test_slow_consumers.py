@@ -171,8 +171,7 @@ async def test_fifty_stalled_sockets_do_not_hurt_fifty_readers_nor_grow_memory(s
     )
 
     # Each stalled client gets a gap-free start of its stream, and the rest by resuming.
-    for i, ws in enumerate(stalled):
-        execution_id = executions[i % 2]
+    async def resume(ws, execution_id: str) -> None:
         head, code = await drain(ws)
         assert code in (4408, 1006, None), code  # 1006/None: dropped before it read the close
         last = max([m["seq"] for m in head if "seq" in m], default=0)
@@ -180,6 +179,8 @@ async def test_fifty_stalled_sockets_do_not_hurt_fifty_readers_nor_grow_memory(s
         rest, code = await read_all(server, execution_id, last_seq=last)
         assert code == 1000
         assert_gap_free(rest, last + 1, stored[execution_id][-1]["seq"])
+
+    await asyncio.gather(*[resume(ws, executions[i % 2]) for i, ws in enumerate(stalled)])
 
 
 async def test_a_client_that_reads_again_in_time_gets_an_error_and_4408_then_resumes(server):
