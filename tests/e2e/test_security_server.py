@@ -66,13 +66,18 @@ async def test_a_browser_opens_the_stream_with_a_one_time_ticket(server):
         assert code == 4401 and messages[0]["type"] == "error"
 
 
-async def test_frames_over_64_kib_close_with_1009_and_daphnes_own_limit_still_holds(server):
+async def test_big_frames_close_with_1009_floods_with_1008_and_daphnes_own_limit_holds(server):
     url = f"{server.ws_url}/api/v1/ws/executions/{slow_execution(server, 30)}"
     headers = {"Authorization": f"Bearer {server.token}"}
     big = json.dumps({"type": "ping", "pad": "x" * 70_000})
     messages, code = await messages_and_close(url, headers, [big])
     assert code == 1009
     assert "REALTIME_MAX_MESSAGE_BYTES" in messages[-1]["message"]
+
+    messages, code = await messages_and_close(url, headers, ['{"type": "ping"}'] * 21)
+    assert code == 1008
+    answers = [m["type"] for m in messages if m["type"] != "status"]  # progress may interleave
+    assert answers == ["pong"] * 20 + ["error"]
 
     huge = json.dumps({"type": "ping", "pad": "x" * (2 * 1024 * 1024)})
     _, code = await messages_and_close(url, headers, [huge])
