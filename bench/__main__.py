@@ -252,7 +252,12 @@ async def ramp_phase(deployment, size: Size) -> list[dict]:
 
 
 async def run_mode(mode: str, size: Size, directory: Path) -> dict:
-    extra = {"EXTRA_INSTALLED_APPS": "bench.emitter"}
+    extra = {
+        "EXTRA_INSTALLED_APPS": "bench.emitter",
+        # One user stands in for thousands of clients here.
+        "REALTIME_MAX_SOCKETS_PER_USER": "100000",
+        "API_EXECUTION_CREATE_RATE": "",
+    }
     deployment = (
         processes.embedded(directory, **extra)
         if mode == "embedded"

@@ -149,7 +149,21 @@ class Deployment:
         port = free_port()
         log = self.logs / f"{name}.log"
         process = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), app],
+            # daphne's protocol pings, as the README runs it.
+            [
+                sys.executable,
+                "-m",
+                "daphne",
+                "-b",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "--ping-interval",
+                "20",
+                "--ping-timeout",
+                "30",
+                app,
+            ],
             cwd=ROOT,
             env=self.env,
             stdout=log.open("w"),

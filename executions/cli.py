@@ -5,6 +5,7 @@ execution, the WebSocket stream to follow it.
 """
 
 import json
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -14,6 +15,8 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI
 from websockets.sync.client import connect
 
 BAR_WIDTH = 30
+# The server closes sockets that send nothing for REALTIME_IDLE_TIMEOUT (120 s).
+PING_SECONDS = 30
 
 
 class ClientError(Exception):
@@ -62,6 +65,15 @@ def render(message: dict) -> str:
     return json.dumps(message)
 
 
+def keep_alive(socket, stop: threading.Event) -> None:
+    """Ping every ``PING_SECONDS`` until ``stop``, so a long execution's socket stays open."""
+    while not stop.wait(PING_SECONDS):
+        try:
+            socket.send(json.dumps({"type": "ping"}))
+        except ConnectionClosed:
+            return
+
+
 def follow(
     base_url: str,
     token: str,
@@ -76,13 +88,19 @@ def follow(
     last_status: dict = {}
     try:
         with connect(url, additional_headers=headers) as socket:
+            stop = threading.Event()
+            threading.Thread(target=keep_alive, args=(socket, stop), daemon=True).start()
             try:
                 for frame in socket:
                     message = json.loads(frame)
+                    if message["type"] == "pong":
+                        continue
                     last_status = message if message["type"] == "status" else last_status
                     write(render(message))
             except ConnectionClosed:
                 pass
+            finally:
+                stop.set()
             code = socket.close_code
     except (OSError, InvalidURI, InvalidStatus) as exc:
         raise ClientError(f"Could not connect to {base_url}: {exc}") from exc

@@ -1,6 +1,7 @@
 """ASGI entry point: HTTP (REST, admin) and the execution WebSocket stream."""
 
 import os
+import sys
 
 from django.core.asgi import get_asgi_application
 
@@ -12,7 +13,8 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 
 from executions.maintenance import start_maintenance  # noqa: E402
-from realtime.auth import BearerTokenAuthMiddleware  # noqa: E402
+from realtime import server_hooks  # noqa: E402
+from realtime.auth import SocketAuthMiddleware  # noqa: E402
 from realtime.routing import websocket_urlpatterns  # noqa: E402
 
 if settings.EXECUTIONS_RUNNER == "inprocess":
@@ -20,11 +22,14 @@ if settings.EXECUTIONS_RUNNER == "inprocess":
     # previous instance left behind when it stopped.
     start_maintenance()
 
+if "daphne.server" in sys.modules:
+    # Served by daphne: bound what it buffers for a client that stops reading,
+    # and let it send close codes 1008 and 1009.
+    server_hooks.install()
+
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AuthMiddlewareStack(
-            BearerTokenAuthMiddleware(URLRouter(websocket_urlpatterns))
-        ),
+        "websocket": AuthMiddlewareStack(SocketAuthMiddleware(URLRouter(websocket_urlpatterns))),
     }
 )

@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "rest_framework.authtoken",
+    "drf_spectacular",
     "channels",
     "executions",
     "realtime",
@@ -59,6 +60,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "executions.api.limits.RequestBodyLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -171,12 +173,49 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }
+
+# Throttles and the cache that keeps their counts: Redis (shared by every
+# process) when REDIS_URL is set, else this process's memory.
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "workflows",
+        }
+    }
+# Requests allowed per client address to POST /api/v1/auth/token, per user to
+# POST /api/v1/ws-tickets and POST /api/v1/executions ("N/second|minute|hour|day";
+# empty means unlimited).
+API_TOKEN_RATE = os.environ.get("API_TOKEN_RATE", "10/minute")
+API_WS_TICKET_RATE = os.environ.get("API_WS_TICKET_RATE", "60/minute")
+API_EXECUTION_CREATE_RATE = os.environ.get("API_EXECUTION_CREATE_RATE", "60/minute")
+# Largest request body accepted (413 beyond); put the same limit in front
+# (nginx client_max_body_size), since daphne reads a whole body first.
+API_MAX_BODY_BYTES = int(os.environ.get("API_MAX_BODY_BYTES", str(1024 * 1024)))
 
 # Realtime push.
 # Seconds a socket may go without hearing of new events before it checks the
 # event log itself (a dropped channel-layer message is found this way).
 REALTIME_RECHECK_INTERVAL = float(os.environ.get("REALTIME_RECHECK_INTERVAL", "1.0"))
+# Seconds a ticket from POST /api/v1/ws-tickets may be used (once) to open a socket.
+REALTIME_TICKET_TTL_SECONDS = int(os.environ.get("REALTIME_TICKET_TTL_SECONDS", "60"))
+# Largest inbound text frame a socket accepts (close 1009 beyond); daphne
+# itself refuses frames over 1 MiB.
+REALTIME_MAX_MESSAGE_BYTES = int(os.environ.get("REALTIME_MAX_MESSAGE_BYTES", str(64 * 1024)))
+# Inbound messages a socket may send in any one second (close 1008 beyond).
+REALTIME_MAX_MESSAGES_PER_SECOND = int(os.environ.get("REALTIME_MAX_MESSAGES_PER_SECOND", "20"))
+# Bytes that may wait to be taken by one socket's client: past this its
+# sends wait, and a client that stays past it for REALTIME_SEND_TIMEOUT
+# seconds is closed with 4408 (under daphne).
+REALTIME_SEND_BUFFER_BYTES = int(os.environ.get("REALTIME_SEND_BUFFER_BYTES", str(1024 * 1024)))
+REALTIME_SEND_TIMEOUT = float(os.environ.get("REALTIME_SEND_TIMEOUT", "5"))
+# Seconds a socket may send nothing (not even a ping) before it is closed with 4410.
+REALTIME_IDLE_TIMEOUT = float(os.environ.get("REALTIME_IDLE_TIMEOUT", "120"))
+# Open sockets one user may have on one server process (close 4429 beyond).
+REALTIME_MAX_SOCKETS_PER_USER = int(os.environ.get("REALTIME_MAX_SOCKETS_PER_USER", "50"))
 
 # Executions.
 # Threads the engine uses for database writes in one process.

@@ -1,25 +1,34 @@
-"""Who is on the other end of a socket: Bearer token or Django session.
+"""Who is on the other end of a socket: Bearer token, one-time ticket or Django session.
 
-``BearerTokenAuthMiddleware`` sits inside Channels' ``AuthMiddlewareStack``:
-the session has been resolved already, and an ``Authorization: Bearer``
-header, when present, replaces it. ``scope["auth_method"]`` records which one
-authenticated the socket, because only cookie-authenticated sockets need an
-origin check (a browser sends cookies on cross-site requests; it cannot send
-a header).
+``SocketAuthMiddleware`` sits inside Channels' ``AuthMiddlewareStack``: the
+session has been resolved already. An ``Authorization: Bearer`` header, when
+present, replaces it; otherwise a ``?ticket=`` from ``POST /api/v1/ws-tickets``
+does. A credential that is present but bad never falls back to the session.
+``scope["auth_method"]`` records which one authenticated the socket, because
+only cookie-authenticated sockets need an origin check (a browser sends
+cookies on cross-site requests; it cannot send a header, and a cross-site
+page cannot get a ticket). Long-lived tokens are never read from the URL:
+URLs end up in logs.
 """
 
-from urllib.parse import urlsplit
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
+from channels.db import database_sync_to_async
 from channels.middleware import BaseMiddleware
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from django.http.request import validate_host
+from django.utils.http import is_same_domain
 from rest_framework.authtoken.models import Token
 
 from realtime.db import db_read
+from realtime.selectors import Access
+from realtime.services import socket_ticket_redeem
 
 SESSION = "session"
 TOKEN = "token"
+TICKET = "ticket"
 
 
 def header(scope, name: bytes) -> str | None:
@@ -29,6 +38,11 @@ def header(scope, name: bytes) -> str | None:
     return None
 
 
+def query_param(scope, name: str) -> str | None:
+    values = parse_qs(scope.get("query_string", b"").decode("latin-1")).get(name)
+    return values[-1] if values else None
+
+
 def _user_for_token(key: str):
     token = Token.objects.select_related("user").filter(key=key).first()
     if token is None or not token.user.is_active:
@@ -36,15 +50,31 @@ def _user_for_token(key: str):
     return token.user
 
 
-class BearerTokenAuthMiddleware(BaseMiddleware):
+async def _from_header(authorization: str) -> dict:
+    keyword, _, key = authorization.partition(" ")
+    if keyword.lower() != "bearer" or not key.strip():
+        return {"user": AnonymousUser(), "auth_method": None}
+    user = await db_read(_user_for_token)(key.strip())
+    if not user.is_authenticated:
+        return {"user": user, "auth_method": None}
+    return {"user": user, "auth_method": TOKEN, "auth_token": key.strip()}
+
+
+async def _from_ticket(ticket: str) -> dict:
+    user = await database_sync_to_async(socket_ticket_redeem)(ticket=ticket)
+    if user is None:
+        return {"user": AnonymousUser(), "auth_method": None, "auth_problem": TICKET}
+    return {"user": user, "auth_method": TICKET}
+
+
+class SocketAuthMiddleware(BaseMiddleware):
     async def __call__(self, scope, receive, send):
         authorization = header(scope, b"authorization")
+        ticket = query_param(scope, "ticket")
         if authorization is not None:
-            keyword, _, key = authorization.partition(" ")
-            user = AnonymousUser()
-            if keyword.lower() == "bearer" and key.strip():
-                user = await db_read(_user_for_token)(key.strip())
-            scope = dict(scope, user=user, auth_method=TOKEN if user.is_authenticated else None)
+            scope = dict(scope, **await _from_header(authorization))
+        elif ticket:
+            scope = dict(scope, **await _from_ticket(ticket))
         else:
             user = scope.get("user")
             authenticated = user is not None and user.is_authenticated
@@ -53,15 +83,47 @@ class BearerTokenAuthMiddleware(BaseMiddleware):
 
 
 def origin_allowed(scope) -> bool:
-    """Whether the handshake's Origin may use the session cookie."""
+    """Whether the handshake's Origin may use the session cookie.
+
+    Allowed: a host in ``ALLOWED_HOSTS`` (any scheme), or an origin in
+    ``CSRF_TRUSTED_ORIGINS``, where ``https://*.example.com`` matches
+    ``https://example.com`` and its subdomains, as in Django's CSRF check.
+    """
     origin = header(scope, b"origin")
     if not origin:
         return False
     if origin in settings.CSRF_TRUSTED_ORIGINS:
         return True
-    hostname = urlsplit(origin).hostname
+    try:
+        parts = urlsplit(origin)
+        hostname = parts.hostname
+    except ValueError:  # e.g. "http://[" : not an origin at all
+        return False
+    wildcards = [urlsplit(o) for o in settings.CSRF_TRUSTED_ORIGINS if "*" in o]
+    if any(
+        w.scheme == parts.scheme and is_same_domain(parts.netloc, w.netloc.lstrip("*"))
+        for w in wildcards
+    ):
+        return True
     if not hostname:
         return False
     if ":" in hostname:
         hostname = f"[{hostname}]"
     return validate_host(hostname, settings.ALLOWED_HOSTS)
+
+
+def access_problem(access: Access | None, *, scope, user_id: Any, owner_id: Any) -> str | None:
+    """Why a socket's user may no longer watch an execution of ``owner_id``, or None.
+
+    ``access`` is the user's current state (None: deactivated or deleted).
+    """
+    if access is None:
+        return "Your account was deactivated: this socket is closed."
+    if scope.get("auth_method") == TOKEN and access.token_key != scope.get("auth_token"):
+        return (
+            "The API token this socket was opened with was revoked: get a new one from "
+            "POST /api/v1/auth/token and reconnect."
+        )
+    if owner_id != user_id and not access.is_staff:
+        return "You may no longer see this execution: this socket is closed."
+    return None

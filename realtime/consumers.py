@@ -4,6 +4,10 @@ A socket subscribes to its execution's group *before* it reads the current
 state, and forwards only events newer than the last ``seq`` it sent, filling
 any gap from the event log. That makes every stream complete, ordered and
 free of duplicates even when the channel layer drops or reorders messages.
+
+Every refusal and every close the server decides on is preceded by an
+``error`` message that says why; the close codes are listed below and in
+docs/protocol.md.
 """
 
 import asyncio
@@ -11,12 +15,15 @@ import json
 import uuid
 
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
 
 from executions.selectors import events_after, execution_visible_to
 from realtime import events
-from realtime.auth import SESSION, origin_allowed
+from realtime.auth import SESSION, TICKET, access_problem, origin_allowed
 from realtime.db import db_read
+from realtime.limits import InboundGuard
 from realtime.publish import bind_consumer_loop, group_name_for
+from realtime.selectors import Access
 from realtime.watchdog import watchdog
 
 CLOSE_NORMAL = 1000
@@ -24,8 +31,23 @@ CLOSE_BAD_REQUEST = 4400
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
+CLOSE_IDLE = 4410
+CLOSE_TOO_MANY_SOCKETS = 4429
+# 1008 and 1009 (too many or too big messages): realtime.limits;
+# 4408 (stopped reading): realtime.server_hooks.
+
+# Events read from the log at once when a socket catches up (resume, gap fill).
+CATCH_UP_PAGE = 200
 
 NOT_FOUND = "Execution not found: check the id, and that you may see this execution."
+UNAUTHENTICATED = (
+    "Authentication required: send 'Authorization: Bearer <token>', use a ticket from "
+    "POST /api/v1/ws-tickets as ?ticket=, or log in with a session."
+)
+BAD_TICKET = (
+    "This ticket is unknown, expired or already used: get a new one from "
+    "POST /api/v1/ws-tickets right before connecting; each works once."
+)
 
 
 class ExecutionConsumer(AsyncJsonWebsocketConsumer):
@@ -34,17 +56,20 @@ class ExecutionConsumer(AsyncJsonWebsocketConsumer):
     finished = False
 
     async def connect(self) -> None:
-        bind_consumer_loop(asyncio.get_running_loop())
+        loop = asyncio.get_running_loop()
+        bind_consumer_loop(loop)
         self.lock = asyncio.Lock()
         self.group = None
+        self.guard = InboundGuard()
+        self.last_heard = loop.time()
         self._stale_at: int | None = None
+        self._closing: asyncio.Task | None = None
         await self.accept()
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
+            bad_ticket = self.scope.get("auth_problem") == TICKET
             return await self.refuse(
-                "Authentication required: send 'Authorization: Bearer <token>' "
-                "or log in with a session.",
-                CLOSE_UNAUTHENTICATED,
+                BAD_TICKET if bad_ticket else UNAUTHENTICATED, CLOSE_UNAUTHENTICATED
             )
         if self.scope.get("auth_method") == SESSION and not origin_allowed(self.scope):
             return await self.refuse(
@@ -60,14 +85,21 @@ class ExecutionConsumer(AsyncJsonWebsocketConsumer):
         execution = await db_read(execution_visible_to)(user, execution_id)
         if execution is None:
             return await self.refuse(NOT_FOUND, CLOSE_NOT_FOUND)
-        await self.subscribe(execution.id)
+        self.execution_id, self.user_id, self.owner_id = execution.id, user.pk, execution.owner_id
+        limit = settings.REALTIME_MAX_SOCKETS_PER_USER
+        if not watchdog().admit(self, limit=limit):
+            return await self.refuse(
+                f"Too many open sockets: at most {limit} per user on this server "
+                "(REALTIME_MAX_SOCKETS_PER_USER). Close some before opening more.",
+                CLOSE_TOO_MANY_SOCKETS,
+            )
+        await self.subscribe()
         await self.send_initial(resume_from)
 
-    async def subscribe(self, execution_id: uuid.UUID) -> None:
-        self.execution_id = execution_id
-        self.group = group_name_for(execution_id)
+    async def subscribe(self) -> None:
+        """Join the execution's group; the watchdog admitted this socket already."""
+        self.group = group_name_for(self.execution_id)
         await self.channel_layer.group_add(self.group, self.channel_name)
-        watchdog().add(self)
 
     async def send_initial(self, resume_from: int | None) -> None:
         """Send the snapshot, or the stored events after ``resume_from``."""
@@ -93,15 +125,32 @@ class ExecutionConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json(events.error_message(text))
         await self.close(code=code)
 
+    async def close_because(self, text: str, code: int) -> None:
+        """Say why, then close; unless the stream has ended already."""
+        async with self.lock:
+            if not self.finished:
+                await self.refuse(text, code)
+
+    def close_soon(self, text: str, code: int) -> None:
+        """``close_because`` from synchronous code (the watchdog's callbacks)."""
+        if not self.finished and self._closing is None:
+            self._closing = asyncio.get_running_loop().create_task(self.close_because(text, code))
+
     async def disconnect(self, code: int) -> None:
         self.finished = True
+        watchdog().discard(self)
         if self.group is not None:
-            watchdog().discard(self)
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
     # Client -> server
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if self.finished:
+            return  # closing: frames still on their way are ignored
+        self.last_heard = asyncio.get_running_loop().time()
+        problem = self.guard.check(text_data, bytes_data, self.last_heard)
+        if problem is not None:
+            return await self.close_because(*problem)
         if text_data is None:
             return await self.send_json(
                 events.error_message("Binary frames are not supported; send JSON text.")
@@ -110,6 +159,8 @@ class ExecutionConsumer(AsyncJsonWebsocketConsumer):
             content = json.loads(text_data)
         except ValueError:
             return await self.send_json(events.error_message("Invalid JSON."))
+        except RecursionError:
+            return await self.send_json(events.error_message("JSON nested too deeply."))
         await self.receive_json(content)
 
     async def receive_json(self, content, **kwargs) -> None:
@@ -122,8 +173,12 @@ class ExecutionConsumer(AsyncJsonWebsocketConsumer):
             return await self.send_json(events.pong_message())
         if kind is None:
             return await self.send_json(events.error_message("Missing 'type'; expected 'ping'."))
+        if not isinstance(kind, str):
+            return await self.send_json(
+                events.error_message("The 'type' must be a string; expected 'ping'.")
+            )
         await self.send_json(
-            events.error_message(f"Unknown message type {kind!r}; expected 'ping'.")
+            events.error_message(f"Unknown message type {kind[:100]!r}; expected 'ping'.")
         )
 
     # Channel layer -> client
@@ -140,6 +195,26 @@ class ExecutionConsumer(AsyncJsonWebsocketConsumer):
                 # The layer dropped something: the log has it all.
                 await self.catch_up_locked(upto=event["seq"])
 
+    # The watchdog's periodic checks
+
+    def observe_clock(self, now: float) -> None:
+        """Called by the watchdog with the loop's time: close a socket that went quiet."""
+        idle_limit = settings.REALTIME_IDLE_TIMEOUT
+        if now - self.last_heard > idle_limit:
+            self.close_soon(
+                f"Nothing received for {idle_limit:g} s (REALTIME_IDLE_TIMEOUT): send "
+                '{"type": "ping"} every 30 s to keep a socket open; reconnect with last_seq.',
+                CLOSE_IDLE,
+            )
+
+    def observe_access(self, access: Access | None) -> None:
+        """Called by the watchdog with the user's current state (None: inactive)."""
+        problem = access_problem(
+            access, scope=self.scope, user_id=self.user_id, owner_id=self.owner_id
+        )
+        if problem is not None:
+            self.close_soon(problem, CLOSE_FORBIDDEN)
+
     def observe_head(self, head: int | None) -> None:
         """Called by the watchdog with the newest seq in the log."""
         if self.finished or head is None or head <= self.last_seq:
@@ -155,13 +230,17 @@ class ExecutionConsumer(AsyncJsonWebsocketConsumer):
             await self.catch_up_locked()
 
     async def catch_up_locked(self, upto: int | None = None) -> None:
-        if self.finished:
-            return
-        stored = await db_read(events_after)(self.execution_id, self.last_seq, upto=upto)
-        for event in stored:
-            if self.finished:
+        """Forward the stored events after ``last_seq`` (up to ``upto``), a page at a time."""
+        while not self.finished:
+            stored = await db_read(events_after)(
+                self.execution_id, self.last_seq, upto=upto, limit=CATCH_UP_PAGE
+            )
+            for event in stored:
+                if self.finished:
+                    return
+                await self.forward(events.event_message(event))
+            if len(stored) < CATCH_UP_PAGE:
                 return
-            await self.forward(events.event_message(event))
 
     async def forward(self, message: dict) -> None:
         await self.send_json(message)

@@ -5,6 +5,7 @@ Every stored event becomes ``{"type", "execution_id", ...its data, "seq",
 fields plus ``seq`` and ``timestamp``, which old clients ignore.
 """
 
+import json
 from datetime import UTC, datetime
 
 from executions.models import EventType, Execution, ExecutionEvent
@@ -38,6 +39,11 @@ def snapshot_message(execution: Execution) -> dict:
 
 def error_message(text: str) -> dict:
     return {"type": "error", "message": text}
+
+
+def encode(message: dict) -> str:
+    """A message as the text of a frame, as ``send_json`` would send it."""
+    return json.dumps(message)
 
 
 def pong_message() -> dict:

@@ -1,56 +1,96 @@
-"""Finds sockets that missed events the channel layer dropped.
+"""One periodic check, per event loop, of every socket it serves.
 
-One task per event loop checks, every ``REALTIME_RECHECK_INTERVAL`` seconds,
-the newest ``seq`` of every watched execution in a single query. A socket
-still behind the log at two checks in a row, having sent nothing in between,
-lost a message (not merely received it late) and reads the rest from the log.
-So a dropped terminal event reaches its subscribers within about two
-intervals, at the cost of one query per interval per process.
+Every ``REALTIME_RECHECK_INTERVAL`` seconds one task per event loop:
+
+* tells each socket the time, so that one that has sent nothing for too long
+  can close itself (no timer per socket);
+* reads the newest ``seq`` of every watched execution in one query. A socket
+  still behind the log at two checks in a row, having sent nothing in
+  between, lost a message (not merely received it late) and reads the rest
+  from the log. So a dropped terminal event reaches its subscribers within
+  about two intervals;
+* reads, in one more query, whether each socket's user is still active and
+  staff, and their current API token, so that a socket whose access was
+  revoked is closed within about one interval.
+
+That is two queries per interval per process, whatever the number of
+sockets. The watchdog also counts each user's sockets, for the per-user cap.
 """
 
 import asyncio
 import logging
 import weakref
-from typing import Protocol
+from collections import Counter
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from django.conf import settings
 
 from executions.selectors import execution_heads
 from realtime.db import db_read
+from realtime.selectors import Access, socket_users_access
 
 logger = logging.getLogger(__name__)
 
 
 class Watched(Protocol):
-    execution_id: object
+    execution_id: Any
+    user_id: Any
+
+    def observe_clock(self, now: float) -> None: ...
 
     def observe_head(self, head: int | None) -> None: ...
+
+    def observe_access(self, access: Access | None) -> None: ...
 
 
 class LogWatchdog:
     def __init__(self) -> None:
         self.subscribers: set[Watched] = set()
+        self.sockets_per_user: Counter = Counter()
         self._task: asyncio.Task | None = None
 
-    def add(self, subscriber: Watched) -> None:
+    def admit(self, subscriber: Watched, *, limit: int) -> bool:
+        """Start watching ``subscriber`` unless its user has ``limit`` sockets already."""
+        if self.sockets_per_user[subscriber.user_id] >= limit:
+            return False
         self.subscribers.add(subscriber)
+        self.sockets_per_user[subscriber.user_id] += 1
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._run())
+        return True
 
     def discard(self, subscriber: Watched) -> None:
-        self.subscribers.discard(subscriber)
+        if subscriber in self.subscribers:
+            self.subscribers.discard(subscriber)
+            self.sockets_per_user[subscriber.user_id] -= 1
+            if not self.sockets_per_user[subscriber.user_id]:
+                del self.sockets_per_user[subscriber.user_id]
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
         while self.subscribers:
             await asyncio.sleep(settings.REALTIME_RECHECK_INTERVAL)
             subscribers = list(self.subscribers)
-            try:
-                heads = await db_read(execution_heads)({s.execution_id for s in subscribers})
-            except Exception:
-                logger.exception("Could not read the event log heads; retrying")
-                continue
+            now = loop.time()
             for subscriber in subscribers:
-                subscriber.observe_head(heads.get(subscriber.execution_id))
+                subscriber.observe_clock(now)
+            heads = await self._read(execution_heads, {s.execution_id for s in subscribers})
+            if heads is not None:
+                for subscriber in subscribers:
+                    subscriber.observe_head(heads.get(subscriber.execution_id))
+            access = await self._read(socket_users_access, {s.user_id for s in subscribers})
+            if access is not None:
+                for subscriber in subscribers:
+                    subscriber.observe_access(access.get(subscriber.user_id))
+
+    @staticmethod
+    async def _read(selector: Callable, ids: set) -> dict | None:
+        try:
+            return await db_read(selector)(ids)
+        except Exception:
+            logger.exception("The socket watchdog could not read the database; retrying")
+            return None
 
 
 _watchdogs: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LogWatchdog]" = (

@@ -3,6 +3,7 @@ import asyncio
 import pytest
 from asgiref.sync import sync_to_async
 from channels.layers import channel_layers
+from django.core.cache import cache
 from django.db import connections
 from rest_framework.test import APIClient
 
@@ -11,6 +12,14 @@ from executions.engine.db import close_db_threads
 from realtime.db import close_read_threads
 from realtime.publish import publisher_loop
 from tests.factories import make_token, make_user
+
+
+@pytest.fixture(autouse=True)
+def fresh_throttles():
+    """Each test starts with no request counted against the API's rate limits."""
+    cache.clear()
+    yield
+    cache.clear()
 
 
 @pytest.fixture(autouse=True)

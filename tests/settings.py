@@ -11,3 +11,7 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 # Tests start maintenance themselves where they are about it.
 EXECUTIONS_MAINTENANCE = False
+
+# Throttle counts live in this process, so each test can start from none
+# (clearing a Redis cache would flush the database the other tests share).
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}

@@ -1,10 +1,16 @@
 from rest_framework import mixins, status, viewsets
+from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.decorators import action
 from rest_framework.exceptions import APIException
 from rest_framework.response import Response
 from rest_framework.utils.urls import replace_query_param
 
 from executions import selectors, services
+from executions.api.limits import (
+    ExecutionCreateThrottle,
+    ExplainedThrottlingMixin,
+    TokenRateThrottle,
+)
 from executions.api.serializers import (
     EventQuerySerializer,
     ExecutionCreateSerializer,
@@ -20,6 +26,12 @@ from realtime.events import event_message
 class Conflict(APIException):
     status_code = status.HTTP_409_CONFLICT
     default_code = "conflict"
+
+
+class TokenView(ExplainedThrottlingMixin, ObtainAuthToken):
+    """``POST {"username", "password"}`` -> ``{"token"}``; throttled per client address."""
+
+    throttle_classes = [TokenRateThrottle]
 
 
 class WorkflowViewSet(viewsets.ModelViewSet):
@@ -48,12 +60,16 @@ class WorkflowViewSet(viewsets.ModelViewSet):
 
 
 class ExecutionViewSet(
+    ExplainedThrottlingMixin,
     mixins.CreateModelMixin,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
     viewsets.GenericViewSet,
 ):
     """Executions you started (staff: all). Filter with ``?status=`` and ``?workflow=``."""
+
+    def get_throttles(self):
+        return [ExecutionCreateThrottle()] if self.action == "create" else []
 
     def get_serializer_class(self):
         return ExecutionDetailSerializer if self.action == "retrieve" else ExecutionSerializer

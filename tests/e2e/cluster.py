@@ -21,7 +21,7 @@ class Cluster:
 @pytest.fixture
 def cluster(tmp_path):
     """Two servers and two workers on PostgreSQL and a Redis of their own."""
-    from tests.e2e.conftest import client_view
+    from tests.e2e.conftest import LOAD_TEST_LIMITS, client_view
 
     require_postgres_and_redis()
     deployment = processes.distributed(
@@ -29,6 +29,7 @@ def cluster(tmp_path):
         EXECUTIONS_LEASE_SECONDS="3",
         EXECUTIONS_REAPER_INTERVAL="1",
         EXECUTIONS_REDISPATCH_AFTER="5",
+        **LOAD_TEST_LIMITS,
     )
     try:
         yield Cluster(

@@ -3,12 +3,18 @@
 import json
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from bench import processes
+
+# The load tests start hundreds of executions and open hundreds of sockets as
+# one user; the limits themselves are tested where they are the point.
+LOAD_TEST_LIMITS = {"API_EXECUTION_CREATE_RATE": "", "REALTIME_MAX_SOCKETS_PER_USER": "1000"}
 
 
 @dataclass
@@ -20,6 +26,7 @@ class Server:
     token: str
     database: Path | str
     log: Path
+    pid: int
 
     def request(self, method: str, path: str, body=None) -> tuple[int, dict]:
         request = urllib.request.Request(
@@ -42,13 +49,27 @@ def client_view(deployment: processes.Deployment, server: processes.Server) -> S
         token=deployment.token,
         database=deployment.env["DATABASE_URL"].removeprefix("sqlite:///"),
         log=server.log,
+        pid=server.process.pid,
     )
 
 
 @pytest.fixture
-def server(tmp_path):
+def server_env() -> dict:
+    """Settings (environment variables) for the ``server``; a test module may override it."""
+    return {}
+
+
+@pytest.fixture
+def server(tmp_path, server_env):
     """A fresh SQLite database served by one daphne on a free port (the embedded mode)."""
-    deployment = processes.embedded(tmp_path)
+    with serve(tmp_path, server_env) as running:
+        yield running
+
+
+@contextmanager
+def serve(tmp_path: Path, server_env: dict) -> Iterator[Server]:
+    """The ``server`` fixture's work, for fixtures of other scopes."""
+    deployment = processes.embedded(tmp_path, **LOAD_TEST_LIMITS, **server_env)
     try:
         yield client_view(deployment, deployment.servers[0])
     finally:

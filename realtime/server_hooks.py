@@ -1,0 +1,136 @@
+"""Two small hooks on daphne, installed when it serves the project.
+
+Close codes 1008 and 1009: autobahn (under daphne) refuses an application's
+close code unless it is 1000 or 3000-4999, though RFC 6455 lets an endpoint
+send 1008 (policy violation) and 1009 (message too big). The hook sends those
+close frames itself.
+
+Bounded send buffers, closing a client that stopped reading with 4408. Why a
+hook on daphne: an application's ``send`` never waits for the client.
+daphne hands each frame to autobahn, which writes it to the Twisted
+transport, which keeps in memory whatever the kernel's send buffer cannot
+take (and the kernel grows that buffer up to ``net.ipv4.tcp_wmem``,
+megabytes). A client that stops reading (a stuck tab, a dead network)
+therefore makes the server keep every later event for it, without limit. The
+consumer cannot see the transport, so the check lives where daphne passes an
+application's messages to the protocol (``Server.handle_reply``):
+
+* Before each frame it measures the bytes the client has not taken yet. Up
+  to ``REALTIME_SEND_BUFFER_BYTES`` the frame goes out at once.
+* Past it, that socket's ``send`` waits (its own task only: nobody else is
+  slowed down) until the client has taken enough, which paces a long
+  catch-up (``?last_seq=``) to the client's speed.
+* A client that takes nothing for ``REALTIME_SEND_TIMEOUT`` seconds while
+  its buffer is full has stopped reading: it gets an ``error`` message and a
+  close with 4408, and autobahn drops the connection if the close is not
+  answered within its close-handshake timeout (1 s), which frees the buffer.
+  A client that was only slow reads what was buffered, the error and the
+  4408, and reconnects with ``?last_seq=`` of the last event it got.
+
+So what waits for one socket stays under the limit plus one message (and
+the events its consumer's channel queue collects while it waits, at most the
+layer's capacity). Frames for a socket that is already closing are dropped:
+autobahn would raise, killing the application before it hears of the
+disconnect and leaving its channel in its groups.
+
+The measure is the kernel's send queue (``SIOCOUTQ``, Linux) plus Twisted's
+own write buffers (``dataBuffer`` from ``offset`` on, and ``_tempDataLen``,
+of its ``FileDescriptor``); TLS wrappers are looked through to the TCP
+transport below. Where neither can be read the hook never waits nor closes.
+"""
+
+import asyncio
+import fcntl
+import logging
+import struct
+import termios
+import time
+
+from django.conf import settings
+
+from realtime import events
+
+logger = logging.getLogger(__name__)
+
+CLOSE_SLOW_CONSUMER = 4408
+# Sent by the application (realtime.limits); autobahn's sendClose refuses them.
+RFC_CLOSE_CODES = {1008, 1009}
+POLL_SECONDS = 0.02
+
+SLOW_CONSUMER = (
+    "You stopped reading: {pending} bytes have been waiting for this socket for {timeout:g} s "
+    "(REALTIME_SEND_TIMEOUT), over the limit of {limit} (REALTIME_SEND_BUFFER_BYTES). "
+    "Reconnect with ?last_seq=<the last seq you received>."
+)
+
+
+def pending_bytes(transport) -> int | None:
+    """Bytes written to ``transport`` that the client has not received, or None if unknown."""
+    for _ in range(3):  # a TLS transport wraps the TCP one
+        if transport is None:
+            return None
+        if hasattr(transport, "dataBuffer") and hasattr(transport, "offset"):
+            buffered = len(transport.dataBuffer) - transport.offset
+            return buffered + getattr(transport, "_tempDataLen", 0) + kernel_queued(transport)
+        transport = getattr(transport, "transport", None)
+    return None
+
+
+def kernel_queued(transport) -> int:
+    """Bytes in the socket's kernel send queue not yet acknowledged by the client (Linux)."""
+    try:
+        answer = fcntl.ioctl(transport.fileno(), termios.TIOCOUTQ, b"\0" * 4)
+    except (AttributeError, OSError, ValueError):
+        return 0
+    return struct.unpack("i", answer)[0]
+
+
+async def client_keeps_up(protocol) -> bool:
+    """Wait until the client has room for another frame; False if it took nothing in time."""
+    limit = settings.REALTIME_SEND_BUFFER_BYTES
+    deadline = None
+    while protocol.state == protocol.STATE_OPEN:
+        pending = pending_bytes(protocol.transport)
+        if pending is None or pending <= limit:
+            return True
+        deadline = deadline or time.monotonic() + settings.REALTIME_SEND_TIMEOUT
+        if time.monotonic() >= deadline:
+            close_slow_consumer(protocol, pending, limit)
+            return False
+        await asyncio.sleep(POLL_SECONDS)
+    return False
+
+
+def close_slow_consumer(protocol, pending: int, limit: int) -> None:
+    logger.info("Closing a socket that is not reading (%s bytes waiting)", pending)
+    timeout = settings.REALTIME_SEND_TIMEOUT
+    text = SLOW_CONSUMER.format(pending=pending, limit=limit, timeout=timeout)
+    protocol.serverSend(events.encode(events.error_message(text)), False)
+    protocol.sendClose(code=CLOSE_SLOW_CONSUMER)
+
+
+def install() -> None:
+    """Bound daphne's send buffers and let it send close codes 1008 and 1009."""
+    from daphne.server import Server
+    from daphne.ws_protocol import WebSocketProtocol
+
+    if getattr(Server.handle_reply, "bounds_send_buffers", False):
+        return
+    original = Server.handle_reply
+
+    async def handle_reply(self, protocol, message):
+        if isinstance(protocol, WebSocketProtocol):
+            kind = message.get("type")
+            if kind == "websocket.send":
+                if protocol.state in (protocol.STATE_CLOSING, protocol.STATE_CLOSED):
+                    return None  # closing: the application hears of it from websocket.disconnect
+                if protocol.state == protocol.STATE_OPEN and not await client_keeps_up(protocol):
+                    return None
+            elif kind == "websocket.close" and message.get("code") in RFC_CLOSE_CODES:
+                if protocol.state == protocol.STATE_OPEN:
+                    protocol.sendCloseFrame(code=message["code"])
+                return None
+        return await original(self, protocol, message)
+
+    handle_reply.bounds_send_buffers = True
+    Server.handle_reply = handle_reply

@@ -1,0 +1,41 @@
+"""Every write of the realtime app: issuing and redeeming socket tickets."""
+
+import hashlib
+import secrets
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.utils import timezone
+
+from realtime.models import SocketTicket
+
+
+def ticket_hash(ticket: str) -> str:
+    return hashlib.sha256(ticket.encode()).hexdigest()
+
+
+def socket_ticket_issue(*, user: AbstractBaseUser) -> tuple[str, int]:
+    """A new ticket for ``user`` and its lifetime in seconds; expired tickets are purged."""
+    now = timezone.now()
+    lifetime = settings.REALTIME_TICKET_TTL_SECONDS
+    ticket = secrets.token_urlsafe(32)
+    SocketTicket.objects.filter(expires_at__lte=now).delete()
+    SocketTicket.objects.create(
+        key_hash=ticket_hash(ticket), user=user, expires_at=now + timedelta(seconds=lifetime)
+    )
+    return ticket, lifetime
+
+
+def socket_ticket_redeem(*, ticket: str) -> AbstractBaseUser | None:
+    """The active user the ticket was issued to, or None; a ticket works only once."""
+    stored = (
+        SocketTicket.objects.select_related("user").filter(key_hash=ticket_hash(ticket)).first()
+    )
+    if stored is None:
+        return None
+    # Whoever deletes the row first redeemed it; a concurrent second use gets 0.
+    deleted, _ = SocketTicket.objects.filter(pk=stored.pk).delete()
+    if not deleted or stored.expires_at <= timezone.now() or not stored.user.is_active:
+        return None
+    return stored.user
