@@ -174,11 +174,23 @@ async def test_fifty_stalled_sockets_do_not_hurt_fifty_readers_nor_grow_memory(s
     async def resume(ws, execution_id: str) -> None:
         head, code = await drain(ws)
         assert code in (4408, 1006, None), code  # 1006/None: dropped before it read the close
-        last = max([m["seq"] for m in head if "seq" in m], default=0)
+        last = head_last = max([m["seq"] for m in head if "seq" in m], default=0)
         assert_gap_free(head, 1, last)
-        rest, code = await read_all(server, execution_id, last_seq=last)
+        # A client that resumes is itself cut off again (4408) if it reads too
+        # slowly, as 50 at once in one client process on a loaded machine may;
+        # like any client it resumes again from what it got.
+        rest: list[dict] = []
+        for _ in range(5):
+            try:
+                more, code = await read_all(server, execution_id, last_seq=last)
+            except websockets.ConnectionClosedError:
+                more, code = [], None
+            rest += more
+            last = max([m["seq"] for m in rest if "seq" in m], default=last)
+            if code == 1000:
+                break
         assert code == 1000
-        assert_gap_free(rest, last + 1, stored[execution_id][-1]["seq"])
+        assert_gap_free(rest, head_last + 1, stored[execution_id][-1]["seq"])
 
     await asyncio.gather(*[resume(ws, executions[i % 2]) for i, ws in enumerate(stalled)])
 
