@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -41,6 +41,9 @@ class Server:
     token: str
     database: Path
     log: Path
+    env: dict = field(default_factory=dict)
+    port: int = 0
+    process: subprocess.Popen | None = None
 
     def request(self, method: str, path: str, body=None) -> tuple[int, dict]:
         request = urllib.request.Request(
@@ -55,6 +58,42 @@ class Server:
         except urllib.error.HTTPError as exc:
             return exc.code, json.loads(exc.read() or b"null")
 
+    def start(self) -> None:
+        """Start daphne on ``port`` (again, after ``stop``: same port, same database)."""
+        with self.log.open("a") as log_file:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "daphne",
+                    "-b",
+                    "127.0.0.1",
+                    "-p",
+                    str(self.port),
+                    "project.asgi:application",
+                ],
+                cwd=ROOT,
+                env=self.env,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+            )
+        wait_for_port(self.port, self.process)
+
+    def stop(self, *, crash: bool = False) -> None:
+        """Stop the server: gracefully, or (``crash``) killed outright like a lost machine."""
+        if self.process is None:
+            return
+        if crash:
+            self.process.kill()
+        else:
+            self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+
 
 def manage(env: dict, *args: str) -> str:
     return subprocess.run(
@@ -68,7 +107,13 @@ def manage(env: dict, *args: str) -> str:
 
 
 @pytest.fixture
-def server(tmp_path):
+def server_env() -> dict:
+    """Extra environment for the ``server`` fixture's process; override it to tune one."""
+    return {}
+
+
+@pytest.fixture
+def server(tmp_path, server_env):
     """Migrate a fresh SQLite database and serve it with daphne on a free port."""
     database = tmp_path / "db.sqlite3"
     env = {
@@ -77,45 +122,27 @@ def server(tmp_path):
         "SECRET_KEY": "e2e-secret",
         "DEBUG": "0",
         "DATABASE_URL": f"sqlite:///{database}",
+        **server_env,
     }
     env.pop("REDIS_URL", None)
     manage(env, "migrate", "--noinput", "-v", "0")
     output = manage(env, "demo", "--password", "e2e-password")
     token = output.split("API token:")[1].split()[0]
     port = free_port()
-    log = tmp_path / "server.log"
-    with log.open("w") as log_file:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "daphne",
-                "-b",
-                "127.0.0.1",
-                "-p",
-                str(port),
-                "project.asgi:application",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        )
+    server = Server(
+        url=f"http://127.0.0.1:{port}",
+        ws_url=f"ws://127.0.0.1:{port}",
+        token=token,
+        database=database,
+        log=tmp_path / "server.log",
+        env=env,
+        port=port,
+    )
     try:
-        wait_for_port(port, process)
-        yield Server(
-            url=f"http://127.0.0.1:{port}",
-            ws_url=f"ws://127.0.0.1:{port}",
-            token=token,
-            database=database,
-            log=log,
-        )
+        server.start()
+        yield server
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        server.stop()
 
 
 from tests.e2e.cluster import cluster  # noqa: E402, F401  the scaled-out deployment fixture
