@@ -1,8 +1,8 @@
 from django.urls import re_path
-from rest_framework.authtoken.views import ObtainAuthToken
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
-from executions.api.views import ExecutionViewSet, WorkflowViewSet
+from executions.api.views import ExecutionViewSet, TokenView, WorkflowViewSet
 
 router = DefaultRouter()
 # Every path works with and without its trailing slash (the seed posts to
@@ -12,6 +12,8 @@ router.register("workflows", WorkflowViewSet, basename="workflow")
 router.register("executions", ExecutionViewSet, basename="execution")
 
 urlpatterns = [
-    re_path(r"^auth/token/?$", ObtainAuthToken.as_view(), name="auth-token"),
+    re_path(r"^auth/token/?$", TokenView.as_view(), name="auth-token"),
+    re_path(r"^schema/?$", SpectacularAPIView.as_view(), name="schema"),
+    re_path(r"^docs/?$", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     *router.urls,
 ]

@@ -1,10 +1,13 @@
+from drf_spectacular.utils import extend_schema_view
 from rest_framework import mixins, status, viewsets
+from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.decorators import action
 from rest_framework.exceptions import APIException
 from rest_framework.response import Response
 from rest_framework.utils.urls import replace_query_param
 
 from executions import selectors, services
+from executions.api import schema
 from executions.api.serializers import (
     EventQuerySerializer,
     ExecutionCreateSerializer,
@@ -22,6 +25,12 @@ class Conflict(APIException):
     default_code = "conflict"
 
 
+@extend_schema_view(**schema.TOKEN_OPERATIONS)
+class TokenView(ObtainAuthToken):
+    """Exchange a username and password for the API token."""
+
+
+@extend_schema_view(**schema.WORKFLOW_OPERATIONS)
 class WorkflowViewSet(viewsets.ModelViewSet):
     """Workflows you own (staff: all). The definition is validated on every write."""
 
@@ -47,6 +56,7 @@ class WorkflowViewSet(viewsets.ModelViewSet):
             raise Conflict(str(exc)) from exc
 
 
+@extend_schema_view(**schema.EXECUTION_OPERATIONS)
 class ExecutionViewSet(
     mixins.CreateModelMixin,
     mixins.ListModelMixin,
