@@ -56,6 +56,7 @@ INSTALLED_APPS = [
     "channels",
     "executions",
     "realtime",
+    "dashboard",
 ]
 
 MIDDLEWARE = [
@@ -125,7 +126,9 @@ STATIC_URL = "static/"
 # STATIC_ROOT and run collectstatic to serve compressed copies instead.
 STATIC_ROOT = os.environ.get("STATIC_ROOT") or None
 WHITENOISE_USE_FINDERS = True
-LOGIN_URL = "/admin/login/"
+LOGIN_URL = "dashboard:login"
+LOGIN_REDIRECT_URL = "dashboard:executions"
+LOGOUT_REDIRECT_URL = "dashboard:login"
 
 # Channel layer: in-memory in one process; Redis pub/sub when REDIS_URL is set.
 REDIS_URL = os.environ.get("REDIS_URL", "")
@@ -195,6 +198,10 @@ SPECTACULAR_SETTINGS = {
         "NodeStatusEnum": "executions.models.NodeStatus",
     },
 }
+
+# Seconds between the dashboard's executions list refreshes (new executions
+# appear this way; those in progress are followed live over their streams).
+DASHBOARD_REFRESH_SECONDS = float(os.environ.get("DASHBOARD_REFRESH_SECONDS", "5"))
 
 # Realtime push.
 # Seconds a socket may go without hearing of new events before it checks the
