@@ -94,7 +94,8 @@ def render(message: dict) -> str:
 
 class Screen:
     """Prints a stream. On a terminal the progress bar stays on the last line and is
-    redrawn in place; elsewhere (a pipe, a file) every message is a line of its own."""
+    redrawn in place; elsewhere (a pipe, a file) each message is a line of its own,
+    except a status line that would repeat the line just above it."""
 
     def __init__(self, out: TextIO):
         self.out = out
@@ -103,7 +104,7 @@ class Screen:
 
     def show(self, message: dict) -> None:
         if not self.live:
-            self._write(render(message) + "\n")
+            self._print(message)
         elif message["type"] != "status":
             self._write(f"\r\x1b[2K{render(message)}\n{self.bar}")
         elif message["status"] in TERMINAL:
@@ -114,11 +115,18 @@ class Screen:
             self.bar = progress_line(message)
             self._write(f"\r\x1b[2K{self.bar}")
 
+    def _print(self, message: dict) -> None:
+        text = render(message)
+        if message["type"] == "status" and text == self.bar:
+            return  # nothing a reader can see changed (e.g. a finer progress fraction)
+        self.bar = text if message["type"] == "status" else ""
+        self._write(text + "\n")
+
     def close(self) -> None:
         """Called when the stream ends: leave the cursor on a fresh line."""
         if self.live and self.bar:
             self._write("\n")
-            self.bar = ""
+        self.bar = ""
 
     def _write(self, text: str) -> None:
         self.out.write(text)

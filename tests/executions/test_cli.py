@@ -60,10 +60,10 @@ def test_elsewhere_every_message_is_a_line():
     screen = Screen(out)
 
     screen.show(status(50))
+    screen.show(status(50))  # the same line again: not repeated
     screen.show({"type": "node", "node_id": "n", "status": "running", "attempt": 1})
+    screen.show(status(50))
     screen.close()
 
-    assert out.getvalue().splitlines() == [
-        "[" + "#" * 15 + "." * 15 + "]  50% running   m",
-        "  node n running",
-    ]
+    bar = "[" + "#" * 15 + "." * 15 + "]  50% running   m"
+    assert out.getvalue().splitlines() == [bar, "  node n running", bar]
