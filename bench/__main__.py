@@ -219,7 +219,7 @@ async def bare_phase(deployment, size: Size) -> dict:
     done.set()
     await asyncio.gather(*listeners)
     for server in bare:
-        server.process.kill()
+        server.stop(crash=True)
     expected = subscribers * count
     return {
         "latency": summary_ms(latencies),

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# The demo user's password in these deployments (the browser tests log in with it).
+DEMO_PASSWORD = "e2e-password"
 POSTGRES = os.environ.get("TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
 
 
@@ -62,7 +64,7 @@ def manage(env: dict, *args: str) -> str:
 def demo_token(env: dict) -> str:
     """Migrate the database and create the demo user; return its API token."""
     manage(env, "migrate", "--noinput", "-v", "0")
-    return manage(env, "demo", "--password", "demo-pass-word").split("API token:")[1].split()[0]
+    return manage(env, "demo", "--password", DEMO_PASSWORD).split("API token:")[1].split()[0]
 
 
 class RedisServer:
@@ -127,10 +129,62 @@ def drop_database(url: str) -> None:
 
 @dataclass
 class Server:
-    url: str
-    ws_url: str
-    process: subprocess.Popen
+    """One daphne process serving ``app`` on ``port``; it can be stopped and started again."""
+
+    port: int
+    env: dict
     log: Path
+    app: str = "project.asgi:application"
+    process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        """Start daphne (again, after ``stop``: same port, same database)."""
+        with self.log.open("a") as log:
+            self.process = subprocess.Popen(
+                # daphne's protocol pings, as the README runs it.
+                [
+                    sys.executable,
+                    "-m",
+                    "daphne",
+                    "-b",
+                    "127.0.0.1",
+                    "-p",
+                    str(self.port),
+                    "--ping-interval",
+                    "20",
+                    "--ping-timeout",
+                    "30",
+                    self.app,
+                ],
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        wait_for_port(self.port, self.process)
+
+    def stop(self, *, crash: bool = False) -> None:
+        """Stop it: gracefully, or (``crash``) killed outright like a lost machine."""
+        if self.process is None:
+            return
+        if crash:
+            self.process.kill()
+        else:
+            self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
 
 
 @dataclass
@@ -146,31 +200,8 @@ class Deployment:
     redis: RedisServer | None = None
 
     def start_server(self, name: str, app: str = "project.asgi:application") -> Server:
-        port = free_port()
-        log = self.logs / f"{name}.log"
-        process = subprocess.Popen(
-            # daphne's protocol pings, as the README runs it.
-            [
-                sys.executable,
-                "-m",
-                "daphne",
-                "-b",
-                "127.0.0.1",
-                "-p",
-                str(port),
-                "--ping-interval",
-                "20",
-                "--ping-timeout",
-                "30",
-                app,
-            ],
-            cwd=ROOT,
-            env=self.env,
-            stdout=log.open("w"),
-            stderr=subprocess.STDOUT,
-        )
-        wait_for_port(port, process)
-        server = Server(f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}", process, log)
+        server = Server(port=free_port(), env=self.env, log=self.logs / f"{name}.log", app=app)
+        server.start()
         self.servers.append(server)
         return server
 
@@ -188,11 +219,12 @@ class Deployment:
         return worker
 
     def stop(self) -> None:
-        processes = [s.process for s in self.servers] + self.workers
-        for process in processes:
-            if process.poll() is None:
-                process.send_signal(signal.SIGKILL)
-            process.wait(10)
+        for server in self.servers:
+            server.stop(crash=True)
+        for worker in self.workers:
+            if worker.poll() is None:
+                worker.send_signal(signal.SIGKILL)
+            worker.wait(10)
         for other in self.others:
             other.stop() if hasattr(other, "stop") else other()
 

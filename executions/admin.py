@@ -1,6 +1,11 @@
-from django.contrib import admin
-from django.utils.html import format_html
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
 
+from executions import services
+from executions.exceptions import AlreadyFinished
 from executions.models import Execution, ExecutionEvent, ExecutionStatus, NodeRun, Workflow
 
 STATUS_COLOURS = {
@@ -52,11 +57,11 @@ class ExecutionAdmin(admin.ModelAdmin):
         "workflow",
         "owner",
         "status_badge",
-        "progress",
+        "progress_bar",
         "created_at",
         "started_at",
         "finished_at",
-        "execution_time",
+        "duration",
     ]
     list_filter = ["status", "workflow", "owner", "created_at"]
     search_fields = ["id", "workflow__name", "owner__username", "message", "error"]
@@ -64,6 +69,7 @@ class ExecutionAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
     inlines = [NodeRunInline, ExecutionEventInline]
     readonly_fields = [field.name for field in Execution._meta.fields]
+    actions = ["cancel_executions", "run_again"]
 
     @admin.display(description="status", ordering="status")
     def status_badge(self, execution: Execution) -> str:
@@ -73,6 +79,65 @@ class ExecutionAdmin(admin.ModelAdmin):
             execution.get_status_display(),
         )
 
+    @admin.display(description="progress", ordering="progress")
+    def progress_bar(self, execution: Execution) -> str:
+        return format_html(
+            '<progress value="{}" max="100" style="width:80px"></progress> {}%',
+            execution.progress,
+            execution.progress,
+        )
+
+    @admin.display(description="duration", ordering="execution_time")
+    def duration(self, execution: Execution) -> str:
+        if execution.execution_time is None:
+            return "-"
+        return f"{execution.execution_time:.2f} s"
+
     def has_add_permission(self, request) -> bool:
         # Executions are started through the API so that they are dispatched.
         return False
+
+    @admin.action(description="Cancel the selected executions")
+    def cancel_executions(self, request: HttpRequest, queryset: QuerySet[Execution]) -> None:
+        cancelled, ended = 0, 0
+        for execution_id in queryset.values_list("id", flat=True):
+            try:
+                services.execution_cancel(execution_id=execution_id, requested_by=request.user)
+                cancelled += 1
+            except AlreadyFinished:
+                ended += 1
+        if cancelled:
+            self.message_user(
+                request,
+                f"Asked {cancelled} execution(s) to stop: pending ones are cancelled at once, "
+                "running ones at their next check.",
+                messages.SUCCESS,
+            )
+        if ended:
+            self.message_user(
+                request,
+                f"{ended} execution(s) had already ended and were left as they are.",
+                messages.WARNING,
+            )
+
+    @admin.action(description="Run again (same workflow, same input)")
+    def run_again(self, request: HttpRequest, queryset: QuerySet[Execution]) -> None:
+        started = [
+            services.execution_create(
+                owner=request.user, workflow=execution.workflow, input_data=execution.input_data
+            )
+            for execution in queryset.select_related("workflow")
+        ]
+        links = format_html_join(
+            ", ",
+            '<a href="{}">{}</a>',
+            (
+                (reverse("admin:executions_execution_change", args=[new.id]), new.id)
+                for new in started
+            ),
+        )
+        self.message_user(
+            request,
+            format_html("Started {} new execution(s): {}", len(started), links),
+            messages.SUCCESS,
+        )

@@ -8,7 +8,7 @@ import json
 import threading
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from typing import TextIO
 from urllib.parse import urlsplit, urlunsplit
 
 from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI
@@ -17,6 +17,7 @@ from websockets.sync.client import connect
 BAR_WIDTH = 30
 # The server closes sockets that send nothing for REALTIME_IDLE_TIMEOUT (120 s).
 PING_SECONDS = 30
+TERMINAL = {"completed", "failed", "cancelled"}
 
 
 class ClientError(Exception):
@@ -46,17 +47,46 @@ def api_request(base_url: str, token: str, method: str, path: str, body=None) ->
         raise ClientError(f"Could not reach {base_url}: {exc}") from exc
 
 
+def progress_line(message: dict) -> str:
+    """A ``status`` message as a progress bar with the status and message."""
+    filled = BAR_WIDTH * message["progress"] // 100
+    bar = "#" * filled + "." * (BAR_WIDTH - filled)
+    return f"[{bar}] {message['progress']:3d}% {message['status']:<9} {message['message']}"
+
+
+def node_line(message: dict) -> str:
+    """A ``node`` message, e.g. ``  node wait completed (1.00 s)``."""
+    line = f"  node {message['node_id']} {message['status']}"
+    details = []
+    if message.get("attempt", 0) > 1:
+        details.append(f"attempt {message['attempt']}")
+    if message.get("duration") is not None:
+        details.append(f"{message['duration']:.2f} s")
+    if details:
+        line += f" ({', '.join(details)})"
+    if message.get("error"):
+        line += f": {message['error']}"
+    return line
+
+
+def outcome_lines(message: dict) -> list[str]:
+    """What a terminal ``status`` message adds below the bar: the result or the error."""
+    if message["status"] == "completed":
+        return [f"result: {json.dumps(message['result'])}"]
+    if message["status"] == "failed":
+        return [f"error: {message['error']}"]
+    return []
+
+
 def render(message: dict) -> str:
-    """One message as a terminal line."""
+    """One message as terminal lines (the progress bar as a line of its own)."""
     if message["type"] == "status":
-        filled = BAR_WIDTH * message["progress"] // 100
-        bar = "#" * filled + "." * (BAR_WIDTH - filled)
-        line = f"[{bar}] {message['progress']:3d}% {message['status']:<9} {message['message']}"
-        if message["status"] == "completed":
-            line += f"\nresult: {json.dumps(message['result'])}"
-        elif message["status"] == "failed":
-            line += f"\nerror: {message['error']}"
-        return line
+        lines = [progress_line(message)]
+        if message["status"] in TERMINAL:
+            lines += outcome_lines(message)
+        return "\n".join(lines)
+    if message["type"] == "node":
+        return node_line(message)
     if message["type"] == "log":
         source = message.get("node_id") or "engine"
         return f"  log {message['level']:<7} [{source}] {message['message']}"
@@ -74,17 +104,59 @@ def keep_alive(socket, stop: threading.Event) -> None:
             return
 
 
+class Screen:
+    """Prints a stream. On a terminal the progress bar stays on the last line and is
+    redrawn in place; elsewhere (a pipe, a file) each message is a line of its own,
+    except a status line that would repeat the line just above it."""
+
+    def __init__(self, out: TextIO):
+        self.out = out
+        self.live = out.isatty()
+        self.bar = ""
+
+    def show(self, message: dict) -> None:
+        if not self.live:
+            self._print(message)
+        elif message["type"] != "status":
+            self._write(f"\r\x1b[2K{render(message)}\n{self.bar}")
+        elif message["status"] in TERMINAL:
+            lines = [progress_line(message), *outcome_lines(message)]
+            self.bar = ""
+            self._write("\r\x1b[2K" + "\n".join(lines) + "\n")
+        else:
+            self.bar = progress_line(message)
+            self._write(f"\r\x1b[2K{self.bar}")
+
+    def _print(self, message: dict) -> None:
+        text = render(message)
+        if message["type"] == "status" and text == self.bar:
+            return  # nothing a reader can see changed (e.g. a finer progress fraction)
+        self.bar = text if message["type"] == "status" else ""
+        self._write(text + "\n")
+
+    def close(self) -> None:
+        """Called when the stream ends: leave the cursor on a fresh line."""
+        if self.live and self.bar:
+            self._write("\n")
+        self.bar = ""
+
+    def _write(self, text: str) -> None:
+        self.out.write(text)
+        self.out.flush()
+
+
 def follow(
     base_url: str,
     token: str,
     execution_id: str,
-    write: Callable[[str], None],
+    out: TextIO,
     *,
     from_start: bool = False,
 ) -> dict:
     """Print the execution's stream (all of it with ``from_start``); return the last status."""
     url = socket_url(base_url, execution_id, last_seq=0 if from_start else None)
     headers = {"Authorization": f"Bearer {token}"}
+    screen = Screen(out)
     last_status: dict = {}
     try:
         with connect(url, additional_headers=headers) as socket:
@@ -96,14 +168,21 @@ def follow(
                     if message["type"] == "pong":
                         continue
                     last_status = message if message["type"] == "status" else last_status
-                    write(render(message))
+                    screen.show(message)
             except ConnectionClosed:
                 pass
             finally:
                 stop.set()
+                screen.close()
             code = socket.close_code
     except (OSError, InvalidURI, InvalidStatus) as exc:
         raise ClientError(f"Could not connect to {base_url}: {exc}") from exc
     if code != 1000:
         raise ClientError(f"The server closed the stream with code {code}.")
     return last_status
+
+
+def check_completed(last: dict) -> None:
+    """Raise when the followed execution ended without completing."""
+    if last.get("status") in {"failed", "cancelled"}:
+        raise ClientError(f"The execution {last['status']}.")

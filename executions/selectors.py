@@ -3,22 +3,26 @@
 from collections.abc import Iterable
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import QuerySet
 from django.utils import timezone
 
 from executions.models import Execution, ExecutionEvent, ExecutionStatus, Workflow
 
 
-def workflows_visible_to(user: AbstractBaseUser) -> QuerySet[Workflow]:
-    """Workflows the user owns; staff see all."""
+def workflows_visible_to(user: AbstractBaseUser | AnonymousUser) -> QuerySet[Workflow]:
+    """Workflows the user owns; staff see all, anonymous users none."""
     workflows = Workflow.objects.all()
+    if not user.is_authenticated:
+        return workflows.none()
     return workflows if user.is_staff else workflows.filter(owner=user)
 
 
-def executions_visible_to(user: AbstractBaseUser) -> QuerySet[Execution]:
-    """Executions the user owns; staff see all."""
+def executions_visible_to(user: AbstractBaseUser | AnonymousUser) -> QuerySet[Execution]:
+    """Executions the user owns; staff see all, anonymous users none."""
     executions = Execution.objects.all()
+    if not user.is_authenticated:
+        return executions.none()
     return executions if user.is_staff else executions.filter(owner=user)
 
 

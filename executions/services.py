@@ -43,10 +43,19 @@ FINISH_MESSAGES = {
 
 
 def workflow_create(
-    *, owner: AbstractBaseUser, name: str, definition: dict, description: str = ""
+    *,
+    owner: AbstractBaseUser,
+    name: str,
+    definition: dict,
+    description: str = "",
+    retry_on_worker_loss: bool = False,
 ) -> Workflow:
     return Workflow.objects.create(
-        owner=owner, name=name, description=description, definition=definition
+        owner=owner,
+        name=name,
+        description=description,
+        definition=definition,
+        retry_on_worker_loss=retry_on_worker_loss,
     )
 
 

@@ -52,9 +52,11 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "channels",
     "executions",
     "realtime",
+    "dashboard",
     # Apps that add node types (see README, "Custom node types"), by module path.
     *env_list("EXTRA_INSTALLED_APPS", []),
 ]
@@ -129,7 +131,9 @@ STATIC_URL = "static/"
 # STATIC_ROOT and run collectstatic to serve compressed copies instead.
 STATIC_ROOT = os.environ.get("STATIC_ROOT") or None
 WHITENOISE_USE_FINDERS = True
-LOGIN_URL = "/admin/login/"
+LOGIN_URL = "dashboard:login"
+LOGIN_REDIRECT_URL = "dashboard:executions"
+LOGOUT_REDIRECT_URL = "dashboard:login"
 
 # Channel layer: in-memory in one process; Redis pub/sub when REDIS_URL is set.
 REDIS_URL = os.environ.get("REDIS_URL", "")
@@ -195,6 +199,34 @@ API_EXECUTION_CREATE_RATE = os.environ.get("API_EXECUTION_CREATE_RATE", "60/minu
 # Largest request body accepted (413 beyond); put the same limit in front
 # (nginx client_max_body_size), since daphne reads a whole body first.
 API_MAX_BODY_BYTES = int(os.environ.get("API_MAX_BODY_BYTES", str(1024 * 1024)))
+
+# The OpenAPI schema (/api/v1/schema) and its Swagger UI (/api/v1/docs), whose
+# assets come from drf-spectacular-sidecar: no CDN, so the docs work offline.
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Workflow push API",
+    "DESCRIPTION": (
+        "Run workflows and follow their executions. Authenticate with "
+        "`Authorization: Bearer <token>` (from `POST /api/v1/auth/token`) or a Django "
+        "session. Live updates come over the WebSocket "
+        "`/api/v1/ws/executions/{execution_id}`, described in docs/asyncapi.yaml."
+    ),
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "PREPROCESSING_HOOKS": ["executions.api.schema.paths_without_trailing_slash"],
+    "ENUM_NAME_OVERRIDES": {
+        "ExecutionStatusEnum": "executions.models.ExecutionStatus",
+        "NodeStatusEnum": "executions.models.NodeStatus",
+    },
+}
+
+# Seconds between the dashboard's executions list refreshes (new executions
+# appear this way; those in progress are followed live over their streams).
+DASHBOARD_REFRESH_SECONDS = float(os.environ.get("DASHBOARD_REFRESH_SECONDS", "5"))
 
 # Realtime push.
 # Seconds a socket may go without hearing of new events before it checks the

@@ -26,7 +26,11 @@ class SocketTicketView(ExplainedThrottlingMixin, APIView):
 
     throttle_classes = [SocketTicketThrottle]
 
-    @extend_schema(request=None, responses={201: TicketSerializer})
+    @extend_schema(
+        summary="Get a one-time socket ticket",
+        request=None,
+        responses={201: TicketSerializer},
+    )
     def post(self, request):
         ticket, lifetime = services.socket_ticket_issue(user=request.user)
         return Response({"ticket": ticket, "expires_in": lifetime}, status=status.HTTP_201_CREATED)

@@ -1,11 +1,56 @@
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from executions.engine.graph import InvalidDefinition, parse_definition
 from executions.models import Execution, ExecutionStatus, NodeRun, Workflow
 from executions.selectors import workflows_visible_to
 
+# The shape of a definition, for the OpenAPI schema; parse_definition checks the rest.
+DEFINITION_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "nodes": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "id": {"type": "string"},
+                    "type": {"type": "string", "example": "delay"},
+                    "params": {"type": "object", "example": {"seconds": 1.5}},
+                    "timeout_seconds": {"type": "number"},
+                    "retries": {"type": "integer", "minimum": 0, "maximum": 10},
+                    "retry_backoff_seconds": {"type": "number"},
+                    "weight": {"type": "number"},
+                },
+                "required": ["id", "type", "params"],
+            },
+        },
+        "edges": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {"source": {"type": "string"}, "target": {"type": "string"}},
+                "required": ["source", "target"],
+            },
+        },
+    },
+    "required": ["nodes"],
+}
+
+
+@extend_schema_field(DEFINITION_SCHEMA)
+class DefinitionField(serializers.JSONField):
+    """A workflow definition: ``{"nodes": [...], "edges": [...]}``."""
+
+
+@extend_schema_field({"type": "object", "additionalProperties": True})
+class JSONObjectField(serializers.JSONField):
+    """Any JSON object."""
+
 
 class WorkflowSerializer(serializers.ModelSerializer):
+    definition = DefinitionField()
+
     class Meta:
         model = Workflow
         fields = [
@@ -77,8 +122,12 @@ class ExecutionDetailSerializer(ExecutionSerializer):
 
 
 class EventQuerySerializer(serializers.Serializer):
-    after = serializers.IntegerField(min_value=0, default=0)
-    limit = serializers.IntegerField(min_value=1, max_value=1000, default=100)
+    after = serializers.IntegerField(
+        min_value=0, default=0, help_text="Only events with a larger seq."
+    )
+    limit = serializers.IntegerField(
+        min_value=1, max_value=1000, default=100, help_text="Events per page."
+    )
 
 
 class StrictUUIDField(serializers.UUIDField):
@@ -92,7 +141,7 @@ class StrictUUIDField(serializers.UUIDField):
 
 class ExecutionCreateSerializer(serializers.Serializer):
     workflow_id = StrictUUIDField()
-    input_data = serializers.JSONField(required=False, default=dict)
+    input_data = JSONObjectField(required=False, default=dict)
 
     def validate_workflow_id(self, value):
         workflow = workflows_visible_to(self.context["request"].user).filter(id=value).first()

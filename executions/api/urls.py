@@ -1,4 +1,5 @@
 from django.urls import re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from executions.api.views import ExecutionViewSet, TokenView, WorkflowViewSet
@@ -12,5 +13,7 @@ router.register("executions", ExecutionViewSet, basename="execution")
 
 urlpatterns = [
     re_path(r"^auth/token/?$", TokenView.as_view(), name="auth-token"),
+    re_path(r"^schema/?$", SpectacularAPIView.as_view(), name="schema"),
+    re_path(r"^docs/?$", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     *router.urls,
 ]

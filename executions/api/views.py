@@ -1,3 +1,4 @@
+from drf_spectacular.utils import extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.decorators import action
@@ -6,6 +7,7 @@ from rest_framework.response import Response
 from rest_framework.utils.urls import replace_query_param
 
 from executions import selectors, services
+from executions.api import schema
 from executions.api.limits import (
     ExecutionCreateThrottle,
     ExplainedThrottlingMixin,
@@ -28,12 +30,14 @@ class Conflict(APIException):
     default_code = "conflict"
 
 
+@extend_schema_view(**schema.TOKEN_OPERATIONS)
 class TokenView(ExplainedThrottlingMixin, ObtainAuthToken):
-    """``POST {"username", "password"}`` -> ``{"token"}``; throttled per client address."""
+    """Exchange a username and password for the API token; throttled per client address."""
 
     throttle_classes = [TokenRateThrottle]
 
 
+@extend_schema_view(**schema.WORKFLOW_OPERATIONS)
 class WorkflowViewSet(viewsets.ModelViewSet):
     """Workflows you own (staff: all). The definition is validated on every write."""
 
@@ -59,6 +63,7 @@ class WorkflowViewSet(viewsets.ModelViewSet):
             raise Conflict(str(exc)) from exc
 
 
+@extend_schema_view(**schema.EXECUTION_OPERATIONS)
 class ExecutionViewSet(
     ExplainedThrottlingMixin,
     mixins.CreateModelMixin,

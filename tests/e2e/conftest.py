@@ -19,14 +19,38 @@ LOAD_TEST_LIMITS = {"API_EXECUTION_CREATE_RATE": "", "REALTIME_MAX_SOCKETS_PER_U
 
 @dataclass
 class Server:
-    """One served deployment as a client sees it."""
+    """One served deployment as a client sees it, and the process serving it."""
 
-    url: str
-    ws_url: str
     token: str
     database: Path | str
-    log: Path
-    pid: int
+    process: processes.Server
+
+    @property
+    def url(self) -> str:
+        return self.process.url
+
+    @property
+    def ws_url(self) -> str:
+        return self.process.ws_url
+
+    @property
+    def log(self) -> Path:
+        return self.process.log
+
+    @property
+    def env(self) -> dict:
+        return self.process.env
+
+    @property
+    def pid(self) -> int:
+        return self.process.process.pid
+
+    def start(self) -> None:
+        """Start the server again after ``stop``: same port, same database."""
+        self.process.start()
+
+    def stop(self, *, crash: bool = False) -> None:
+        self.process.stop(crash=crash)
 
     def request(self, method: str, path: str, body=None) -> tuple[int, dict]:
         request = urllib.request.Request(
@@ -44,12 +68,9 @@ class Server:
 
 def client_view(deployment: processes.Deployment, server: processes.Server) -> Server:
     return Server(
-        url=server.url,
-        ws_url=server.ws_url,
         token=deployment.token,
         database=deployment.env["DATABASE_URL"].removeprefix("sqlite:///"),
-        log=server.log,
-        pid=server.process.pid,
+        process=server,
     )
 
 
@@ -69,7 +90,7 @@ def server(tmp_path, server_env):
 @contextmanager
 def serve(tmp_path: Path, server_env: dict) -> Iterator[Server]:
     """The ``server`` fixture's work, for fixtures of other scopes."""
-    deployment = processes.embedded(tmp_path, **LOAD_TEST_LIMITS, **server_env)
+    deployment = processes.embedded(tmp_path, **{**LOAD_TEST_LIMITS, **server_env})
     try:
         yield client_view(deployment, deployment.servers[0])
     finally:

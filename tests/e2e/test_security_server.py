@@ -1,6 +1,7 @@
 """Socket security on the real server: tickets, frame limits, idle sockets, the terminal client."""
 
 import asyncio
+import io
 import json
 import urllib.request
 
@@ -106,12 +107,13 @@ async def test_a_silent_socket_is_closed_with_4410_and_a_pinging_one_is_not(serv
 def test_the_terminal_client_pings_and_follows_a_long_execution(server, monkeypatch):
     monkeypatch.setattr(cli, "PING_SECONDS", 0.25)
     execution_id = slow_execution(server, 2.5)  # longer than the idle limit
-    lines = []
+    out = io.StringIO()
 
-    last = cli.follow(server.url, server.token, execution_id, lines.append)
+    last = cli.follow(server.url, server.token, execution_id, out)
 
     assert last["status"] == "completed"
-    assert not any("pong" in line for line in lines)
+    assert "completed" in out.getvalue()
+    assert "pong" not in out.getvalue()
 
 
 def test_token_requests_are_throttled_on_the_real_server(server):

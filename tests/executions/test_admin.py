@@ -1,10 +1,14 @@
-"""The Django admin lists executions with filters and search and shows their events."""
+"""The Django admin lists executions with filters and search, shows their events, and
+cancels or reruns them."""
+
+import json
 
 import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 
 from executions import services
+from executions.models import Execution
 from tests.factories import chain, make_execution, make_workflow, node
 
 pytestmark = pytest.mark.django_db
@@ -171,3 +175,72 @@ def test_admin_requires_login(executions):
 
     assert response.status_code == 302
     assert response["Location"].startswith("/admin/login/")
+
+
+def run_action(client: Client, action: str, *executions) -> str:
+    """Post an admin action for ``executions`` and return the page it leads to."""
+    response = client.post(
+        CHANGELIST,
+        {"action": action, "_selected_action": [str(e.id) for e in executions]},
+        follow=True,
+    )
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def test_changelist_shows_progress_and_duration(admin_client, executions):
+    _, done = executions
+
+    html = page(admin_client, CHANGELIST)
+
+    assert '<progress value="0" max="100"' in html
+    assert '<progress value="100" max="100"' in html
+    done.refresh_from_db()
+    assert f"{done.execution_time:.2f} s" in html
+
+
+def test_cancel_action_cancels_pending_and_stops_running(admin_client, executions, user):
+    pending, done = executions
+    running = make_execution(user)
+    services.execution_start(execution_id=running.id)
+
+    html = run_action(admin_client, "cancel_executions", pending, running, done)
+
+    pending.refresh_from_db()
+    running.refresh_from_db()
+    assert pending.status == "cancelled"
+    assert pending.events.order_by("-seq").first().data["status"] == "cancelled"
+    # A running one is asked to stop; its runner ends it.
+    assert running.status == "running"
+    assert running.cancel_requested_at is not None
+    last = running.events.order_by("-seq").first()
+    assert last.data == {
+        "node_id": None,
+        "level": "info",
+        "message": "Cancellation requested by admin",
+    }
+    assert "Asked 2 execution(s) to stop" in html
+    assert "1 execution(s) had already ended" in html
+    done.refresh_from_db()
+    assert done.status == "completed"
+
+
+def test_run_again_action_starts_the_same_workflow_with_the_same_input(admin_client, executions):
+    pending, done = executions
+    before = set(Execution.objects.values_list("id", flat=True))
+
+    html = run_action(admin_client, "run_again", pending, done)
+
+    new = Execution.objects.exclude(id__in=before)
+    assert new.count() == 2
+    copies = {(e.workflow_id, json.dumps(e.input_data)) for e in new}
+    assert copies == {
+        (pending.workflow_id, json.dumps({"day": 1})),
+        (done.workflow_id, json.dumps({})),
+    }
+    assert {e.status for e in new} == {"pending"}
+    assert {e.owner.username for e in new} == {"admin"}
+    assert all(e.events.get().seq == 1 for e in new)
+    assert "Started 2 new execution(s)" in html
+    for execution in new:
+        assert f"/admin/executions/execution/{execution.id}/change/" in html

@@ -68,6 +68,17 @@ def test_create_workflow(api, user, slash):
     assert workflow.definition == VALID
 
 
+@pytest.mark.parametrize("retry", [True, False])
+def test_create_workflow_with_retry_on_worker_loss(api, retry):
+    body = {"name": "n", "definition": VALID, "retry_on_worker_loss": retry}
+
+    response = api.post("/api/v1/workflows", body, format="json")
+
+    assert response.status_code == 201, response.content
+    assert response.json()["retry_on_worker_loss"] is retry
+    assert Workflow.objects.get().retry_on_worker_loss is retry
+
+
 def test_create_workflow_description_defaults_to_blank(api):
     response = api.post("/api/v1/workflows", {"name": "n", "definition": VALID}, format="json")
 

@@ -57,7 +57,9 @@ class Command(BaseCommand):
         )
         self.stdout.write(
             f"\nDemo ready.\n"
-            f"  Admin:      {base_url}/admin/  (user {username!r}, password {password!r})\n"
+            f"  Dashboard:  {base_url}/  (user {username!r}, password {password!r})\n"
+            f"  Admin:      {base_url}/admin/\n"
+            f"  API docs:   {base_url}/api/v1/docs\n"
             f"  API token:  {token}\n\n"
             f"Start an execution and watch it live (in another terminal, in this folder):\n\n"
             f"  DEBUG=1 .venv/bin/python manage.py run demo "

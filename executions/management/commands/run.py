@@ -4,7 +4,7 @@ from django.contrib.auth.models import User
 from django.core.management.base import BaseCommand, CommandError
 from rest_framework.authtoken.models import Token
 
-from executions.cli import ClientError, api_request, follow
+from executions.cli import ClientError, api_request, check_completed, follow
 
 
 class Command(BaseCommand):
@@ -39,9 +39,8 @@ class Command(BaseCommand):
             )
             self.stdout.write(f"execution {execution['id']}")
             if follow_run:
-                last = follow(url, token, execution["id"], self.stdout.write, from_start=True)
-                if last.get("status") == "failed":
-                    raise CommandError("The execution failed.")
+                self.stdout.ending = ""  # the screen ends its own lines
+                check_completed(follow(url, token, execution["id"], self.stdout, from_start=True))
         except ClientError as exc:
             raise CommandError(str(exc)) from exc
 

@@ -1,12 +1,12 @@
 from django.core.management.base import BaseCommand, CommandError
 from rest_framework.authtoken.models import Token
 
-from executions.cli import ClientError, follow
+from executions.cli import ClientError, check_completed, follow
 from executions.models import Execution
 
 
 class Command(BaseCommand):
-    help = "Follow an execution live in the terminal: progress bar, messages and logs."
+    help = "Follow an execution live in the terminal: progress bar, node lines and logs."
 
     def add_arguments(self, parser):
         parser.add_argument("execution_id")
@@ -20,12 +20,11 @@ class Command(BaseCommand):
 
     def handle(self, *args, execution_id, url, token, from_start, **options):
         token = token or owner_token(execution_id)
+        self.stdout.ending = ""  # the screen ends its own lines
         try:
-            last = follow(url, token, execution_id, self.stdout.write, from_start=from_start)
+            check_completed(follow(url, token, execution_id, self.stdout, from_start=from_start))
         except ClientError as exc:
             raise CommandError(str(exc)) from exc
-        if last.get("status") == "failed":
-            raise CommandError("The execution failed.")
 
 
 def owner_token(execution_id: str) -> str:

@@ -1,0 +1,162 @@
+// The live page of one execution: status, progress, nodes, logs and outcome,
+// replayed from the first event and then followed live.
+
+import { api } from "./api.js";
+import { DagView } from "./dag.js";
+import { ExecutionStream, TERMINAL_STATUSES } from "./execution-stream.js";
+import { formatClock, formatSeconds, formatTime, h, setBadge, show } from "./ui.js";
+
+const $ = (id) => document.getElementById(id);
+const root = $("execution-page");
+const executionId = root.dataset.executionId;
+const log = $("log");
+const follow = $("follow");
+let dag = null;
+
+const CONNECTION_TEXT = {
+  connecting: "Connecting…",
+  live: "Live",
+  reconnecting: "Reconnecting…",
+  ended: "Ended",
+  failed: "Disconnected",
+  stopped: "Stopped",
+};
+
+function showStatus(message) {
+  setBadge($("status"), message.status);
+  const bar = $("progress");
+  bar.setAttribute("aria-valuenow", message.progress);
+  const fill = bar.querySelector(".progress-fill");
+  fill.style.width = `${message.progress}%`;
+  fill.dataset.status = message.status;
+  $("progress-value").textContent = `${message.progress}%`;
+  $("message").textContent = message.message;
+  $("event-count").textContent = message.seq;
+  const finished = TERMINAL_STATUSES.has(message.status);
+  $("cancel").hidden = finished;
+  if (message.status === "running" && $("started-at").dataset.set !== "1") {
+    $("started-at").textContent = formatTime(message.timestamp);
+  }
+  if (finished) showOutcome(message);
+}
+
+function showOutcome(message) {
+  $("outcome-waiting").hidden = true;
+  $("finished-at").textContent = formatTime(message.timestamp);
+  $("duration").textContent = formatSeconds(message.execution_time);
+  if (message.status === "completed") {
+    $("outcome-title").textContent = "Result";
+    $("result").textContent = JSON.stringify(message.result, null, 2);
+    $("result").hidden = false;
+  } else {
+    $("outcome-title").textContent = message.status === "failed" ? "Error" : "Cancelled";
+    show($("error"), message.error ?? message.message);
+  }
+}
+
+function showNode(message) {
+  dag.update(message);
+  const { total, done } = dag.summary();
+  $("node-summary").textContent = `${done} of ${total} done`;
+}
+
+function appendLog(message) {
+  $("log-empty")?.remove();
+  const line = h(
+    "div",
+    { class: "log-line", "data-seq": message.seq, "data-level": message.level },
+    h("time", { datetime: message.timestamp }, formatClock(message.timestamp)),
+    h("span", { class: "log-level" }, message.level),
+    h("span", { class: "log-source" }, message.node_id ?? "engine"),
+    h("span", { class: "log-message" }, message.message),
+  );
+  log.append(line);
+  if (follow.checked) log.scrollTop = log.scrollHeight;
+}
+
+function showConnection(state, detail) {
+  const element = $("connection");
+  element.dataset.state = state;
+  element.dataset.reconnects = detail.reconnects;
+  element.textContent = CONNECTION_TEXT[state] ?? state;
+}
+
+async function showTimes() {
+  const execution = await api("GET", `/executions/${executionId}`);
+  $("created-at").textContent = formatTime(execution.created_at);
+  if (execution.started_at) {
+    $("started-at").textContent = formatTime(execution.started_at);
+    $("started-at").dataset.set = "1";
+  }
+  if (execution.finished_at) $("finished-at").textContent = formatTime(execution.finished_at);
+  if (execution.execution_time !== null) $("duration").textContent = formatSeconds(execution.execution_time);
+  return execution;
+}
+
+async function cancel() {
+  const button = $("cancel");
+  button.disabled = true;
+  button.textContent = "Cancelling…";
+  try {
+    await api("POST", `/executions/${executionId}/cancel`);
+  } catch (error) {
+    show($("error"), error.message);
+    button.disabled = false;
+    button.textContent = "Cancel";
+  }
+}
+
+async function runAgain(execution) {
+  $("run-again").disabled = true;
+  try {
+    const copy = await api("POST", "/executions", {
+      workflow_id: execution.workflow_id,
+      input_data: execution.input_data,
+    });
+    window.location.assign(`/executions/${copy.id}/`);
+  } catch (error) {
+    show($("error"), error.message);
+    $("run-again").disabled = false;
+  }
+}
+
+function watchScrolling() {
+  // Scrolling up to read stops following the tail; scrolling back down resumes it.
+  log.addEventListener("scroll", () => {
+    follow.checked = log.scrollHeight - log.scrollTop - log.clientHeight < 24;
+  });
+  follow.addEventListener("change", () => {
+    if (follow.checked) log.scrollTop = log.scrollHeight;
+  });
+}
+
+async function main() {
+  const [execution, workflow] = await Promise.all([
+    showTimes(),
+    api("GET", `/workflows/${root.dataset.workflowId}`).catch(() => null),
+  ]);
+  $("input-data").textContent = JSON.stringify(execution.input_data, null, 2);
+  const definition = workflow?.definition ?? {
+    nodes: execution.nodes.map((node) => ({ id: node.node_id, type: node.node_type })),
+    edges: [],
+  };
+  dag = new DagView($("dag"), definition);
+  $("node-summary").textContent = `0 of ${definition.nodes.length} done`;
+  $("cancel").addEventListener("click", cancel);
+  $("run-again").addEventListener("click", () => runAgain(execution));
+  watchScrolling();
+  new ExecutionStream(executionId, {
+    lastSeq: 0,
+    onStatus: showStatus,
+    onNode: showNode,
+    onLog: appendLog,
+    onEnd: async () => {
+      await showTimes().catch(() => {});
+      root.dataset.settled = "true"; // the final state, times included, is on the page
+    },
+    onFail: ({ code }) => show($("error"), `The stream was refused (${code}); reload the page.`),
+    onStateChange: showConnection,
+  }).start();
+}
+
+main().catch((error) => show($("error"), error.message));

@@ -1,0 +1,22 @@
+from django.contrib.auth import views as auth_views
+from django.urls import path
+
+from dashboard import views
+
+app_name = "dashboard"
+
+urlpatterns = [
+    path("", views.executions_page, name="executions"),
+    path("executions/<uuid:execution_id>/", views.execution_page, name="execution"),
+    path("workflows/", views.workflows_page, name="workflows"),
+    path("workflows/new/", views.workflow_page, name="workflow-new"),
+    path("workflows/<uuid:workflow_id>/", views.workflow_page, name="workflow"),
+    path(
+        "login/",
+        auth_views.LoginView.as_view(
+            template_name="dashboard/login.html", redirect_authenticated_user=True
+        ),
+        name="login",
+    ),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+]

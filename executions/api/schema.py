@@ -1,0 +1,169 @@
+"""What the OpenAPI schema (``/api/v1/schema``) says beyond what DRF lets it infer.
+
+The serializers here only describe responses; nothing validates with them.
+The event shapes are those of ``realtime.events`` (and of docs/asyncapi.yaml).
+"""
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, PolymorphicProxySerializer, extend_schema
+from rest_framework import serializers
+
+from executions.api.serializers import (
+    EventQuerySerializer,
+    ExecutionCreateSerializer,
+    ExecutionDetailSerializer,
+    ExecutionFilterSerializer,
+    ExecutionSerializer,
+    WorkflowSerializer,
+)
+from executions.models import ExecutionStatus, NodeStatus
+
+LOG_LEVELS = ["debug", "info", "warning", "error"]
+
+
+def paths_without_trailing_slash(endpoints: list) -> list:
+    """Preprocessing hook: list each path once, as the README writes it (no trailing
+    slash; the server accepts both)."""
+    return [
+        (path.rstrip("/") or "/", regex, method, callback)
+        for path, regex, method, callback in endpoints
+    ]
+
+
+class ErrorSerializer(serializers.Serializer):
+    detail = serializers.CharField(help_text="What went wrong and what to do about it.")
+
+
+class TokenRequestSerializer(serializers.Serializer):
+    username = serializers.CharField()
+    password = serializers.CharField(style={"input_type": "password"})
+
+
+class TokenSerializer(serializers.Serializer):
+    token = serializers.CharField(help_text="Send it as `Authorization: Bearer <token>`.")
+
+
+class EventSerializer(serializers.Serializer):
+    execution_id = serializers.UUIDField()
+    seq = serializers.IntegerField(min_value=1, help_text="1, 2, 3, ... with no gaps.")
+    timestamp = serializers.CharField(
+        help_text="When the event was recorded: ISO 8601, UTC, microseconds."
+    )
+
+
+class StatusEventSerializer(EventSerializer):
+    type = serializers.ChoiceField(choices=["status"])
+    status = serializers.ChoiceField(choices=ExecutionStatus.choices)
+    progress = serializers.IntegerField(min_value=0, max_value=100)
+    message = serializers.CharField()
+    result = serializers.JSONField(allow_null=True)
+    error = serializers.CharField(allow_null=True)
+    execution_time = serializers.FloatField(allow_null=True)
+
+
+class NodeEventSerializer(EventSerializer):
+    type = serializers.ChoiceField(choices=["node"])
+    node_id = serializers.CharField()
+    node_type = serializers.CharField()
+    status = serializers.ChoiceField(choices=NodeStatus.choices)
+    attempt = serializers.IntegerField(min_value=0)
+    output = serializers.JSONField(required=False, help_text="On `completed` only.")
+    output_truncated = serializers.BooleanField(required=False)
+    output_size = serializers.IntegerField(required=False)
+    error = serializers.CharField(required=False, help_text="On `failed` only.")
+    duration = serializers.FloatField(required=False, help_text="Seconds, when an attempt ended.")
+
+
+class LogEventSerializer(EventSerializer):
+    type = serializers.ChoiceField(choices=["log"])
+    node_id = serializers.CharField(allow_null=True, help_text="null for the engine's lines.")
+    level = serializers.ChoiceField(choices=LOG_LEVELS)
+    message = serializers.CharField()
+
+
+class EventPageSerializer(serializers.Serializer):
+    next = serializers.URLField(allow_null=True, help_text="The next page, or null.")
+    results = PolymorphicProxySerializer(
+        component_name="Event",
+        serializers={
+            "status": StatusEventSerializer,
+            "node": NodeEventSerializer,
+            "log": LogEventSerializer,
+        },
+        resource_type_field_name="type",
+        many=True,
+    )
+
+
+INVALID = OpenApiResponse(
+    OpenApiTypes.OBJECT,
+    description="The request does not fit: the body names each wrong field and says how to "
+    'fix it, e.g. `{"input_data": ["input_data must be a JSON object, not list."]}`.',
+)
+NOT_FOUND = OpenApiResponse(ErrorSerializer, description="No such object, or not yours.")
+
+TOKEN_OPERATIONS = {
+    "post": extend_schema(
+        summary="Get your API token",
+        request=TokenRequestSerializer,
+        responses={200: TokenSerializer, 400: INVALID},
+        auth=[],
+    )
+}
+
+WORKFLOW_OPERATIONS = {
+    "list": extend_schema(summary="List your workflows"),
+    "create": extend_schema(
+        summary="Create a workflow", responses={201: WorkflowSerializer, 400: INVALID}
+    ),
+    "retrieve": extend_schema(
+        summary="One workflow", responses={200: WorkflowSerializer, 404: NOT_FOUND}
+    ),
+    "update": extend_schema(
+        summary="Replace a workflow",
+        responses={200: WorkflowSerializer, 400: INVALID, 404: NOT_FOUND},
+    ),
+    "partial_update": extend_schema(
+        summary="Change some fields of a workflow",
+        responses={200: WorkflowSerializer, 400: INVALID, 404: NOT_FOUND},
+    ),
+    "destroy": extend_schema(
+        summary="Delete a workflow",
+        responses={
+            204: None,
+            404: NOT_FOUND,
+            409: OpenApiResponse(ErrorSerializer, description="The workflow has executions."),
+        },
+    ),
+}
+
+EXECUTION_OPERATIONS = {
+    "list": extend_schema(
+        summary="List your executions, newest first", parameters=[ExecutionFilterSerializer]
+    ),
+    "create": extend_schema(
+        summary="Start an execution",
+        request=ExecutionCreateSerializer,
+        responses={201: ExecutionSerializer, 400: INVALID},
+    ),
+    "retrieve": extend_schema(
+        summary="One execution with its nodes",
+        responses={200: ExecutionDetailSerializer, 404: NOT_FOUND},
+    ),
+    "cancel": extend_schema(
+        summary="Cancel an execution",
+        request=None,
+        responses={
+            202: ExecutionSerializer,
+            404: NOT_FOUND,
+            409: OpenApiResponse(ErrorSerializer, description="The execution has already ended."),
+        },
+    ),
+    "events": extend_schema(
+        summary="The execution's stored events, in pages",
+        description="The events after `?after=N`, oldest first, exactly as the WebSocket "
+        "sends them; follow `next` for the rest.",
+        parameters=[EventQuerySerializer],
+        responses={200: EventPageSerializer, 400: INVALID, 404: NOT_FOUND},
+    ),
+}

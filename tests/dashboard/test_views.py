@@ -1,0 +1,94 @@
+"""The dashboard's pages: behind login, only for what the user may see, wired to the API."""
+
+import uuid
+
+import pytest
+from django.test import Client
+
+from tests.factories import make_execution, make_workflow
+
+pytestmark = pytest.mark.django_db
+
+PAGES = ["/", "/workflows/", "/workflows/new/"]
+
+
+def logged_in(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_pages_need_login(path):
+    response = Client().get(path)
+
+    assert response.status_code == 302
+    assert response["Location"] == f"/login/?next={path}"
+
+
+def test_login_page_logs_in_and_goes_to_the_executions(user):
+    client = Client()
+
+    page = client.get("/login/?next=/")
+    wrong = client.post("/login/", {"username": "alice", "password": "nope"})
+    right = client.post("/login/?next=/", {"username": "alice", "password": "pass-word-123"})
+
+    assert page.status_code == 200 and b'name="password"' in page.content
+    assert b"do not match" in wrong.content
+    assert right.status_code == 302 and right["Location"] == "/"
+    assert client.get("/").status_code == 200
+
+
+def test_logout_needs_a_post_and_ends_the_session(user):
+    client = logged_in(user)
+
+    response = client.post("/logout/")
+
+    assert response.status_code == 302 and response["Location"] == "/login/"
+    assert client.get("/").status_code == 302
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_pages_load_their_module_and_carry_a_csrf_token(user, path):
+    html = logged_in(user).get(path).content.decode()
+
+    assert '<meta name="csrf-token" content="' in html
+    assert '<script type="module" src="/static/dashboard/' in html
+    assert "cdn" not in html.lower()
+
+
+def test_execution_page_shows_the_execution_and_its_workflow(user):
+    execution = make_execution(user, make_workflow(user, name="nightly"))
+
+    html = logged_in(user).get(f"/executions/{execution.id}/").content.decode()
+
+    assert f'data-execution-id="{execution.id}"' in html
+    assert f'data-workflow-id="{execution.workflow_id}"' in html
+    assert "nightly" in html
+
+
+def test_workflow_page_lists_the_node_types(user):
+    workflow = make_workflow(user, name="nightly")
+
+    html = logged_in(user).get(f"/workflows/{workflow.id}/").content.decode()
+
+    assert f'data-workflow-id="{workflow.id}"' in html
+    for name in ["delay", "transform", "condition", "log", "fail", "http_request"]:
+        assert f"<code>{name}</code>" in html
+    assert 'id="start-form"' in html
+
+
+def test_someone_elses_execution_and_workflow_are_not_found(user, other_user, staff_user):
+    workflow = make_workflow(other_user)
+    execution = make_execution(other_user, workflow)
+    paths = [f"/executions/{execution.id}/", f"/workflows/{workflow.id}/"]
+
+    assert [logged_in(user).get(path).status_code for path in paths] == [404, 404]
+    assert [logged_in(staff_user).get(path).status_code for path in paths] == [200, 200]
+    assert logged_in(user).get(f"/executions/{uuid.uuid4()}/").status_code == 404
+
+
+def test_static_files_are_served(user):
+    for name in ["execution-stream.js", "dashboard.css", "execution-page.js", "dag.js"]:
+        response = Client().get(f"/static/dashboard/{name}")
+        assert response.status_code == 200, name

@@ -1,0 +1,177 @@
+"""docs/asyncapi.yaml describes exactly the messages the server sends and accepts.
+
+Real executions are streamed through the real consumer; every message must
+match its AsyncAPI message schema, and the schemas must be strict enough to
+reject what the server does not send.
+"""
+
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+from django.test import override_settings
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT7
+
+from tests.factories import chain, make_execution, make_workflow, node
+from tests.realtime.helpers import (
+    bearer,
+    open_socket,
+    path_for,
+    receive,
+    receive_refusal,
+    receive_until_close,
+    record,
+)
+
+DOCUMENT_PATH = Path(__file__).resolve().parents[2] / "docs" / "asyncapi.yaml"
+BASE = "urn:asyncapi"
+
+# Every kind of node event: completed with a truncated output, skipped, failed
+# and retried, cancelled (running when its sibling failed); node and engine logs.
+EVERYTHING = {
+    "nodes": [
+        node("start", "log", message="begin", level="warning"),
+        node("big", "transform", expression="{text: 'a long output that will be truncated'}"),
+        node("gate", "condition", expression="`false`"),
+        node("never", "log", message="skipped", level="info"),
+        node("slow", "delay", seconds=30),
+        {**node("boom", "fail", message="no"), "retries": 1, "retry_backoff_seconds": 0},
+    ],
+    "edges": [
+        {"source": "start", "target": "big"},
+        {"source": "start", "target": "gate"},
+        {"source": "gate", "target": "never"},
+        {"source": "start", "target": "slow"},
+        {"source": "big", "target": "boom"},
+    ],
+}
+
+
+@pytest.fixture(scope="module")
+def document() -> dict:
+    return yaml.safe_load(DOCUMENT_PATH.read_text())
+
+
+@pytest.fixture(scope="module")
+def validators(document) -> dict[str, jsonschema.Draft7Validator]:
+    """A validator per message name, resolving ``$ref``s within the document."""
+    registry = Registry().with_resource(BASE, Resource(document, DRAFT7))
+    return {
+        name: jsonschema.Draft7Validator(
+            {"$ref": f"{BASE}#/components/messages/{name}/payload"}, registry=registry
+        )
+        for name in document["components"]["messages"]
+    }
+
+
+def check(validators, message: dict) -> None:
+    assert message.get("type") in validators, f"undocumented message type: {message}"
+    validators[message["type"]].validate(message)
+
+
+def test_document_is_asyncapi_3_with_every_message_on_the_channel(document, validators):
+    assert document["asyncapi"] == "3.0.0"
+    channel = document["channels"]["execution"]
+    assert channel["address"] == "/api/v1/ws/executions/{execution_id}"
+    assert set(channel["messages"]) == {"status", "node", "log", "pong", "error", "ping"}
+    for message in document["components"]["messages"].values():
+        for example in message.get("examples", []):
+            validators[message["name"]].validate(example["payload"])
+
+
+@pytest.mark.django_db(transaction=True)
+@override_settings(EXECUTIONS_EVENT_OUTPUT_LIMIT=12)
+async def test_every_message_the_server_sends_matches_its_schema(user, token, validators):
+    failing = await record(make_workflow, owner=user, definition=EVERYTHING)
+    completing = await record(
+        make_workflow,
+        owner=user,
+        definition=chain(node("w", "delay", seconds=0), node("t", "transform", expression="x")),
+    )
+    seen = []
+    for workflow, input_data in ((failing, {}), (completing, {"x": [1, 2]})):
+        execution = await record(
+            make_execution, owner=user, workflow=workflow, input_data=input_data
+        )
+        async with open_socket(path_for(execution.id, "last_seq=0"), bearer(token)) as socket:
+            messages, code = await receive_until_close(socket)
+        assert code == 1000
+        seen += messages
+        async with open_socket(path_for(execution.id), bearer(token)) as socket:
+            snapshot, code = await receive_until_close(socket)
+        seen += snapshot
+    async with open_socket(path_for(execution.id, "last_seq=x"), bearer(token)) as socket:
+        refusal, code = await receive_refusal(socket)
+        seen.append({"type": "error", "message": refusal})
+    waiting = await record(
+        make_workflow, owner=user, definition=chain(node("w", "delay", seconds=30))
+    )
+    execution = await record(make_execution, owner=user, workflow=waiting)
+    async with open_socket(path_for(execution.id), bearer(token)) as socket:
+        seen.append(await receive(socket))  # the snapshot
+        for frame in ({"type": "ping"}, {"type": "subscribe"}):
+            await socket.send_json_to(frame)
+            seen.append(await receive(socket))
+
+    for message in seen:
+        check(validators, message)
+    assert {m["type"] for m in seen} == {"status", "node", "log", "pong", "error"}
+    node_states = {m["status"] for m in seen if m["type"] == "node"}
+    assert node_states == {"running", "completed", "failed", "skipped", "cancelled"}
+    assert any(m.get("output_truncated") for m in seen)
+    assert {m["node_id"] is None for m in seen if m["type"] == "log"} == {True, False}
+    assert {m["status"] for m in seen if m["type"] == "status"} >= {"failed", "completed"}
+
+
+VALID_STATUS = {
+    "type": "status",
+    "execution_id": "0b6f1c1e-7a49-4c1f-9d84-2f1f0c6d7a10",
+    "status": "running",
+    "progress": 40,
+    "message": "Running",
+    "result": None,
+    "error": None,
+    "execution_time": None,
+    "seq": 7,
+    "timestamp": "2026-11-28T10:00:01.123456Z",
+}
+VALID_NODE = {
+    "type": "node",
+    "execution_id": "0b6f1c1e-7a49-4c1f-9d84-2f1f0c6d7a10",
+    "node_id": "n",
+    "node_type": "delay",
+    "status": "completed",
+    "attempt": 1,
+    "output": {},
+    "duration": 0.1,
+    "seq": 3,
+    "timestamp": "2026-11-28T10:00:01.123456Z",
+}
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        {k: v for k, v in VALID_STATUS.items() if k != "seq"},
+        {**VALID_STATUS, "progress": 101},
+        {**VALID_STATUS, "status": "paused"},
+        {**VALID_STATUS, "timestamp": "2026-11-28T10:00:01Z"},
+        {**VALID_STATUS, "extra": 1},
+        {**VALID_NODE, "status": "running"},  # output on a running node
+        {k: v for k, v in VALID_NODE.items() if k != "output"},  # completed without output
+        {**VALID_NODE, "status": "failed", "output": None},
+        {**VALID_NODE, "output_truncated": True},  # without output_size
+        {"type": "log", "node_id": None, "level": "trace", "message": "m"},
+        {"type": "pong", "extra": True},
+        {"type": "error", "message": ""},
+    ],
+)
+def test_schemas_reject_what_the_server_never_sends(validators, message):
+    assert not validators[message["type"]].is_valid(message)
+
+
+def test_schemas_accept_the_valid_examples(validators):
+    check(validators, VALID_STATUS)
+    check(validators, VALID_NODE)
