@@ -184,5 +184,5 @@ def test_the_schema_is_served(db):
 
     assert response.status_code == 200
     paths = json.loads(response.content)["paths"]
-    assert "/api/v1/ws-tickets/" in paths
-    assert "/api/v1/executions/" in paths
+    assert "/api/v1/ws-tickets" in paths
+    assert "/api/v1/executions" in paths
