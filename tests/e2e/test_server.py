@@ -30,14 +30,24 @@ BRANCHES = {
 
 
 async def collect(server, execution_id: str, query: str = "") -> tuple[list[dict], int]:
-    """Every message of one socket until the server closes it, and the close code."""
-    url = f"{server.ws_url}/api/v1/ws/executions/{execution_id}{query}"
+    """Every message of one stream until the server closes it, and the close code.
+
+    Like any client, it resumes with ``last_seq`` when a connection drops without a
+    close (it happens under load: the server drops a socket whose close is not
+    answered within its close-handshake timeout); the stream must still be whole.
+    """
     headers = {"Authorization": f"Bearer {server.token}"}
-    messages = []
-    async with websockets.connect(url, additional_headers=headers) as socket:
-        async for frame in socket:
-            messages.append(json.loads(frame))
-    return messages, socket.close_code
+    messages: list[dict] = []
+    for _ in range(3):
+        url = f"{server.ws_url}/api/v1/ws/executions/{execution_id}{query}"
+        try:
+            async with websockets.connect(url, additional_headers=headers) as socket:
+                async for frame in socket:
+                    messages.append(json.loads(frame))
+            return messages, socket.close_code
+        except websockets.ConnectionClosedError:
+            query = f"?last_seq={max([m['seq'] for m in messages], default=0)}"
+    raise AssertionError(f"the stream of {execution_id} kept dropping")
 
 
 def stored_events(server, execution_id: str) -> list[dict]:
