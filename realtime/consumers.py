@@ -54,6 +54,9 @@ class ExecutionConsumer(AsyncJsonWebsocketConsumer):
     execution_id: uuid.UUID | None = None
     last_seq = 0
     finished = False
+    # Set once the snapshot or the resumed events went out; until then the
+    # watchdog leaves the socket alone (its catch-up would race the first send).
+    started = False
 
     async def connect(self) -> None:
         loop = asyncio.get_running_loop()
@@ -115,10 +118,11 @@ class ExecutionConsumer(AsyncJsonWebsocketConsumer):
                     CLOSE_BAD_REQUEST,
                 )
             else:
-                self.last_seq = resume_from
+                self.last_seq = max(self.last_seq, resume_from)
                 await self.catch_up_locked()
                 if execution.is_finished and not self.finished:
                     await self.finish()
+            self.started = True
 
     async def refuse(self, text: str, code: int) -> None:
         self.finished = True
@@ -217,7 +221,7 @@ class ExecutionConsumer(AsyncJsonWebsocketConsumer):
 
     def observe_head(self, head: int | None) -> None:
         """Called by the watchdog with the newest seq in the log."""
-        if self.finished or head is None or head <= self.last_seq:
+        if not self.started or self.finished or head is None or head <= self.last_seq:
             self._stale_at = None
         elif self._stale_at == self.last_seq:
             self._stale_at = None
