@@ -353,6 +353,11 @@ class ProgressReporter:
         try:
             await self.run.write(services.execution_progress, progress=percent)
             self.sent = max(self.sent, percent)
+        except Exception:
+            # Progress is advisory: the next event carries it anyway; the run
+            # itself notices a lost claim or an ended execution on its next write.
+            logger.warning("Could not record progress of %s", self.run.id, exc_info=True)
+            return
         finally:
             self.task = None
         if self.run.percent() > self.sent:
