@@ -13,6 +13,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 
 from executions.maintenance import start_maintenance  # noqa: E402
+from executions.runtime import tune_garbage_collector  # noqa: E402
 from realtime import server_hooks  # noqa: E402
 from realtime.auth import SocketAuthMiddleware  # noqa: E402
 from realtime.routing import websocket_urlpatterns  # noqa: E402
@@ -24,8 +25,10 @@ if settings.EXECUTIONS_RUNNER == "inprocess":
 
 if "daphne.server" in sys.modules:
     # Served by daphne: bound what it buffers for a client that stops reading,
-    # and let it send close codes 1008 and 1009.
+    # and let it send close codes 1008 and 1009; keep garbage collection from
+    # pausing the server (both are for the serving process, not for tests).
     server_hooks.install()
+    tune_garbage_collector()
 
 application = ProtocolTypeRouter(
     {

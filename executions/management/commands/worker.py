@@ -10,6 +10,7 @@ from django.core.management.base import BaseCommand, CommandError
 from executions.engine.runner import active_runs, release_local_runs
 from executions.maintenance import start_maintenance
 from executions.queue import app
+from executions.runtime import tune_garbage_collector
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +33,7 @@ class Command(BaseCommand):
                 "Workers take executions from Redis: set REDIS_URL (and leave "
                 "EXECUTIONS_RUNNER unset or 'celery')."
             )
+        tune_garbage_collector()
         start_maintenance()
         worker_shutting_down.connect(release_after_grace, weak=False)
         app.worker_main(
