@@ -284,10 +284,16 @@ def main() -> int:
     parser.add_argument("--size", choices=SIZES, default="quick")
     parser.add_argument("--modes", default="embedded,distributed")
     parser.add_argument("--output", help="write the report (Markdown, plus a PNG beside it)")
+    parser.add_argument("--logs", help="keep each mode's process logs in this directory")
     args = parser.parse_args()
     size = SIZES[args.size]
     results = {}
     for mode in args.modes.split(","):
+        if args.logs:
+            directory = Path(args.logs) / mode
+            directory.mkdir(parents=True, exist_ok=True)
+            results[mode] = asyncio.run(run_mode(mode, size, directory))
+            continue
         with tempfile.TemporaryDirectory() as directory:
             results[mode] = asyncio.run(run_mode(mode, size, Path(directory)))
     from bench.report import render, write

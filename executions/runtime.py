@@ -2,6 +2,8 @@
 
 import gc
 
+from django.db import connections
+
 
 def tune_garbage_collector() -> None:
     """Collect young objects less often and leave start-up objects out of full collections.
@@ -14,3 +16,14 @@ def tune_garbage_collector() -> None:
     """
     gc.set_threshold(100_000, 20, 100)
     gc.freeze()
+
+
+def close_request_connections(**kwargs) -> None:
+    """Close the database connections of a request that has finished.
+
+    Django's ASGI handler runs each request's sync code in a thread of its own
+    that ends with the request, so a connection kept open for reuse
+    (``CONN_MAX_AGE``) is never reused: it stays open, counted against the
+    database's connection limit, until the garbage collector finds it.
+    """
+    connections.close_all()

@@ -11,9 +11,10 @@ django_asgi_app = get_asgi_application()
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
+from django.core.signals import request_finished  # noqa: E402
 
 from executions.maintenance import start_maintenance  # noqa: E402
-from executions.runtime import tune_garbage_collector  # noqa: E402
+from executions.runtime import close_request_connections, tune_garbage_collector  # noqa: E402
 from realtime import server_hooks  # noqa: E402
 from realtime.auth import SocketAuthMiddleware  # noqa: E402
 from realtime.routing import websocket_urlpatterns  # noqa: E402
@@ -26,9 +27,12 @@ if settings.EXECUTIONS_RUNNER == "inprocess":
 if "daphne.server" in sys.modules:
     # Served by daphne: bound what it buffers for a client that stops reading,
     # and let it send close codes 1008 and 1009; keep garbage collection from
-    # pausing the server (both are for the serving process, not for tests).
+    # pausing the server, and close each request's connections when it ends
+    # rather than leave them to the collector (all for the serving process,
+    # not for tests).
     server_hooks.install()
     tune_garbage_collector()
+    request_finished.connect(close_request_connections)
 
 application = ProtocolTypeRouter(
     {
