@@ -60,7 +60,7 @@ SIZES = {
 def emit_workflow(api: Api, size_rate_per_execution: float, count: int, warmup: float) -> str:
     definition = {
         "nodes": [
-            {"id": "warmup", "type": "delay", "params": {"seconds": warmup}},
+            {"id": "warmup", "type": "bench_wait", "params": {"seconds": warmup}},
             {
                 "id": "emit",
                 "type": "bench_emit",
@@ -132,6 +132,8 @@ async def push_phase(deployment, size: Size, subscribe_to_streams: bool) -> dict
     return {
         "latency": summary_ms(latencies),
         "steady": summary_ms(steady),
+        "status_latency": summary_ms([v for stream in streams for v in stream.status_latencies]),
+        "dropped": sum(stream.dropped for stream in streams),
         "messages": len(latencies),
         "expected": expected,
         "lost": lost,

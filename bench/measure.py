@@ -86,37 +86,57 @@ class Stream:
     seqs: list[int] = field(default_factory=list)
     latencies: list[float] = field(default_factory=list)
     recorded: list[float] = field(default_factory=list)  # when each measured event was recorded
+    status_latencies: list[float] = field(default_factory=list)  # of status messages only
     connected: float = 0.0
     close_code: int | None = None
     last_status: str = ""
+    dropped: int = 0  # connections lost without a close, resumed with last_seq
 
 
 async def subscribe(
     ws_url: str, token: str, path: str, ready: asyncio.Event | None = None
 ) -> Stream:
-    """Follow one stream to its end; latency counts only events recorded after connecting."""
+    """Follow one stream to its end; latency counts only events recorded after connecting.
+
+    Like any client, it resumes with ``last_seq`` when its connection drops without
+    a close; the drop is counted, and the stream must still be whole.
+    """
     stream = Stream()
     headers = {"Authorization": f"Bearer {token}"}
-    async with websockets.connect(
-        ws_url + path, additional_headers=headers, open_timeout=120, max_queue=None
-    ) as socket:
-        connected = stream.connected = time.time()
-        if ready is not None:
-            ready.set()
-        async for frame in socket:
-            received = time.time()
-            message = json.loads(frame)
-            if "seq" not in message:
-                continue
-            stream.seqs.append(message["seq"])
-            recorded = stamp_seconds(message["timestamp"])
-            if recorded > connected:
-                stream.latencies.append(received - recorded)
-                stream.recorded.append(recorded)
-            if message.get("type", "status") == "status":
-                stream.last_status = message.get("status", "")
-    stream.close_code = socket.close_code
-    return stream
+    url = ws_url + path
+    while True:
+        try:
+            async with websockets.connect(
+                url, additional_headers=headers, open_timeout=120, max_queue=None
+            ) as socket:
+                stream.connected = stream.connected or time.time()
+                if ready is not None:
+                    ready.set()
+                async for frame in socket:
+                    received = time.time()
+                    receive(stream, json.loads(frame), received)
+            stream.close_code = socket.close_code
+            return stream
+        except websockets.ConnectionClosedError:
+            stream.dropped += 1
+            if stream.dropped > 3:
+                raise
+            url = f"{ws_url}{path.split('?')[0]}?last_seq={max(stream.seqs, default=0)}"
+
+
+def receive(stream: Stream, message: dict, received: float) -> None:
+    if "seq" not in message:
+        return
+    kind = message.get("type", "status")
+    stream.seqs.append(message["seq"])
+    recorded = stamp_seconds(message["timestamp"])
+    if recorded > stream.connected:
+        stream.latencies.append(received - recorded)
+        stream.recorded.append(recorded)
+        if kind == "status":
+            stream.status_latencies.append(received - recorded)
+    if kind == "status":
+        stream.last_status = message["status"]
 
 
 def losses(streams: list[Stream], expected_last: dict[int, int]) -> tuple[int, int, int]:

@@ -41,6 +41,7 @@ def rows(results: dict) -> list[list[str]]:
             f"{p['expected'] - p['lost']} / {p['expected']} ({p['lost']}, {p['duplicated']})"
         ),
     )
+    add("connections dropped, resumed with last_seq", lambda p, r: str(p["dropped"]))
     add("messages/s delivered", lambda p, r: f"{p['delivered_per_second']:.0f}")
     add(
         "polling every 2 s: mean notice (ms)",
@@ -50,11 +51,13 @@ def rows(results: dict) -> list[list[str]]:
         ),
     )
     add(
-        "push mean (ms); polling / push",
+        "push status changes: mean (ms); polling / push",
         lambda p, r: (
-            f"{p['latency']['mean']:.1f}; {p['polling']['mean'] / p['latency']['mean']:.0f}x"
+            f"{p['status_latency']['mean']:.1f}; "
+            f"{p['polling']['mean'] / p['status_latency']['mean']:.0f}x"
         ),
     )
+    add("push mean, all messages (ms)", lambda p, r: f"{p['latency']['mean']:.1f}")
     add(
         "server memory per idle socket",
         lambda p, r: f"{r['idle']['kib_per_socket']:.1f} KiB ({r['idle']['sockets']} sockets)",

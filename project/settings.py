@@ -163,7 +163,7 @@ if REDIS_URL:
 else:
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels.layers.InMemoryChannelLayer",
+            "BACKEND": "realtime.layers.LocalChannelLayer",
             "CONFIG": {"capacity": 1000, "expiry": 60},
         }
     }
