@@ -24,12 +24,12 @@ if settings.EXECUTIONS_RUNNER == "inprocess":
     # previous instance left behind when it stopped.
     start_maintenance()
 
-if "daphne.server" in sys.modules:
-    # Served by daphne: bound what it buffers for a client that stops reading,
-    # and let it send close codes 1008 and 1009; keep garbage collection from
-    # pausing the server, and close each request's connections when it ends
-    # rather than leave them to the collector (all for the serving process,
-    # not for tests).
+if "daphne.cli" in sys.modules:
+    # Served by daphne's command line (tests import daphne.server, not its
+    # cli): bound what it buffers for a client that stops reading, and let it
+    # send close codes 1008 and 1009; keep garbage collection from pausing the
+    # server, and close each request's connections when it ends rather than
+    # leave them to the collector.
     server_hooks.install()
     tune_garbage_collector()
     request_finished.connect(close_request_connections)

@@ -85,10 +85,14 @@ class ExecutionConsumer(AsyncJsonWebsocketConsumer):
         resume_from, problem = parse_last_seq(self.scope.get("query_string", b""))
         if problem:
             return await self.refuse(problem, CLOSE_BAD_REQUEST)
+        # Subscribe, then read the execution once: that read authorizes the
+        # socket, and anything recorded after it arrives live.
+        self.execution_id = execution_id
+        await self.subscribe()
         execution = await db_read(execution_visible_to)(user, execution_id)
         if execution is None:
             return await self.refuse(NOT_FOUND, CLOSE_NOT_FOUND)
-        self.execution_id, self.user_id, self.owner_id = execution.id, user.pk, execution.owner_id
+        self.user_id, self.owner_id = user.pk, execution.owner_id
         limit = settings.REALTIME_MAX_SOCKETS_PER_USER
         if not watchdog().admit(self, limit=limit):
             return await self.refuse(
@@ -96,18 +100,15 @@ class ExecutionConsumer(AsyncJsonWebsocketConsumer):
                 "(REALTIME_MAX_SOCKETS_PER_USER). Close some before opening more.",
                 CLOSE_TOO_MANY_SOCKETS,
             )
-        await self.subscribe()
-        await self.send_initial(resume_from)
+        await self.send_initial(execution, resume_from)
 
     async def subscribe(self) -> None:
-        """Join the execution's group; the watchdog admitted this socket already."""
+        """Join the execution's group (whose messages wait until ``connect`` returns)."""
         self.group = group_name_for(self.execution_id)
         await self.channel_layer.group_add(self.group, self.channel_name)
 
-    async def send_initial(self, resume_from: int | None) -> None:
+    async def send_initial(self, execution, resume_from: int | None) -> None:
         """Send the snapshot, or the stored events after ``resume_from``."""
-        # Read after subscribing: anything recorded from here on arrives live.
-        execution = await db_read(execution_visible_to)(self.scope["user"], self.execution_id)
         async with self.lock:
             if resume_from is None:
                 await self.forward(events.snapshot_message(execution))
