@@ -270,6 +270,10 @@ EXECUTIONS_EVENT_OUTPUT_LIMIT = int(os.environ.get("EXECUTIONS_EVENT_OUTPUT_LIMI
 EXECUTIONS_PROGRESS_EVENTS_PER_SECOND = float(
     os.environ.get("EXECUTIONS_PROGRESS_EVENTS_PER_SECOND", "5")
 )
+# ... and by all the executions of one process together, at most.
+EXECUTIONS_PROGRESS_EVENTS_PER_SECOND_TOTAL = float(
+    os.environ.get("EXECUTIONS_PROGRESS_EVENTS_PER_SECOND_TOTAL", "100")
+)
 # Seconds between a runner's checks of the database for cancellations
 # requested through another process.
 EXECUTIONS_CANCEL_POLL_INTERVAL = float(os.environ.get("EXECUTIONS_CANCEL_POLL_INTERVAL", "1.0"))

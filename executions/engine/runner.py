@@ -316,9 +316,35 @@ class Run:
         )
 
 
+class ProgressSlots:
+    """Spaces the progress-only writes of all the executions of a process.
+
+    Each execution records progress at most ``EXECUTIONS_PROGRESS_EVENTS_PER_SECOND``
+    times a second; a process running hundreds of them at once would spend its
+    database on progress and make every transition wait behind it. Here all of
+    them together record at most ``EXECUTIONS_PROGRESS_EVENTS_PER_SECOND_TOTAL``
+    a second: each gets the next free slot, so under load each one's progress
+    moves in coarser steps and transitions keep their pace.
+    """
+
+    def __init__(self):
+        self.next_free = float("-inf")
+
+    def reserve(self, earliest: float) -> float:
+        """Reserve the first free slot from ``earliest`` (loop time) on; its time."""
+        slot = max(earliest, self.next_free)
+        self.next_free = slot + 1 / settings.EXECUTIONS_PROGRESS_EVENTS_PER_SECOND_TOTAL
+        return slot
+
+
+# The runs of a process share one loop, so they share these.
+progress_slots = ProgressSlots()
+
+
 class ProgressReporter:
     """Records progress-only changes at most ``EXECUTIONS_PROGRESS_EVENTS_PER_SECOND``
-    times a second per execution; the latest value is always recorded."""
+    times a second per execution, in the process's slots (``ProgressSlots``); the
+    latest value is always recorded."""
 
     def __init__(self, run: Run):
         self.run = run
@@ -336,7 +362,9 @@ class ProgressReporter:
         if self.closed or self.timer is not None or self.task is not None:
             return  # the pending write will read the latest value
         loop = asyncio.get_running_loop()
-        wait = self.last_time + 1 / settings.EXECUTIONS_PROGRESS_EVENTS_PER_SECOND - loop.time()
+        now = loop.time()
+        own = self.last_time + 1 / settings.EXECUTIONS_PROGRESS_EVENTS_PER_SECOND
+        wait = progress_slots.reserve(max(now, own)) - now
         if wait <= 0:
             self.flush()
         else:

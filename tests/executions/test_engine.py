@@ -1,5 +1,6 @@
 """The DAG runner: data flow, branches, retries, timeouts, conditions, logs, progress."""
 
+import asyncio
 import itertools
 from collections import Counter
 from datetime import timedelta
@@ -236,6 +237,28 @@ async def test_progress_only_events_are_coalesced_and_the_latest_delivered():
     values = [e["progress"] for e in progress_only]
     assert values == sorted(values) and len(set(values)) == len(values)
     assert execution.progress == 100
+
+
+def progress_only_events(events: list[dict]) -> list[dict]:
+    status_events = statuses(events)
+    return [
+        later
+        for earlier, later in itertools.pairwise(status_events)
+        if later["message"] == earlier["message"] and later["status"] == "running"
+    ]
+
+
+async def test_the_executions_of_a_process_share_its_progress_budget(settings):
+    settings.EXECUTIONS_PROGRESS_EVENTS_PER_SECOND_TOTAL = 4
+    definition = chain(node("chatty", "test_chatty", updates=100, interval=0.01))
+    runs = await asyncio.gather(*[run(definition) for _ in range(4)])
+    # Each may record 5 a second, but the four together only 4 a second.
+    times = sorted(e["created_at"] for _, events in runs for e in progress_only_events(events))
+    assert len(times) >= 2
+    assert all(
+        later - earlier >= timedelta(seconds=0.2) for earlier, later in itertools.pairwise(times)
+    )
+    assert [execution.progress for execution, _ in runs] == [100] * 4
 
 
 async def test_delay_reports_progress_while_waiting():
