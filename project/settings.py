@@ -244,6 +244,9 @@ REALTIME_MAX_MESSAGES_PER_SECOND = int(os.environ.get("REALTIME_MAX_MESSAGES_PER
 # seconds is closed with 4408 (under daphne).
 REALTIME_SEND_BUFFER_BYTES = int(os.environ.get("REALTIME_SEND_BUFFER_BYTES", str(1024 * 1024)))
 REALTIME_SEND_TIMEOUT = float(os.environ.get("REALTIME_SEND_TIMEOUT", "5"))
+# Seconds the server waits for the client to answer its close (the end of a
+# stream) before dropping the connection, and with it whatever is unread.
+REALTIME_CLOSE_TIMEOUT = float(os.environ.get("REALTIME_CLOSE_TIMEOUT", "10"))
 # Seconds a socket may send nothing (not even a ping) before it is closed with 4410.
 REALTIME_IDLE_TIMEOUT = float(os.environ.get("REALTIME_IDLE_TIMEOUT", "120"))
 # Open sockets one user may have on one server process (close 4429 beyond).

@@ -27,6 +27,14 @@ application's messages to the protocol (``Server.handle_reply``):
   A client that was only slow reads what was buffered, the error and the
   4408, and reconnects with ``?last_seq=`` of the last event it got.
 
+An application's own close (``websocket.close``: the end of a stream, a
+refusal) waits ``REALTIME_CLOSE_TIMEOUT`` for the client's answer instead of
+autobahn's 1 s. The close frame queues behind whatever the client has not
+read yet, and when the wait runs out autobahn aborts the connection, which
+throws away what is still buffered: a client busy reading the last second of
+a burst would lose the end of its stream (and see no close frame). The 4408
+close above, and 1008/1009 for hostile clients, keep the 1 s.
+
 So what waits for one socket stays under the limit plus one message (and
 the events its consumer's channel queue collects while it waits, at most the
 layer's capacity). Frames for a socket that is already closing are dropped:
@@ -110,7 +118,7 @@ def close_slow_consumer(protocol, pending: int, limit: int) -> None:
 
 
 def install() -> None:
-    """Bound daphne's send buffers and let it send close codes 1008 and 1009."""
+    """Bound daphne's send buffers, let it send close codes 1008 and 1009, and wait for closes."""
     from daphne.server import Server
     from daphne.ws_protocol import WebSocketProtocol
 
@@ -130,6 +138,8 @@ def install() -> None:
                 if protocol.state == protocol.STATE_OPEN:
                     protocol.sendCloseFrame(code=message["code"])
                 return None
+            elif kind == "websocket.close":
+                protocol.closeHandshakeTimeout = settings.REALTIME_CLOSE_TIMEOUT
         return await original(self, protocol, message)
 
     handle_reply.bounds_send_buffers = True
