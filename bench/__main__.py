@@ -81,7 +81,11 @@ async def push_phase(deployment, size: Size, subscribe_to_streams: bool) -> dict
     rate = size.events_per_second / size.executions
     count = max(1, int(rate * size.seconds))
     workflow = emit_workflow(api, rate, count, size.warmup)
-    ids, create_latencies = await api.create_executions(workflow, size.executions)
+    # Evenly paced: the executions' ticks are spread over one tick interval.
+    first_tick = time.time() + size.warmup
+    spacing = 1 / rate / size.executions
+    inputs = [{"start_at": first_tick + i * spacing} for i in range(size.executions)]
+    ids, create_latencies = await api.create_executions(workflow, size.executions, inputs)
     streams_started = time.time()
     polling = not subscribe_to_streams
     subscribers = [

@@ -64,16 +64,23 @@ class Api:
         return time.perf_counter() - started, result
 
     async def create_executions(
-        self, workflow_id: str, count: int
+        self, workflow_id: str, count: int, inputs: list[dict] | None = None
     ) -> tuple[list[str], list[float]]:
-        """Create ``count`` executions from 8 client threads; their ids and REST latencies."""
+        """Create ``count`` executions (with ``inputs``, one each) from 8 client threads;
+        their ids and REST latencies."""
         loop = asyncio.get_running_loop()
-        body = {"workflow_id": workflow_id, "input_data": {}}
+        inputs = inputs or [{}] * count
         with ThreadPoolExecutor(8) as pool:
             results = await asyncio.gather(
                 *[
-                    loop.run_in_executor(pool, self.timed, "POST", "/api/v1/executions", body)
-                    for _ in range(count)
+                    loop.run_in_executor(
+                        pool,
+                        self.timed,
+                        "POST",
+                        "/api/v1/executions",
+                        {"workflow_id": workflow_id, "input_data": input_data},
+                    )
+                    for input_data in inputs
                 ]
             )
         return [r["id"] for _, r in results], [seconds for seconds, _ in results]

@@ -1,4 +1,5 @@
 import asyncio
+import time
 
 from rest_framework import serializers
 
@@ -14,14 +15,18 @@ class EmitParams(serializers.Serializer):
 @register
 class Emit(NodeType):
     """Records ``count`` log lines, ``interval`` seconds apart, paced on a fixed
-    schedule so that a slow write does not lower the rate."""
+    schedule so that a slow write does not lower the rate. The schedule starts
+    at the input's ``start_at`` (Unix time) if it is given and still ahead, so
+    that a benchmark can spread its executions' ticks evenly."""
 
     type_name = "bench_emit"
     params_serializer = EmitParams
 
     async def run(self, ctx, params, data):
         loop = asyncio.get_running_loop()
-        start = loop.time()
+        start_at = data.get("start_at") if isinstance(data, dict) else None
+        ahead = start_at - time.time() if isinstance(start_at, int | float) else 0.0
+        start = loop.time() + max(0.0, ahead)
         for tick in range(params["count"]):
             await asyncio.sleep(max(0.0, start + tick * params["interval"] - loop.time()))
             await ctx.log(f"tick {tick}")
