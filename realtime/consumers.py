@@ -14,6 +14,8 @@ import asyncio
 import json
 import uuid
 
+from channels.consumer import get_handler_name
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
@@ -146,6 +148,22 @@ class ExecutionConsumer(AsyncJsonWebsocketConsumer):
         watchdog().discard(self)
         if self.group is not None:
             await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    # Channels closes the database connections of its shared sync thread before
+    # every handler and after a disconnect: a hop to that one thread per
+    # message per socket, which queues every socket of the process behind it.
+    # This consumer reads only through db_read, whose calls close their own
+    # connections, so it dispatches without the hop.
+
+    async def dispatch(self, message: dict) -> None:
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
+    async def websocket_disconnect(self, message: dict) -> None:
+        await self.disconnect(message["code"])
+        raise StopConsumer()
 
     # Client -> server
 

@@ -179,3 +179,30 @@ def test_timestamps_are_written_in_utc_with_microseconds():
     assert TIMESTAMP.match(text)
     assert text.startswith("2026-01-02T03:04:05.000007")
     assert datetime.fromisoformat(text) == moment
+
+
+async def test_events_reach_the_socket_without_a_hop_to_the_shared_sync_thread(
+    held_execution, token, monkeypatch
+):
+    # Channels' own dispatch sends every message of every socket through one
+    # shared thread first (to close its database connections); under load all
+    # sockets of a server queue there. This consumer's handlers go straight on.
+    hops = []
+
+    async def count_hop():
+        hops.append(1)
+
+    monkeypatch.setattr("channels.consumer.aclose_old_connections", count_hop)
+    monkeypatch.setattr("channels.generic.websocket.aclose_old_connections", count_hop)
+    execution_id = held_execution.id
+    async with open_socket(path_for(execution_id), bearer(token)) as socket:
+        await receive(socket)
+        await socket.send_json_to({"type": "ping"})
+        assert (await receive(socket))["type"] == "pong"
+        await record(services.execution_start, execution_id=execution_id)
+        await record(services.execution_complete, execution_id=execution_id, result=None)
+        messages, code = await receive_until_close(socket)
+
+    assert [m["seq"] for m in messages] == [2, 3, 4]
+    assert code == 1000
+    assert hops == []
