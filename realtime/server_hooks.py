@@ -15,8 +15,10 @@ therefore makes the server keep every later event for it, without limit. The
 consumer cannot see the transport, so the check lives where daphne passes an
 application's messages to the protocol (``Server.handle_reply``):
 
-* Before each frame it measures the bytes the client has not taken yet. Up
-  to ``REALTIME_SEND_BUFFER_BYTES`` the frame goes out at once.
+* Before a frame it measures the bytes the client has not taken yet. Up
+  to ``REALTIME_SEND_BUFFER_BYTES`` the frame goes out at once. (It measures
+  only when what was last measured, plus what was written since, could be
+  past the limit: a client that keeps up costs no system call per frame.)
 * Past it, that socket's ``send`` waits (its own task only: nobody else is
   slowed down) until the client has taken enough, which paces a long
   catch-up (``?last_seq=``) to the client's speed.
@@ -64,6 +66,7 @@ CLOSE_SLOW_CONSUMER = 4408
 # Sent by the application (realtime.limits); autobahn's sendClose refuses them.
 RFC_CLOSE_CODES = {1008, 1009}
 POLL_SECONDS = 0.02
+FRAME_HEADER_BYTES = 14
 
 SLOW_CONSUMER = (
     "You stopped reading: {pending} bytes have been waiting for this socket for {timeout:g} s "
@@ -93,13 +96,32 @@ def kernel_queued(transport) -> int:
     return struct.unpack("i", answer)[0]
 
 
-async def client_keeps_up(protocol) -> bool:
-    """Wait until the client has room for another frame; False if it took nothing in time."""
+def frame_bytes_at_most(message: dict) -> int:
+    """An upper bound of the bytes a ``websocket.send`` puts on the wire (UTF-8, header)."""
+    if message.get("bytes") is not None:
+        return len(message["bytes"]) + FRAME_HEADER_BYTES
+    return 4 * len(message.get("text") or "") + FRAME_HEADER_BYTES
+
+
+async def client_keeps_up(protocol, frame_bytes: int) -> bool:
+    """Wait until the client has room for another frame; False if it took nothing in time.
+
+    What waits can only have grown by what was written since it was last
+    measured, so it is measured again only once that bound passes the limit:
+    about once a limit's worth of frames while the client keeps up.
+    """
     limit = settings.REALTIME_SEND_BUFFER_BYTES
+    bound = getattr(protocol, "pending_bound", None)
+    if bound is not None and bound <= limit:
+        protocol.pending_bound = bound + frame_bytes
+        return True
     deadline = None
     while protocol.state == protocol.STATE_OPEN:
         pending = pending_bytes(protocol.transport)
-        if pending is None or pending <= limit:
+        if pending is None:
+            return True
+        if pending <= limit:
+            protocol.pending_bound = pending + frame_bytes
             return True
         deadline = deadline or time.monotonic() + settings.REALTIME_SEND_TIMEOUT
         if time.monotonic() >= deadline:
@@ -132,7 +154,9 @@ def install() -> None:
             if kind == "websocket.send":
                 if protocol.state in (protocol.STATE_CLOSING, protocol.STATE_CLOSED):
                     return None  # closing: the application hears of it from websocket.disconnect
-                if protocol.state == protocol.STATE_OPEN and not await client_keeps_up(protocol):
+                if protocol.state == protocol.STATE_OPEN and not await client_keeps_up(
+                    protocol, frame_bytes_at_most(message)
+                ):
                     return None
             elif kind == "websocket.close" and message.get("code") in RFC_CLOSE_CODES:
                 if protocol.state == protocol.STATE_OPEN:
