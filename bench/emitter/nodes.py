@@ -31,20 +31,3 @@ class Emit(NodeType):
             await asyncio.sleep(max(0.0, start + tick * params["interval"] - loop.time()))
             await ctx.log(f"tick {tick}")
         return {"ticks": params["count"]}
-
-
-class WaitParams(serializers.Serializer):
-    seconds = StrictFloatField(min_value=0, max_value=3600)
-
-
-@register
-class Wait(NodeType):
-    """Waits ``seconds`` without reporting progress (``delay`` reports it up to
-    5 times a second), so that the benchmark's load is only what it sets."""
-
-    type_name = "bench_wait"
-    params_serializer = WaitParams
-
-    async def run(self, ctx, params, data):
-        await asyncio.sleep(params["seconds"])
-        return data
