@@ -99,6 +99,7 @@ def write(results: dict, size_name: str, size, path: Path) -> None:
         for mode, r in results.items()
         for s in r["ramp"]
     ]
+    path.parent.mkdir(parents=True, exist_ok=True)
     plot = path.with_suffix(".png")
     plot_latencies(results, plot)
     path.write_text(
