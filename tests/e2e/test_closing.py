@@ -8,14 +8,13 @@ reset with the end of its stream missing.
 """
 
 import asyncio
-import time
 
 import pytest
 import websockets
 
 from tests.e2e.conftest import serve
 from tests.e2e.test_server import stored_events
-from tests.e2e.test_slow_consumers import drain, url_of
+from tests.e2e.test_slow_consumers import drain, read_all, url_of
 from tests.factories import chain, node
 
 NODES = 40
@@ -41,19 +40,6 @@ def create_execution(server) -> str:
     return execution["id"]
 
 
-async def wait_finished(server, execution_id: str) -> dict:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        status, execution = await asyncio.to_thread(
-            server.request, "GET", f"/api/v1/executions/{execution_id}"
-        )
-        assert status == 200, execution
-        if execution["status"] in ("completed", "failed", "cancelled"):
-            return execution
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"execution {execution_id} did not finish")
-
-
 async def busy_client_reads_the_end(server) -> tuple[list[dict], int | None, int]:
     """Open a socket, leave it unread until well after the stream ended, then read it all."""
     execution_id = create_execution(server)
@@ -63,7 +49,7 @@ async def busy_client_reads_the_end(server) -> tuple[list[dict], int | None, int
         max_queue=1,  # the client library stops reading the socket: the backlog stays server-side
         max_size=None,
     )
-    await wait_finished(server, execution_id)
+    await read_all(server, execution_id)  # a second socket, closed when the stream ends
     await asyncio.sleep(READ_AFTER)
     messages, close_code = await drain(ws)
     return messages, close_code, len(stored_events(server, execution_id))
