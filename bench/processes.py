@@ -136,6 +136,7 @@ class Server:
     log: Path
     app: str = "project.asgi:application"
     process: subprocess.Popen | None = None
+    ping_interval: int = 20  # daphne's --ping-interval, as the README runs it
 
     @property
     def url(self) -> str:
@@ -149,7 +150,6 @@ class Server:
         """Start daphne (again, after ``stop``: same port, same database)."""
         with self.log.open("a") as log:
             self.process = subprocess.Popen(
-                # daphne's protocol pings, as the README runs it.
                 [
                     sys.executable,
                     "-m",
@@ -159,7 +159,7 @@ class Server:
                     "-p",
                     str(self.port),
                     "--ping-interval",
-                    "20",
+                    str(self.ping_interval),
                     "--ping-timeout",
                     "30",
                     self.app,

@@ -1,4 +1,4 @@
-"""Two small hooks on daphne, installed when it serves the project.
+"""Small hooks on daphne, installed when it serves the project.
 
 Close codes 1008 and 1009: autobahn (under daphne) refuses an application's
 close code unless it is 1000 or 3000-4999, though RFC 6455 lets an endpoint
@@ -37,6 +37,15 @@ throws away what is still buffered: a client busy reading the last second of
 a burst would lose the end of its stream (and see no close frame). The 4408
 close above, and 1008/1009 for hostile clients, keep the 1 s.
 
+Protocol pings spread out: daphne pings a socket that has sent nothing for
+``--ping-interval`` seconds, counted from when it connected, and checks all
+sockets at once every 2 s. Sockets that connected together (a reconnect
+storm after a deploy, a page of subscribers) would get their pings in the
+same check, every interval for as long as they stay open: a thousand frames
+in one turn of the event loop, which holds back every event behind them.
+Each socket's first ping comes after a random part of the interval instead,
+so the pings, and the pongs, spread evenly over it.
+
 So what waits for one socket stays under the limit plus one message (and
 the events its consumer's channel queue collects while it waits, at most the
 layer's capacity). Frames for a socket that is already closing are dropped:
@@ -52,6 +61,7 @@ transport below. Where neither can be read the hook never waits nor closes.
 import asyncio
 import fcntl
 import logging
+import random
 import struct
 import termios
 import time
@@ -139,8 +149,14 @@ def close_slow_consumer(protocol, pending: int, limit: int) -> None:
     protocol.sendClose(code=CLOSE_SLOW_CONSUMER)
 
 
+def spread_first_ping(protocol) -> None:
+    """Let the socket's first protocol ping come after a random part of the interval."""
+    protocol.last_ping = time.time() - random.uniform(0, protocol.server.ping_interval)
+
+
 def install() -> None:
-    """Bound daphne's send buffers, let it send close codes 1008 and 1009, and wait for closes."""
+    """Bound daphne's send buffers, let it send close codes 1008 and 1009, wait for
+    closes, and spread protocol pings."""
     from daphne.server import Server
     from daphne.ws_protocol import WebSocketProtocol
 
@@ -164,6 +180,8 @@ def install() -> None:
                 return None
             elif kind == "websocket.close":
                 protocol.closeHandshakeTimeout = settings.REALTIME_CLOSE_TIMEOUT
+            elif kind == "websocket.accept":
+                spread_first_ping(protocol)
         return await original(self, protocol, message)
 
     handle_reply.bounds_send_buffers = True
