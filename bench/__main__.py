@@ -11,7 +11,9 @@ latency = receive time - the event's timestamp (one machine, one clock),
 delivered vs expected (every gap counts as lost), events/s delivered, server
 memory per idle socket and REST create latency. In the same run it measures
 seed-style polling (GET every 2 s) and a bare Channels consumer that only
-forwards group_send (the framework's floor) under the same load.
+forwards group_send (the framework's floor) under the same load. The
+executions start and end spread over a few seconds; a stress case repeats the
+load with all of them ending within one second.
 """
 
 import argparse
@@ -20,7 +22,7 @@ import json
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import websockets
@@ -49,12 +51,17 @@ class Size:
     ramp: tuple[int, ...]  # events/s steps for one worker
     ramp_seconds: float
     warmup: float
+    # The executions start (and so end) spread over this many seconds; 0: over
+    # one tick interval, so that all of them end within that interval.
+    stagger: float = 0.0
 
 
 SIZES = {
-    "quick": Size(4, 3, 20, 3, 100, (50, 100), 3, 2),
-    "full": Size(100, 10, 100, 30, 5000, (100, 200, 400, 800, 1200, 1600), 10, 12),
+    "quick": Size(4, 3, 20, 3, 100, (50, 100), 3, 2, stagger=1),
+    "full": Size(100, 10, 100, 30, 5000, (100, 200, 400, 800, 1200, 1600), 10, 12, stagger=10),
 }
+# The stress case: every execution ends within one tick interval.
+END_BURST_SECONDS = {"quick": 2, "full": 5}
 
 
 def emit_workflow(api: Api, size_rate_per_execution: float, count: int) -> str:
@@ -81,12 +88,17 @@ async def push_phase(deployment, size: Size, subscribe_to_streams: bool) -> dict
     rate = size.events_per_second / size.executions
     count = max(1, int(rate * size.seconds))
     workflow = emit_workflow(api, rate, count)
-    # Evenly paced: the executions' ticks are spread over one tick interval,
-    # from a moment far enough ahead for every execution to be created, started
-    # and subscribed to (the warm-up).
+    # Evenly paced, from a moment far enough ahead for every execution to be
+    # created, started and subscribed to (the warm-up): the executions' ticks
+    # are spread over one tick interval, and their first ticks (so their ends
+    # too) over ``stagger`` seconds, a whole number of intervals apart.
     first_tick = time.time() + size.warmup
-    spacing = 1 / rate / size.executions
-    inputs = [{"start_at": first_tick + i * spacing} for i in range(size.executions)]
+    interval = 1 / rate
+    intervals = max(1, round(size.stagger / interval))
+    inputs = [
+        {"start_at": first_tick + (i % intervals) * interval + i * interval / size.executions}
+        for i in range(size.executions)
+    ]
     ids, create_latencies = await api.create_executions(workflow, size.executions, inputs)
     polling = not subscribe_to_streams
     subscribers = [
@@ -203,7 +215,11 @@ async def bare_phase(deployment, size: Size) -> dict:
     done = asyncio.Event()
 
     async def listen(index: int, server, group: int):
-        async with websockets.connect(f"{server.ws_url}/bare/{group}", max_queue=None) as socket:
+        async with websockets.connect(
+            f"{server.ws_url}/bare/{group}",
+            max_queue=None,
+            ping_interval=None,  # as in measure.subscribe
+        ) as socket:
             ready.release()
             while not done.is_set():
                 try:
@@ -263,7 +279,7 @@ async def ramp_phase(deployment, size: Size) -> list[dict]:
     return steps
 
 
-async def run_mode(mode: str, size: Size, directory: Path) -> dict:
+async def run_mode(mode: str, size: Size, burst_size: Size, directory: Path) -> dict:
     extra = {
         "EXTRA_INSTALLED_APPS": "bench.emitter",
         # One user stands in for thousands of clients here.
@@ -279,6 +295,7 @@ async def run_mode(mode: str, size: Size, directory: Path) -> dict:
         push = await push_phase(deployment, size, subscribe_to_streams=True)
         # Polling runs apart, on the same load, so each is measured undisturbed.
         push.update(await push_phase(deployment, size, subscribe_to_streams=False))
+        end_burst = await push_phase(deployment, burst_size, subscribe_to_streams=True)
         idle = await idle_phase(deployment, size)
         bare = await bare_phase(deployment, size)
         ramp = []
@@ -286,7 +303,7 @@ async def run_mode(mode: str, size: Size, directory: Path) -> dict:
             for worker in deployment.workers[1:]:
                 worker.kill()
             ramp = await ramp_phase(deployment, size)
-        return {"push": push, "idle": idle, "bare": bare, "ramp": ramp}
+        return {"push": push, "end_burst": end_burst, "idle": idle, "bare": bare, "ramp": ramp}
     finally:
         deployment.stop()
 
@@ -299,23 +316,26 @@ def main() -> int:
     parser.add_argument("--logs", help="keep each mode's process logs in this directory")
     args = parser.parse_args()
     size = SIZES[args.size]
+    burst_size = replace(size, seconds=END_BURST_SECONDS[args.size], stagger=0)
     results = {}
     for mode in args.modes.split(","):
         if args.logs:
             directory = Path(args.logs) / mode
             directory.mkdir(parents=True, exist_ok=True)
-            results[mode] = asyncio.run(run_mode(mode, size, directory))
+            results[mode] = asyncio.run(run_mode(mode, size, burst_size, directory))
             continue
         with tempfile.TemporaryDirectory() as directory:
-            results[mode] = asyncio.run(run_mode(mode, size, Path(directory)))
+            results[mode] = asyncio.run(run_mode(mode, size, burst_size, Path(directory)))
     from bench.report import render, write
 
     print(render(results, args.size, size))
     if args.output:
         write(results, args.size, size, Path(args.output))
     failures = [
-        f"{mode}: {p['lost']} lost, {p['duplicated']} duplicated, {p['unfinished']} unfinished"
-        for mode, p in ((mode, r["push"]) for mode, r in results.items())
+        f"{mode} {phase}: {p['lost']} lost, {p['duplicated']} duplicated, "
+        f"{p['unfinished']} unfinished"
+        for mode, r in results.items()
+        for phase, p in (("push", r["push"]), ("end burst", r["end_burst"]))
         if p["lost"] or p["duplicated"] or p["unfinished"]
     ]
     for failure in failures:

@@ -113,8 +113,13 @@ async def subscribe(
     url = ws_url + path
     while True:
         try:
+            # No keepalive pings of its own, as browsers send none: the server pings.
             async with websockets.connect(
-                url, additional_headers=headers, open_timeout=120, max_queue=None
+                url,
+                additional_headers=headers,
+                open_timeout=120,
+                max_queue=None,
+                ping_interval=None,
             ) as socket:
                 stream.connected = stream.connected or time.time()
                 if ready is not None:

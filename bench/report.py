@@ -59,6 +59,17 @@ def rows(results: dict) -> list[list[str]]:
     )
     add("push mean, all messages (ms)", lambda p, r: f"{p['latency']['mean']:.1f}")
     add(
+        "all executions end within 1 s: p50 / p99 / max (ms)",
+        lambda p, r: ms(r["end_burst"]["latency"], "p50", "p99", "max"),
+    )
+    add(
+        "  its status changes: mean (ms); lost, duplicated",
+        lambda p, r: (
+            f"{r['end_burst']['status_latency']['mean']:.1f}; "
+            f"{r['end_burst']['lost']}, {r['end_burst']['duplicated']}"
+        ),
+    )
+    add(
         "server memory per idle socket",
         lambda p, r: f"{r['idle']['kib_per_socket']:.1f} KiB ({r['idle']['sockets']} sockets)",
     )
@@ -117,8 +128,11 @@ def write(results: dict, size_name: str, size, path: Path) -> None:
                 "",
                 f"Load: {size.executions} executions at once, "
                 f"{size.subscribers_per_execution} subscribers each, "
-                f"{size.events_per_second:g} events/s recorded in all for {size.seconds:g} s; "
-                f"{size.idle_sockets} idle subscribers for memory.",
+                f"{size.events_per_second:g} events/s recorded in all, each execution "
+                f"for {size.seconds:g} s, their starts and ends spread over "
+                f"{size.stagger:g} s; {size.idle_sockets} idle subscribers for memory. "
+                "The end-burst rows repeat the load with every execution ending within one "
+                "second.",
                 f"Targets: {TARGETS}.",
                 "",
                 *markdown,
