@@ -22,6 +22,7 @@ import json
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -112,8 +113,9 @@ async def push_phase(deployment, size: Size, subscribe_to_streams: bool) -> dict
         if subscribe_to_streams
     ]
     stop = asyncio.Event()
-    pollers = [poll(api, execution_id, 2.0, stop) for execution_id in ids] if polling else []
-    results = await asyncio.gather(*subscribers, *pollers)
+    with ThreadPoolExecutor(len(ids) if polling else 1) as pool:
+        pollers = [poll(api, e, 2.0, stop, pool) for e in ids] if polling else []
+        results = await asyncio.gather(*subscribers, *pollers)
     streams, polls = results[: len(subscribers)], results[len(subscribers) :]
     elapsed = time.time() - first_tick
     heads = {}

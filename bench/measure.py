@@ -163,14 +163,19 @@ def losses(streams: list[Stream], expected_last: dict[int, int]) -> tuple[int, i
     return expected, lost, duplicated
 
 
-async def poll(api: Api, execution_id: str, interval: float, stop: asyncio.Event) -> list[tuple]:
-    """Seed-style polling of one execution: ``(time, status, progress, message)`` each poll."""
+async def poll(
+    api: Api, execution_id: str, interval: float, stop: asyncio.Event, pool: ThreadPoolExecutor
+) -> list[tuple]:
+    """Seed-style polling of one execution: ``(time, status, progress, message)`` each poll.
+
+    ``pool`` needs a thread per poller, or pollers would wait for each other's
+    requests and poll less often than ``interval``."""
     loop = asyncio.get_running_loop()
     seen = []
     while not stop.is_set():
         started = time.time()
         body = await loop.run_in_executor(
-            None, api.request, "GET", f"/api/v1/executions/{execution_id}"
+            pool, api.request, "GET", f"/api/v1/executions/{execution_id}"
         )
         seen.append((time.time(), body["status"], body["progress"], body["message"]))
         if body["status"] in ("completed", "failed", "cancelled"):
