@@ -157,6 +157,7 @@ async def push_phase(deployment, size: Size, subscribe_to_streams: bool) -> dict
         "steady": summary_ms(steady),
         "status_latency": summary_ms([v for stream in streams for v in stream.status_latencies]),
         "dropped": sum(stream.dropped for stream in streams),
+        "refused": sum(stream.refused for stream in streams),
         "messages": len(latencies),
         "expected": expected,
         "lost": lost,

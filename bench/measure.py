@@ -98,6 +98,7 @@ class Stream:
     close_code: int | None = None
     last_status: str = ""
     dropped: int = 0  # connections lost without a close, resumed with last_seq
+    refused: int = 0  # handshakes that failed (the server too busy to answer), retried
 
 
 async def subscribe(
@@ -106,7 +107,8 @@ async def subscribe(
     """Follow one stream to its end; latency counts only events recorded after connecting.
 
     Like any client, it resumes with ``last_seq`` when its connection drops without
-    a close; the drop is counted, and the stream must still be whole.
+    a close, and tries again a moment later when a handshake fails; both are
+    counted, and the stream must still be whole.
     """
     stream = Stream()
     headers = {"Authorization": f"Bearer {token}"}
@@ -133,7 +135,13 @@ async def subscribe(
             stream.dropped += 1
             if stream.dropped > 3:
                 raise
-            url = f"{ws_url}{path.split('?')[0]}?last_seq={max(stream.seqs, default=0)}"
+        except websockets.InvalidHandshake:
+            stream.refused += 1
+            if stream.refused > 3:
+                raise
+            await asyncio.sleep(1)
+        if stream.seqs:
+            url = f"{ws_url}{path.split('?')[0]}?last_seq={max(stream.seqs)}"
 
 
 def receive(stream: Stream, message: dict, received: float) -> None:

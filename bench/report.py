@@ -41,7 +41,10 @@ def rows(results: dict) -> list[list[str]]:
             f"{p['expected'] - p['lost']} / {p['expected']} ({p['lost']}, {p['duplicated']})"
         ),
     )
-    add("connections dropped, resumed with last_seq", lambda p, r: str(p["dropped"]))
+    add(
+        "connections dropped, resumed with last_seq; handshakes retried",
+        lambda p, r: f"{p['dropped']}; {p['refused']}",
+    )
     add("messages/s delivered", lambda p, r: f"{p['delivered_per_second']:.0f}")
     add(
         "polling every 2 s: mean notice (ms)",
@@ -63,10 +66,11 @@ def rows(results: dict) -> list[list[str]]:
         lambda p, r: ms(r["end_burst"]["latency"], "p50", "p99", "max"),
     )
     add(
-        "  its status changes: mean (ms); lost, duplicated",
+        "  its status changes: mean (ms); lost, duplicated; dropped, retried",
         lambda p, r: (
             f"{r['end_burst']['status_latency']['mean']:.1f}; "
-            f"{r['end_burst']['lost']}, {r['end_burst']['duplicated']}"
+            f"{r['end_burst']['lost']}, {r['end_burst']['duplicated']}; "
+            f"{r['end_burst']['dropped']}, {r['end_burst']['refused']}"
         ),
     )
     add(
