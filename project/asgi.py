@@ -15,6 +15,7 @@ from django.core.signals import request_finished  # noqa: E402
 
 from executions.maintenance import start_maintenance  # noqa: E402
 from executions.runtime import close_request_connections, tune_garbage_collector  # noqa: E402
+from project.limits import ConcurrentRequestLimit  # noqa: E402
 from realtime import server_hooks  # noqa: E402
 from realtime.auth import SocketAuthMiddleware  # noqa: E402
 from realtime.routing import websocket_urlpatterns  # noqa: E402
@@ -36,7 +37,7 @@ if "daphne.cli" in sys.modules:
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        "http": ConcurrentRequestLimit(django_asgi_app, settings.API_MAX_CONCURRENT_REQUESTS),
         "websocket": AuthMiddlewareStack(SocketAuthMiddleware(URLRouter(websocket_urlpatterns))),
     }
 )

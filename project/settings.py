@@ -199,6 +199,9 @@ API_EXECUTION_CREATE_RATE = os.environ.get("API_EXECUTION_CREATE_RATE", "60/minu
 # Largest request body accepted (413 beyond); put the same limit in front
 # (nginx client_max_body_size), since daphne reads a whole body first.
 API_MAX_BODY_BYTES = int(os.environ.get("API_MAX_BODY_BYTES", str(1024 * 1024)))
+# HTTP requests one server process runs at once (each holds a thread and a
+# database connection); more wait their turn. 0: no limit.
+API_MAX_CONCURRENT_REQUESTS = int(os.environ.get("API_MAX_CONCURRENT_REQUESTS", "16"))
 
 # The OpenAPI schema (/api/v1/schema) and its Swagger UI (/api/v1/docs), whose
 # assets come from drf-spectacular-sidecar: no CDN, so the docs work offline.

@@ -1,12 +1,15 @@
 """What the serving process sets up for itself."""
 
+import asyncio
+
 import pytest
 from channels.testing import HttpCommunicator
 from django.core.signals import request_finished
 from django.db.backends.signals import connection_created
 
 from executions.runtime import close_request_connections
-from project.asgi import django_asgi_app
+from project.asgi import application, django_asgi_app
+from project.limits import ConcurrentRequestLimit
 
 
 @pytest.mark.django_db(transaction=True)
@@ -38,3 +41,50 @@ async def test_requests_served_over_asgi_leave_no_database_connection_open():
         connection_created.disconnect(record)
     assert len(opened) == 3
     assert [wrapper.connection for wrapper in opened] == [None, None, None]
+
+
+class Counting:
+    """An ASGI app that notes how many of its calls run at once."""
+
+    def __init__(self):
+        self.running = self.peak = 0
+
+    async def __call__(self, scope, receive, send):
+        self.running += 1
+        self.peak = max(self.peak, self.running)
+        await asyncio.sleep(0.01)
+        self.running -= 1
+        await send({"type": "done", "scope": scope["type"]})
+
+
+async def test_at_most_the_limit_of_http_requests_run_at_once_and_the_rest_wait():
+    inner = Counting()
+    limited = ConcurrentRequestLimit(inner, limit=3)
+    sent = []
+
+    async def send(message):
+        sent.append(message)
+
+    await asyncio.gather(*[limited({"type": "http"}, None, send) for _ in range(20)])
+
+    assert inner.peak == 3
+    assert len(sent) == 20  # every request was served, none refused
+
+
+async def test_sockets_and_a_zero_limit_are_not_held_back():
+    for scope_type, limit in (("websocket", 3), ("http", 0)):
+        inner = Counting()
+        limited = ConcurrentRequestLimit(inner, limit=limit)
+
+        async def send(message):
+            pass
+
+        await asyncio.gather(*[limited({"type": scope_type}, None, send) for _ in range(10)])
+        assert inner.peak == 10, scope_type
+
+
+def test_the_served_application_bounds_its_http_requests():
+    http = application.application_mapping["http"]
+    assert isinstance(http, ConcurrentRequestLimit)
+    assert http.app is django_asgi_app
+    assert http.limit == 16
