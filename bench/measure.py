@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import random
 import statistics
 import time
 import urllib.error
@@ -177,9 +178,11 @@ async def poll(
     """Seed-style polling of one execution: ``(time, status, progress, message)`` each poll.
 
     ``pool`` needs a thread per poller, or pollers would wait for each other's
-    requests and poll less often than ``interval``."""
+    requests and poll less often than ``interval``. Each starts at a random
+    point of the interval, as pages opened at different moments do."""
     loop = asyncio.get_running_loop()
     seen = []
+    await asyncio.sleep(random.uniform(0, interval))
     while not stop.is_set():
         started = time.time()
         body = await loop.run_in_executor(
