@@ -199,8 +199,16 @@ class Deployment:
     others: list = field(default_factory=list)
     redis: RedisServer | None = None
 
-    def start_server(self, name: str, app: str = "project.asgi:application") -> Server:
-        server = Server(port=free_port(), env=self.env, log=self.logs / f"{name}.log", app=app)
+    def start_server(
+        self, name: str, app: str = "project.asgi:application", ping_interval: int = 20
+    ) -> Server:
+        server = Server(
+            port=free_port(),
+            env=self.env,
+            log=self.logs / f"{name}.log",
+            app=app,
+            ping_interval=ping_interval,
+        )
         server.start()
         self.servers.append(server)
         return server
