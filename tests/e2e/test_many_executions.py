@@ -92,10 +92,10 @@ async def test_two_hundred_waiting_executions_in_one_process(server):
         assert [m["seq"] for m in messages] == list(range(1, len(messages) + 1))
         assert messages[-1]["status"] == "completed"
         # 7 s of waiting; the rest is 200 executions' writes queueing for
-        # SQLite's one writer when their delays end together (a thread per
-        # waiting node took minutes here).
-        assert 6.9 < messages[-1]["execution_time"] < 14
-    assert elapsed < 24, elapsed
+        # SQLite's one writer when their delays end together: 5-7 s on the
+        # 2-core machines this runs on (a thread per waiting node took minutes).
+        assert 6.9 < messages[-1]["execution_time"] < 18
+    assert elapsed < 28, elapsed
     lateness.sort()
     assert lateness[len(lateness) * 99 // 100] < 1.0, lateness[-10:]
     assert max(round_trips) < 1.0, sorted(round_trips)[-5:]
