@@ -230,24 +230,49 @@ def execution_finish(
     with transaction.atomic():
         execution = Execution.objects.select_for_update().get(id=execution_id)
         _check_claim(execution, claim_token)
-        if not can_transition(execution.status, status):
-            raise InvalidTransition(
-                f"Execution {execution.id} cannot go from {execution.status} to {status}."
-            )
-        _stop_nodes(execution, skip_pending=True)
-        if log:
-            _log_append(
-                execution, None, "error" if status == ExecutionStatus.FAILED else "info", log
-            )
-        now = timezone.now()
-        changes: dict[str, Any] = {"finished_at": now, "error": error, "lease_expires_at": None}
-        if status == ExecutionStatus.COMPLETED:
-            changes.update(progress=100, result=result)
-        message = FINISH_MESSAGES[status]
-        if execution.started_at is not None:
-            changes["execution_time"] = (now - execution.started_at).total_seconds()
-            message += f" in {changes['execution_time']:.2f} s"
-        return _execution_change(execution, status=status, message=message, **changes)
+        return _finish_locked(execution, status, result=result, error=error, log=log)
+
+
+def execution_complete_with_node(
+    *, execution_id: Any, node_id: str, output: Any, result: Any, claim_token: Any = None
+) -> Execution:
+    """Record the last node's completion and complete the execution, in one
+    transaction: the run's end is one commit and one push, and its stream goes
+    from the node's ``completed`` straight to the terminal ``status`` (progress
+    100) with no ``running`` at 100% in between."""
+    with transaction.atomic():
+        execution = _locked_open(execution_id, claim_token)
+        runs = list(execution.nodes.order_by("position"))
+        run = next(run for run in runs if run.node_id == node_id)
+        _node_event_append(execution, run, NodeStatus.COMPLETED, output=output)
+        return _finish_locked(execution, ExecutionStatus.COMPLETED, result=result, runs=runs)
+
+
+def _finish_locked(
+    execution: Execution,
+    status: str,
+    *,
+    result: Any = None,
+    error: str | None = None,
+    log: str | None = None,
+    runs: list[NodeRun] | None = None,
+) -> Execution:
+    if not can_transition(execution.status, status):
+        raise InvalidTransition(
+            f"Execution {execution.id} cannot go from {execution.status} to {status}."
+        )
+    _stop_nodes(execution, skip_pending=True, runs=runs)
+    if log:
+        _log_append(execution, None, "error" if status == ExecutionStatus.FAILED else "info", log)
+    now = timezone.now()
+    changes: dict[str, Any] = {"finished_at": now, "error": error, "lease_expires_at": None}
+    if status == ExecutionStatus.COMPLETED:
+        changes.update(progress=100, result=result)
+    message = FINISH_MESSAGES[status]
+    if execution.started_at is not None:
+        changes["execution_time"] = (now - execution.started_at).total_seconds()
+        message += f" in {changes['execution_time']:.2f} s"
+    return _execution_change(execution, status=status, message=message, **changes)
 
 
 def execution_complete(*, execution_id: Any, result: Any) -> Execution:
@@ -364,9 +389,14 @@ def _requeue(execution: Execution, reason: str) -> Execution:
     )
 
 
-def _stop_nodes(execution: Execution, *, skip_pending: bool) -> None:
-    """Cancel the nodes running (or waiting to retry); skip the pending ones if asked."""
-    for run in execution.nodes.order_by("position"):
+def _stop_nodes(
+    execution: Execution, *, skip_pending: bool, runs: list[NodeRun] | None = None
+) -> None:
+    """Cancel the nodes running (or waiting to retry); skip the pending ones if asked.
+
+    ``runs``: the execution's nodes in order, when the caller has read them already.
+    """
+    for run in execution.nodes.order_by("position") if runs is None else runs:
         if run.status == NodeStatus.PENDING and skip_pending:
             _node_event_append(execution, run, NodeStatus.SKIPPED)
         elif run.status == NodeStatus.RUNNING or (

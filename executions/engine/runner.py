@@ -104,9 +104,12 @@ class Run:
         self.input_data = execution.input_data
         self.status = dict.fromkeys(graph.nodes, NodeStatus.PENDING)
         self.fraction = dict.fromkeys(graph.nodes, 0.0)
-        self.outputs: dict[str, Any] = {}
+        self.outputs: dict[str, Any] = {}  # of the nodes whose completion was handled
+        # Of every node that completed, as soon as it did (the result reads these).
+        self.completed_outputs: dict[str, Any] = {}
         self.started = 0
         self.claim_token = execution.claim_token
+        self.ended = False  # the last node's completion ended the execution
         self.stop_requested = asyncio.Event()
         self.stop_reason = 0
         self.loop = asyncio.get_running_loop()
@@ -164,6 +167,8 @@ class Run:
                     ready.extend(await self.completed(node_id, task.result()))
         finally:
             stopped.cancel()
+        if self.ended:
+            return
         await self.progress.close()
         await _finish(
             self.id, ExecutionStatus.COMPLETED, result=self.result(), claim_token=self.claim_token
@@ -214,8 +219,8 @@ class Run:
     def result(self) -> Any:
         sinks = self.graph.sinks
         if len(sinks) == 1:
-            return self.outputs.get(sinks[0])
-        return {sink: self.outputs.get(sink) for sink in sinks}
+            return self.completed_outputs.get(sinks[0])
+        return {sink: self.completed_outputs.get(sink) for sink in sinks}
 
     def node_input(self, node_id: str) -> Any:
         parents = self.graph.parents[node_id]
@@ -281,6 +286,18 @@ class Run:
             return None, f"{type(exc).__name__}: {exc}"
         self.status[node_id] = NodeStatus.COMPLETED
         self.fraction[node_id] = 1.0
+        self.completed_outputs[node_id] = output
+        if all(s in (NodeStatus.COMPLETED, NodeStatus.SKIPPED) for s in self.status.values()):
+            # The last node: nothing else runs or waits, so this ends the run.
+            await self.progress.close()
+            await self.write(
+                services.execution_complete_with_node,
+                node_id=node_id,
+                output=output,
+                result=self.result(),
+            )
+            self.ended = True
+            return output, None
         done = sum(s in (NodeStatus.COMPLETED, NodeStatus.SKIPPED) for s in self.status.values())
         percent = self.percent()
         self.progress.recorded(percent)

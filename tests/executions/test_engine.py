@@ -149,6 +149,23 @@ async def test_progress_is_monotonic_weighted_and_ends_at_100():
     assert all(0 <= p <= 100 for p in progress)
 
 
+@pytest.mark.parametrize("go", [False, True])
+async def test_last_node_completion_and_terminal_status_are_recorded_together(go):
+    execution, events = await run(RICH, {"go": go})
+    assert (execution.status, execution.progress) == ("completed", 100)
+    assert execution.result["end"] == {"retry": 2, "hang": 2}
+    last_node, terminal = events[-2:]
+    assert (last_node["type"], last_node["status"]) == ("node", "completed")
+    assert last_node["node_id"] == "end"
+    assert (terminal["type"], terminal["status"], terminal["progress"]) == (
+        "status",
+        "completed",
+        100,
+    )
+    # No "running at 100%" before the end: the stream says completed at once.
+    assert not [e for e in statuses(events) if e["status"] == "running" and e["progress"] == 100]
+
+
 async def test_truthy_condition_runs_downstream():
     execution, events = await run(RICH, {"go": True})
     assert execution.result["never_either"] == {"go": True}
