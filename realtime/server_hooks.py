@@ -44,7 +44,11 @@ storm after a deploy, a page of subscribers) would get their pings in the
 same check, every interval for as long as they stay open: a thousand frames
 in one turn of the event loop, which holds back every event behind them.
 Each socket's first ping comes after a random part of the interval instead,
-so the pings, and the pongs, spread evenly over it.
+so the pings, and the pongs, spread evenly over it. The check itself is
+spread too: daphne walks every connection in one turn of the event loop
+every 2 s (its timeouts, and the pings due), which at a thousand sockets
+held every event back by about 10 ms each time; here a twentieth of the
+connections is checked every 0.1 s, so each is still checked every 2 s.
 
 So what waits for one socket stays under the limit plus one message (and
 the events its consumer's channel queue collects while it waits, at most the
@@ -76,6 +80,10 @@ CLOSE_SLOW_CONSUMER = 4408
 # Sent by the application (realtime.limits); autobahn's sendClose refuses them.
 RFC_CLOSE_CODES = {1008, 1009}
 POLL_SECONDS = 0.02
+# daphne checks every connection's timeouts and pings every 2 s, all at once;
+# here a slice of them at a time, so that each is still checked every 2 s.
+TIMEOUT_CHECK_ROUND_SECONDS = 2.0
+TIMEOUT_CHECK_SLICES = 20
 FRAME_HEADER_BYTES = 14
 
 SLOW_CONSUMER = (
@@ -154,14 +162,35 @@ def spread_first_ping(protocol) -> None:
     protocol.last_ping = time.time() - random.uniform(0, protocol.server.ping_interval)
 
 
+def check_timeouts_in_slices(server) -> None:
+    """daphne's ``Server.timeout_checker``, a slice of the connections at a time.
+
+    Each round (``TIMEOUT_CHECK_ROUND_SECONDS``) goes over the connections
+    open when it began, ``TIMEOUT_CHECK_SLICES`` slices of them, one slice per
+    call; connections that closed meanwhile are passed over.
+    """
+    from twisted.internet import reactor
+
+    round_ = getattr(server, "timeout_round", None)
+    if not round_:
+        round_ = server.timeout_round = list(server.connections)
+        server.timeout_slice = -(-len(round_) // TIMEOUT_CHECK_SLICES)
+    for _ in range(min(server.timeout_slice, len(round_))):
+        protocol = round_.pop()
+        if protocol in server.connections:
+            protocol.check_timeouts()
+    reactor.callLater(TIMEOUT_CHECK_ROUND_SECONDS / TIMEOUT_CHECK_SLICES, server.timeout_checker)
+
+
 def install() -> None:
     """Bound daphne's send buffers, let it send close codes 1008 and 1009, wait for
-    closes, and spread protocol pings."""
+    closes, and spread protocol pings and timeout checks."""
     from daphne.server import Server
     from daphne.ws_protocol import WebSocketProtocol
 
     if getattr(Server.handle_reply, "bounds_send_buffers", False):
         return
+    Server.timeout_checker = check_timeouts_in_slices
     original = Server.handle_reply
 
     async def handle_reply(self, protocol, message):
