@@ -31,6 +31,7 @@ import websockets
 from bench import processes
 from bench.measure import (
     Api,
+    collector_paused,
     hold_idle,
     losses,
     poll,
@@ -40,6 +41,7 @@ from bench.measure import (
     subscribe,
     summary_ms,
 )
+from bench.schedule import END_EVENTS, first_ticks
 
 
 @dataclass(frozen=True)
@@ -94,11 +96,9 @@ async def push_phase(deployment, size: Size, subscribe_to_streams: bool) -> dict
     # are spread over one tick interval, and their first ticks (so their ends
     # too) over ``stagger`` seconds, a whole number of intervals apart.
     first_tick = time.time() + size.warmup
-    interval = 1 / rate
-    intervals = max(1, round(size.stagger / interval))
     inputs = [
-        {"start_at": first_tick + (i % intervals) * interval + i * interval / size.executions}
-        for i in range(size.executions)
+        {"start_at": first_tick + offset}
+        for offset in first_ticks(size.executions, 1 / rate, size.stagger)
     ]
     ids, create_latencies = await api.create_executions(workflow, size.executions, inputs)
     polling = not subscribe_to_streams
@@ -113,7 +113,7 @@ async def push_phase(deployment, size: Size, subscribe_to_streams: bool) -> dict
         if subscribe_to_streams
     ]
     stop = asyncio.Event()
-    with ThreadPoolExecutor(len(ids) if polling else 1) as pool:
+    with ThreadPoolExecutor(len(ids) if polling else 1) as pool, collector_paused():
         pollers = [poll(api, e, 2.0, stop, pool) for e in ids] if polling else []
         results = await asyncio.gather(*subscribers, *pollers)
     streams, polls = results[: len(subscribers)], results[len(subscribers) :]
@@ -237,22 +237,24 @@ async def bare_phase(deployment, size: Size) -> dict:
 
     subscribers = size.executions * size.subscribers_per_execution
     ready = asyncio.Semaphore(0)
-    listeners = [
-        asyncio.create_task(listen(i, bare[i % len(bare)], i // size.subscribers_per_execution))
-        for i in range(subscribers)
-    ]
-    for _ in range(subscribers):
-        await ready.acquire()
-    async with websockets.connect(
-        f"{bare[0].ws_url}/publish?groups={size.executions}&rate={rate}&count={count}"
-    ) as publisher:
-        await publisher.recv()
-    await asyncio.sleep(0.5)
-    done.set()
-    await asyncio.gather(*listeners)
+    with collector_paused():
+        listeners = [
+            asyncio.create_task(listen(i, bare[i % len(bare)], i // size.subscribers_per_execution))
+            for i in range(subscribers)
+        ]
+        for _ in range(subscribers):
+            await ready.acquire()
+        async with websockets.connect(
+            f"{bare[0].ws_url}/publish?groups={size.executions}&rate={rate}&count={count}"
+            f"&stagger={size.stagger}"
+        ) as publisher:
+            await publisher.recv()
+        await asyncio.sleep(0.5)
+        done.set()
+        await asyncio.gather(*listeners)
     for server in bare:
         server.stop(crash=True)
-    expected = subscribers * count
+    expected = subscribers * (count + END_EVENTS)
     return {
         "latency": summary_ms(latencies),
         "expected": expected,

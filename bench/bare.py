@@ -1,10 +1,13 @@
 """The framework's floor: a bare Channels consumer that forwards ``group_send``.
 
 ``daphne bench.bare:application`` serves ``/bare/{group}`` (join a group,
-forward its messages) and ``/publish?groups=G&rate=R&count=N`` (publish N
-messages to each of G groups, R per second per group, each stamped with its
-send time). It uses the project's channel layer settings, so the same
-in-memory or Redis layer is measured.
+forward its messages) and ``/publish?groups=G&rate=R&count=N&stagger=S``:
+the messages the service's load records, on the same schedule
+(``bench.schedule``). To each of G groups, N ticks R per second, the
+groups' first ticks spread over S seconds, then the two end messages right
+after each group's last tick; each message is stamped with its send time. It
+uses the project's channel layer settings, so the same in-memory or Redis
+layer is measured.
 """
 
 import asyncio
@@ -21,6 +24,8 @@ django.setup()
 from channels.generic.websocket import AsyncWebsocketConsumer  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import re_path  # noqa: E402
+
+from bench.schedule import END_EVENTS, first_ticks  # noqa: E402
 
 
 def now_stamp() -> str:
@@ -46,21 +51,27 @@ class PublishConsumer(AsyncWebsocketConsumer):
     async def connect(self):
         await self.accept()
         query = parse_qs(self.scope["query_string"].decode())
-        groups, rate, count = (
+        groups, rate, count, stagger = (
             int(query["groups"][0]),
             float(query["rate"][0]),
             int(query["count"][0]),
+            float(query["stagger"][0]),
         )
-        self.task = asyncio.create_task(self.publish(groups, rate, count))
+        self.task = asyncio.create_task(self.publish(groups, rate, count, stagger))
 
-    async def publish(self, groups: int, rate: float, count: int) -> None:
+    async def publish(self, groups: int, rate: float, count: int, stagger: float) -> None:
         loop = asyncio.get_running_loop()
         start = loop.time()
-        # Spread the groups evenly across each interval, as executions would be.
-        slots = [(n * groups + g, g) for n in range(count) for g in range(groups)]
-        for slot, group in slots:
-            await asyncio.sleep(max(0.0, start + slot / (rate * groups) - loop.time()))
-            text = json.dumps({"seq": slot // groups + 1, "timestamp": now_stamp()})
+        interval = 1 / rate
+        # (when, group, seq): each group's ticks, then its end messages at once.
+        schedule = sorted(
+            (first + min(n, count - 1) * interval, group, n + 1)
+            for group, first in enumerate(first_ticks(groups, interval, stagger))
+            for n in range(count + END_EVENTS)
+        )
+        for when, group, seq in schedule:
+            await asyncio.sleep(max(0.0, start + when - loop.time()))
+            text = json.dumps({"seq": seq, "timestamp": now_stamp()})
             await self.channel_layer.group_send(
                 f"bare.{group}", {"type": "bare.message", "text": text}
             )
