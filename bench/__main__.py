@@ -101,6 +101,9 @@ async def push_phase(deployment, size: Size, subscribe_to_streams: bool) -> dict
         for offset in first_ticks(size.executions, 1 / rate, size.stagger)
     ]
     ids, create_latencies = await api.create_executions(workflow, size.executions, inputs)
+    # Subscribers connect once every execution has started: the starts are not
+    # measured, and no event is recorded during the connect storm.
+    await api.wait_started(ids)
     polling = not subscribe_to_streams
     subscribers = [
         subscribe(

@@ -105,6 +105,24 @@ class Api:
             )
         return [r["id"] for _, r in results], [seconds for seconds, _ in results]
 
+    async def wait_started(self, execution_ids: list[str], timeout: float = 60) -> None:
+        """Wait until every execution runs its node(s)."""
+        deadline = time.monotonic() + timeout
+        waiting = list(execution_ids)
+        while waiting:
+            details = await asyncio.gather(
+                *[
+                    asyncio.to_thread(self.request, "GET", f"/api/v1/executions/{execution_id}")
+                    for execution_id in waiting
+                ]
+            )
+            waiting = [
+                d["id"] for d in details if any(n["status"] == "pending" for n in d["nodes"])
+            ]
+            if waiting and time.monotonic() > deadline:
+                raise RuntimeError(f"{len(waiting)} executions not started after {timeout} s")
+            await asyncio.sleep(0.2 if waiting else 0)
+
 
 @dataclass
 class Stream:
