@@ -129,14 +129,16 @@ async def push_phase(deployment, size: Size, subscribe_to_streams: bool) -> dict
         status_events[execution_id] = [e for e in events["results"] if e["type"] == "status"]
     if polling:
         poll_latencies, missed = [], 0
-        for execution_id, seen in zip(ids, polls, strict=True):
-            noticed, never = polling_latencies(seen, status_events[execution_id])
+        changes = 0
+        for execution_id, (first, seen) in zip(ids, polls, strict=True):
+            noticed, never, recorded = polling_latencies(first, seen, status_events[execution_id])
             poll_latencies += noticed
             missed += never
+            changes += recorded
         return {
             "polling": summary_ms(poll_latencies),
             "polling_missed": missed,
-            "polling_changes": sum(len(v) for v in status_events.values()),
+            "polling_changes": changes,
         }
     expected_last = {
         i: heads[ids[i // size.subscribers_per_execution]] for i in range(len(streams))

@@ -211,8 +211,9 @@ def losses(streams: list[Stream], expected_last: dict[int, int]) -> tuple[int, i
 
 async def poll(
     api: Api, execution_id: str, interval: float, stop: asyncio.Event, pool: ThreadPoolExecutor
-) -> list[tuple]:
-    """Seed-style polling of one execution: ``(time, status, progress, message)`` each poll.
+) -> tuple[float, list[tuple]]:
+    """Seed-style polling of one execution: when its first poll was sent, and
+    ``(time, status, progress, message)`` each poll.
 
     ``pool`` needs a thread per poller, or pollers would wait for each other's
     requests and poll less often than ``interval``. Each starts at a random
@@ -220,6 +221,7 @@ async def poll(
     loop = asyncio.get_running_loop()
     seen = []
     await asyncio.sleep(random.uniform(0, interval))
+    first = time.time()
     while not stop.is_set():
         started = time.time()
         body = await loop.run_in_executor(
@@ -229,11 +231,15 @@ async def poll(
         if body["status"] in ("completed", "failed", "cancelled"):
             break
         await asyncio.sleep(max(0.0, interval - (time.time() - started)))
-    return seen
+    return first, seen
 
 
-def polling_latencies(polls: list[tuple], status_events: list[dict]) -> tuple[list[float], int]:
-    """How late each poll noticed a state change, and how many changes it never saw."""
+def polling_latencies(
+    first: float, polls: list[tuple], status_events: list[dict]
+) -> tuple[list[float], int, int]:
+    """How late each poll noticed a state change recorded after polling began
+    (``first``), how many such changes it never saw, and how many there were."""
+    status_events = [e for e in status_events if stamp_seconds(e["timestamp"]) > first]
     latencies, noticed = [], set()
     previous = None
     for polled_at, status, progress, message in polls:
@@ -246,7 +252,7 @@ def polling_latencies(polls: list[tuple], status_events: list[dict]) -> tuple[li
             event = matching[-1]
             noticed.add(event["seq"])
             latencies.append(polled_at - stamp_seconds(event["timestamp"]))
-    return latencies, len(status_events) - len(noticed)
+    return latencies, len(status_events) - len(noticed), len(status_events)
 
 
 async def hold_idle(ws_url: str, token: str, path: str, count: int) -> list:
