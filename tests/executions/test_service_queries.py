@@ -1,0 +1,56 @@
+"""The writes on the push path stay a fixed, small number of statements."""
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from executions import services
+from executions.models import NodeStatus
+from tests.factories import make_execution, make_user
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def running(monkeypatch):
+    """A running execution of one node, ``only``, which has started."""
+    monkeypatch.setattr(services, "execution_dispatch", lambda execution_id: None)
+    execution = make_execution(make_user())
+    services.execution_start(execution_id=execution.id)
+    services.execution_nodes_prepare(execution_id=execution.id, nodes=[("only", "log", 1)])
+    services.execution_node_update(
+        execution_id=execution.id, node_id="only", status=NodeStatus.RUNNING, attempt=1
+    )
+    return execution
+
+
+def statements(call) -> list[str]:
+    """The kinds of the statements ``call`` runs (not BEGIN and COMMIT, which
+    only some backends log)."""
+    with CaptureQueriesContext(connection) as queries:
+        call()
+    kinds = [q["sql"].split()[0].upper() for q in queries.captured_queries]
+    return [kind for kind in kinds if kind not in ("BEGIN", "COMMIT")]
+
+
+def test_a_log_line_is_one_read_one_insert_one_update(running):
+    executed = statements(
+        lambda: services.execution_log(
+            execution_id=running.id, node_id="only", level="info", message="tick"
+        )
+    )
+    # The locked execution; the event; the execution's new last seq.
+    assert executed == ["SELECT", "INSERT", "UPDATE"]
+
+
+def test_the_end_of_a_run_reads_twice_and_writes_four_rows(running):
+    executed = statements(
+        lambda: services.execution_complete_with_node(
+            execution_id=running.id, node_id="only", output=1, result=1
+        )
+    )
+    # The locked execution and its nodes, read once; the node's result; its
+    # event and the terminal status; the execution.
+    assert executed == ["SELECT", "SELECT", "UPDATE", "INSERT", "INSERT", "UPDATE"]
+    running.refresh_from_db()
+    assert (running.status, running.result, running.progress) == ("completed", 1, 100)
