@@ -171,6 +171,8 @@ def check_timeouts_in_slices(server) -> None:
     """
     from twisted.internet import reactor
 
+    # Scheduled first: a check that raises must not end the checks of all.
+    reactor.callLater(TIMEOUT_CHECK_ROUND_SECONDS / TIMEOUT_CHECK_SLICES, server.timeout_checker)
     round_ = getattr(server, "timeout_round", None)
     if not round_:
         round_ = server.timeout_round = list(server.connections)
@@ -178,8 +180,10 @@ def check_timeouts_in_slices(server) -> None:
     for _ in range(min(server.timeout_slice, len(round_))):
         protocol = round_.pop()
         if protocol in server.connections:
-            protocol.check_timeouts()
-    reactor.callLater(TIMEOUT_CHECK_ROUND_SECONDS / TIMEOUT_CHECK_SLICES, server.timeout_checker)
+            try:
+                protocol.check_timeouts()
+            except Exception:
+                logger.exception("Checking the timeouts of %r failed", protocol)
 
 
 def install() -> None:

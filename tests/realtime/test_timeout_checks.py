@@ -64,3 +64,22 @@ def test_install_replaces_daphnes_all_at_once_check():
 
     server_hooks.install()
     assert Server.timeout_checker is server_hooks.check_timeouts_in_slices
+
+
+def test_a_check_that_raises_spares_the_others_and_the_next_checks(monkeypatch):
+    scheduled = []
+    monkeypatch.setattr(reactor, "callLater", lambda delay, fn: scheduled.append(fn))
+    server = FakeServer(20)
+    broken = next(iter(server.connections))
+
+    def explode():
+        raise RuntimeError("broken connection")
+
+    broken.check_timeouts = explode
+    for _ in range(server_hooks.TIMEOUT_CHECK_SLICES):
+        server.timeout_checker()
+
+    assert len(scheduled) == server_hooks.TIMEOUT_CHECK_SLICES
+    assert {c for c in server.connections if server.checks[c] == 1} == set(server.connections) - {
+        broken
+    }
