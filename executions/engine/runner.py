@@ -287,7 +287,8 @@ class Run:
         self.status[node_id] = NodeStatus.COMPLETED
         self.fraction[node_id] = 1.0
         self.completed_outputs[node_id] = output
-        if all(s in (NodeStatus.COMPLETED, NodeStatus.SKIPPED) for s in self.status.values()):
+        done = sum(s in (NodeStatus.COMPLETED, NodeStatus.SKIPPED) for s in self.status.values())
+        if done == len(self.status):
             # The last node: nothing else runs or waits, so this ends the run.
             await self.progress.close()
             await self.write(
@@ -298,7 +299,6 @@ class Run:
             )
             self.ended = True
             return output, None
-        done = sum(s in (NodeStatus.COMPLETED, NodeStatus.SKIPPED) for s in self.status.values())
         percent = self.percent()
         self.progress.recorded(percent)
         await self.write(
