@@ -91,10 +91,8 @@ async def push_phase(deployment, size: Size, subscribe_to_streams: bool) -> dict
     rate = size.events_per_second / size.executions
     count = max(1, int(rate * size.seconds))
     workflow = emit_workflow(api, rate, count)
-    # Evenly paced, from a moment far enough ahead for every execution to be
-    # created, started and subscribed to (the warm-up): the executions' ticks
-    # are spread over one tick interval, and their first ticks (so their ends
-    # too) over ``stagger`` seconds, a whole number of intervals apart.
+    # Evenly paced (bench.schedule), from a moment far enough ahead for every
+    # execution to be created, started and subscribed to (the warm-up).
     first_tick = time.time() + size.warmup
     inputs = [
         {"start_at": first_tick + offset}

@@ -109,7 +109,7 @@ class Api:
         """Wait until every execution runs its node(s)."""
         deadline = time.monotonic() + timeout
         waiting = list(execution_ids)
-        while waiting:
+        while True:
             details = await asyncio.gather(
                 *[
                     asyncio.to_thread(self.request, "GET", f"/api/v1/executions/{execution_id}")
@@ -119,9 +119,11 @@ class Api:
             waiting = [
                 d["id"] for d in details if any(n["status"] == "pending" for n in d["nodes"])
             ]
-            if waiting and time.monotonic() > deadline:
+            if not waiting:
+                return
+            if time.monotonic() > deadline:
                 raise RuntimeError(f"{len(waiting)} executions not started after {timeout} s")
-            await asyncio.sleep(0.2 if waiting else 0)
+            await asyncio.sleep(0.2)
 
 
 @dataclass
