@@ -2,10 +2,11 @@
 
 Each change of an execution goes through one transaction that locks the
 execution row, checks the transition, appends its events with the next
-``seq`` values and saves the new state. The events' ``post_save`` signal
-pushes them to subscribers after commit. Once an execution has reached a
-terminal status nothing more is appended: the terminal ``status`` event is
-always the last of its log.
+``seq`` values and saves the new state (on PostgreSQL a log line does all
+of that in one statement: ``executions.log_statement``). The events'
+``post_save`` signal pushes them to subscribers after commit. Once an
+execution has reached a terminal status nothing more is appended: the
+terminal ``status`` event is always the last of its log.
 """
 
 import json
@@ -16,12 +17,13 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import ProtectedError
 from django.utils import timezone
 
 from executions.dispatch import execution_cancel_notify, execution_dispatch
 from executions.exceptions import AlreadyFinished, ClaimLost, InvalidTransition, WorkflowInUse
+from executions.log_statement import log_line_append
 from executions.models import (
     EventType,
     Execution,
@@ -206,9 +208,15 @@ def execution_log(
     claim_token: Any = None,
 ) -> None:
     """Append a log line to an execution that has not ended."""
+    data = _log_data(node_id, level, message)
+    if connection.vendor == "postgresql" and log_line_append(
+        execution_id=execution_id, claim_token=claim_token, data=data
+    ):
+        return
+    # Other databases, and the reason a one-statement append wrote nothing.
     with transaction.atomic():
         execution = _locked_open(execution_id, claim_token)
-        _log_append(execution, node_id, level, message)
+        _event_append(execution, EventType.LOG, data)
         execution.save(update_fields=["last_seq", "last_event_at"])
 
 
@@ -482,14 +490,23 @@ def _event_output(output: Any) -> dict:
     return {"output": text[:limit] + "…", "output_truncated": True, "output_size": len(text)}
 
 
+def _log_data(node_id: str | None, level: str, message: str) -> dict:
+    return {"node_id": node_id, "level": level, "message": message}
+
+
 def _log_append(execution: Execution, node_id: str | None, level: str, message: str) -> None:
-    data = {"node_id": node_id, "level": level, "message": message}
-    _event_append(execution, EventType.LOG, data)
+    _event_append(execution, EventType.LOG, _log_data(node_id, level, message))
 
 
 def _event_append(execution: Execution, event_type: str, data: dict) -> ExecutionEvent:
-    """Append the next event; the caller holds the row lock and saves the execution."""
+    """Append the next event; the caller holds the row lock and saves the execution.
+
+    An event is never dated before the one it follows, even if the clock of
+    this process is behind the clock of the one that wrote that one.
+    """
     now = timezone.now()
+    if execution.last_event_at is not None:
+        now = max(now, execution.last_event_at)
     execution.last_seq += 1
     execution.last_event_at = now
     return ExecutionEvent.objects.create(

@@ -1,0 +1,127 @@
+"""Log lines: the frequent event, recorded in one statement on PostgreSQL and
+under the row lock elsewhere, with the same guarantees either way."""
+
+import threading
+import uuid
+from datetime import timedelta
+
+import pytest
+from django.db import connection, transaction
+
+import realtime.signals
+from executions import services
+from executions.exceptions import ClaimLost, InvalidTransition
+from executions.models import Execution, ExecutionEvent
+from tests.factories import make_execution, make_user
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def pushed(monkeypatch) -> list[dict]:
+    """The messages the events' signal publishes, in order."""
+    messages: list[dict] = []
+    monkeypatch.setattr(
+        realtime.signals, "publish", lambda _group, message: messages.append(message)
+    )
+    return messages
+
+
+@pytest.fixture
+def running(monkeypatch):
+    monkeypatch.setattr(services, "execution_dispatch", lambda execution_id: None)
+    execution = make_execution(make_user())
+    return services.execution_start(execution_id=execution.id, runner="w1")
+
+
+def log(execution, message: str, **kwargs) -> None:
+    services.execution_log(
+        execution_id=execution.id, node_id="n", level="info", message=message, **kwargs
+    )
+
+
+def events(execution) -> list[ExecutionEvent]:
+    return list(ExecutionEvent.objects.filter(execution=execution).order_by("seq"))
+
+
+def test_a_line_gets_the_next_seq_and_is_pushed_after_commit(running, pushed):
+    before = running.last_seq
+    log(running, "tick", claim_token=running.claim_token)
+    running.refresh_from_db()
+    event = events(running)[-1]
+    assert (event.seq, event.type, running.last_seq) == (before + 1, "log", before + 1)
+    assert event.data == {"node_id": "n", "level": "info", "message": "tick"}
+    assert running.last_event_at == event.created_at
+    message = pushed[-1]["event"]
+    assert (message["seq"], message["message"]) == (before + 1, "tick")
+    assert message["execution_id"] == str(running.id)
+
+
+def test_nothing_is_recorded_or_pushed_when_the_outer_transaction_rolls_back(running, pushed):
+    before = running.last_seq
+    with pytest.raises(RuntimeError), transaction.atomic():
+        log(running, "undone")
+        raise RuntimeError("roll back")
+    running.refresh_from_db()
+    assert running.last_seq == before
+    assert [e.seq for e in events(running)] == list(range(1, before + 1))
+    assert all(m["event"].get("message") != "undone" for m in pushed)
+
+
+def test_an_ended_execution_refuses_a_line_and_keeps_its_log(running, pushed):
+    services.execution_complete(execution_id=running.id, result=None)
+    running.refresh_from_db()
+    with pytest.raises(InvalidTransition, match="has ended"):
+        log(running, "late")
+    assert events(running)[-1].seq == running.last_seq
+    assert events(running)[-1].data["status"] == "completed"
+
+
+def test_a_runner_that_lost_its_claim_records_nothing(running):
+    before = running.last_seq
+    with pytest.raises(ClaimLost):
+        log(running, "stale", claim_token=uuid.uuid4())
+    running.refresh_from_db()
+    assert running.last_seq == before
+
+
+def test_a_missing_execution_is_an_error():
+    with pytest.raises(Execution.DoesNotExist):
+        log(Execution(id=uuid.uuid4()), "nowhere")
+
+
+def test_a_line_is_never_dated_before_the_previous_event(running):
+    ahead = running.last_event_at + timedelta(seconds=5)
+    Execution.objects.filter(id=running.id).update(last_event_at=ahead)
+    log(running, "after")
+    assert events(running)[-1].created_at == ahead
+
+
+def test_concurrent_lines_get_gap_free_seqs_in_time_order(running):
+    before = running.last_seq
+    threads, lines_each = 4, 25
+    errors: list[BaseException] = []
+
+    def write(worker: int) -> None:
+        try:
+            for i in range(lines_each):
+                log(running, f"{worker}-{i}", claim_token=running.claim_token)
+        except BaseException as error:  # reported by the assertion below
+            errors.append(error)
+        finally:
+            connection.close()
+
+    workers = [threading.Thread(target=write, args=(w,)) for w in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert errors == []
+    recorded = events(running)
+    assert [e.seq for e in recorded] == list(range(1, before + threads * lines_each + 1))
+    times = [e.created_at for e in recorded]
+    assert times == sorted(times)
+    for w in range(threads):
+        lines = [e.data.get("message", "") for e in recorded]
+        mine = [line for line in lines if line.startswith(f"{w}-")]
+        assert mine == [f"{w}-{i}" for i in range(lines_each)]
