@@ -51,15 +51,18 @@ def log_line_append(*, execution_id, claim_token, data: dict) -> ExecutionEvent 
     Returns ``None``, having written nothing, when no such execution exists:
     the caller's locked path then tells which condition failed.
     """
-    params = {
-        "now": timezone.now(),
-        "execution_id": execution_id,
-        "terminal": sorted(TERMINAL_STATUSES),
-        "claim_token": claim_token,
-        "type": EventType.LOG.value,
-        "data": ExecutionEvent._meta.get_field("data").get_db_prep_value(data, connection),
-    }
+    stored = ExecutionEvent._meta.get_field("data").get_db_prep_value(data, connection)
     with connection.cursor() as cursor:
+        # Dated once the connection is ready (after its health check), as the
+        # statement that records it starts.
+        params = {
+            "now": timezone.now(),
+            "execution_id": execution_id,
+            "terminal": sorted(TERMINAL_STATUSES),
+            "claim_token": claim_token,
+            "type": EventType.LOG.value,
+            "data": stored,
+        }
         cursor.execute(_statement(), params)
         row = cursor.fetchone()
     if row is None:
