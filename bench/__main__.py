@@ -61,7 +61,9 @@ class Size:
 
 SIZES = {
     "quick": Size(4, 3, 20, 3, 100, (50, 100), 3, 2, stagger=1),
-    "full": Size(100, 10, 100, 30, 5000, (100, 200, 400, 800, 1200, 1600), 10, 12, stagger=10),
+    "full": Size(
+        100, 10, 100, 30, 5000, (100, 200, 400, 800, 1200, 1400, 1600, 2000), 10, 12, stagger=10
+    ),
 }
 # The stress case: every execution ends within one tick interval.
 END_BURST_SECONDS = {"quick": 2, "full": 5}
