@@ -19,17 +19,25 @@ from executions.models import EventType, Execution, ExecutionEvent
 from executions.states import TERMINAL_STATUSES
 
 
+def _table(model) -> str:
+    return connection.ops.quote_name(model._meta.db_table)
+
+
 def _column(model, name: str) -> str:
     return connection.ops.quote_name(model._meta.get_field(name).column)
 
 
 @cache
 def _statement() -> str:
-    execution, event = Execution._meta.db_table, ExecutionEvent._meta.db_table
-    e, v = (lambda name: _column(Execution, name)), (lambda name: _column(ExecutionEvent, name))
+    def e(name: str) -> str:
+        return _column(Execution, name)
+
+    def v(name: str) -> str:
+        return _column(ExecutionEvent, name)
+
     return f"""
         WITH head AS (
-            UPDATE {connection.ops.quote_name(execution)}
+            UPDATE {_table(Execution)}
             SET {e("last_seq")} = {e("last_seq")} + 1,
                 {e("last_event_at")} = GREATEST({e("last_event_at")}, %(now)s)
             WHERE {e("id")} = %(execution_id)s
@@ -37,7 +45,7 @@ def _statement() -> str:
               AND (%(claim_token)s::uuid IS NULL OR {e("claim_token")} = %(claim_token)s::uuid)
             RETURNING {e("id")} AS id, {e("last_seq")} AS seq, {e("last_event_at")} AS created_at
         )
-        INSERT INTO {connection.ops.quote_name(event)}
+        INSERT INTO {_table(ExecutionEvent)}
             ({v("execution")}, {v("seq")}, {v("type")}, {v("data")}, {v("created_at")})
         SELECT id, seq, %(type)s, %(data)s, created_at FROM head
         RETURNING {v("id")}, {v("execution")}, {v("seq")}, {v("created_at")}
@@ -76,6 +84,12 @@ def log_line_append(*, execution_id, claim_token, data: dict) -> ExecutionEvent 
         data=data,
         created_at=created_at,
     )
+    _saved(event)
+    return event
+
+
+def _saved(event: ExecutionEvent) -> None:
+    """Mark ``event`` as stored and send ``post_save`` as ``save()`` would."""
     event._state.adding = False
     event._state.db = connection.alias
     post_save.send(
@@ -86,4 +100,3 @@ def log_line_append(*, execution_id, claim_token, data: dict) -> ExecutionEvent 
         raw=False,
         using=connection.alias,
     )
-    return event
