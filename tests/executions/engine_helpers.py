@@ -11,7 +11,7 @@ from tests.factories import make_execution, make_user, make_workflow
 @pytest.fixture
 def no_dispatch(monkeypatch):
     """Executions are created pending and run only when the test runs them."""
-    monkeypatch.setattr("executions.services.execution_dispatch", lambda execution_id: None)
+    monkeypatch.setattr("executions.dispatch.execution_dispatch", lambda execution_id: None)
 
 
 @database_sync_to_async

@@ -18,7 +18,7 @@ def setup(definition, input_data=None):
 
 
 async def finished(monkeypatch, definition, input_data=None):
-    monkeypatch.setattr("executions.services.execution_dispatch", lambda execution_id: None)
+    monkeypatch.setattr("executions.dispatch.execution_dispatch", lambda execution_id: None)
     user, execution = await setup(definition, input_data)
     await run_execution(execution.id)
     return user, execution

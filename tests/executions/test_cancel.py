@@ -88,7 +88,7 @@ async def test_cancel_during_delay_stops_within_100_ms_and_closes_the_stream():
 
 
 async def test_cancel_a_pending_execution_at_once(monkeypatch):
-    monkeypatch.setattr("executions.services.execution_dispatch", lambda execution_id: None)
+    monkeypatch.setattr("executions.dispatch.execution_dispatch", lambda execution_id: None)
     user, execution = await setup(chain(node("wait", "delay", seconds=1)))
     status, body = await database_sync_to_async(cancel_over_rest)(user, execution.id)
     assert status == 202 and body["status"] == "cancelled"
@@ -101,7 +101,7 @@ async def test_cancel_a_pending_execution_at_once(monkeypatch):
 
 
 async def test_cancelling_a_finished_execution_is_a_conflict(monkeypatch):
-    monkeypatch.setattr("executions.services.execution_dispatch", lambda execution_id: None)
+    monkeypatch.setattr("executions.dispatch.execution_dispatch", lambda execution_id: None)
     user, execution = await setup(chain(node("wait", "delay", seconds=1)))
     assert (await database_sync_to_async(cancel_over_rest)(user, execution.id))[0] == 202
     status, body = await database_sync_to_async(cancel_over_rest)(user, execution.id)
@@ -113,7 +113,7 @@ async def test_cancelling_a_finished_execution_is_a_conflict(monkeypatch):
 
 
 async def test_cancel_someone_elses_execution_is_not_found(monkeypatch):
-    monkeypatch.setattr("executions.services.execution_dispatch", lambda execution_id: None)
+    monkeypatch.setattr("executions.dispatch.execution_dispatch", lambda execution_id: None)
     _, execution = await setup(chain(node("wait", "delay", seconds=1)))
     stranger = await database_sync_to_async(make_user)()
     status, _ = await database_sync_to_async(cancel_over_rest)(stranger, execution.id)
@@ -125,7 +125,7 @@ async def test_cancel_someone_elses_execution_is_not_found(monkeypatch):
 async def test_cancel_requested_elsewhere_is_noticed_by_polling(monkeypatch, settings):
     """A runner learns of a cancellation made in another process from the database."""
     settings.EXECUTIONS_CANCEL_POLL_INTERVAL = 0.2
-    monkeypatch.setattr("executions.services.execution_cancel_notify", lambda execution_id: None)
+    monkeypatch.setattr("executions.dispatch.execution_cancel_notify", lambda execution_id: None)
     user, execution = await setup(chain(node("wait", "delay", seconds=30)))
     communicator = await connect(user, execution.id, "?last_seq=0")
     await receive_until(communicator, lambda m: m["type"] == "node" and m["status"] == "running")

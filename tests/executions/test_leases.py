@@ -22,7 +22,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def dispatched(monkeypatch):
     """Executions are not started; the ids dispatched are collected here."""
     ids = []
-    monkeypatch.setattr("executions.services.execution_dispatch", ids.append)
+    monkeypatch.setattr("executions.dispatch.execution_dispatch", ids.append)
     return ids
 
 

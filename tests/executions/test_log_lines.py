@@ -29,7 +29,7 @@ def pushed(monkeypatch) -> list[dict]:
 
 @pytest.fixture
 def running(monkeypatch):
-    monkeypatch.setattr(services, "execution_dispatch", lambda execution_id: None)
+    monkeypatch.setattr("executions.dispatch.execution_dispatch", lambda execution_id: None)
     execution = make_execution(make_user())
     return services.execution_start(execution_id=execution.id, runner="w1")
 

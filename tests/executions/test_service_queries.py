@@ -14,7 +14,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture
 def running(monkeypatch):
     """A running execution of one node, ``only``, which has started."""
-    monkeypatch.setattr(services, "execution_dispatch", lambda execution_id: None)
+    monkeypatch.setattr("executions.dispatch.execution_dispatch", lambda execution_id: None)
     execution = make_execution(make_user())
     services.execution_start(execution_id=execution.id)
     services.execution_nodes_prepare(execution_id=execution.id, nodes=[("only", "log", 1)])

@@ -1,6 +1,5 @@
 import pytest
 
-from executions import services
 from tests.factories import make_execution, make_token
 
 
@@ -12,7 +11,7 @@ def token(user) -> str:
 @pytest.fixture
 def no_dispatch(monkeypatch):
     """New executions stay pending: the test records every change through the services."""
-    monkeypatch.setattr(services, "execution_dispatch", lambda execution_id: None)
+    monkeypatch.setattr("executions.dispatch.execution_dispatch", lambda execution_id: None)
 
 
 @pytest.fixture

@@ -1,0 +1,136 @@
+"""The end of an execution: completed, failed or cancelled, always its last event."""
+
+from functools import partial
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+
+from executions import dispatch
+from executions.exceptions import AlreadyFinished, InvalidTransition
+from executions.models import Execution, ExecutionStatus, NodeRun, NodeStatus
+from executions.services.eventlog import (
+    change_status,
+    check_claim,
+    locked_open,
+    log_append,
+    node_event_append,
+    stop_nodes,
+)
+from executions.states import TERMINAL_STATUSES, can_transition
+
+FINISH_MESSAGES = {
+    ExecutionStatus.COMPLETED: "Completed",
+    ExecutionStatus.FAILED: "Failed",
+    ExecutionStatus.CANCELLED: "Cancelled",
+}
+
+
+def execution_finish(
+    *,
+    execution_id: Any,
+    status: str,
+    result: Any = None,
+    error: str | None = None,
+    log: str | None = None,
+    claim_token: Any = None,
+) -> Execution:
+    """End an execution: stop its unfinished nodes, then append the terminal event.
+
+    Nodes still running (or waiting to retry) end ``cancelled`` and nodes not
+    started end ``skipped``, each with its event, all before the terminal
+    ``status`` event in the same transaction.
+    """
+    with transaction.atomic():
+        execution = Execution.objects.select_for_update().get(id=execution_id)
+        check_claim(execution, claim_token)
+        return _finish_locked(execution, status, result=result, error=error, log=log)
+
+
+def execution_complete_with_node(
+    *, execution_id: Any, node_id: str, output: Any, result: Any, claim_token: Any = None
+) -> Execution:
+    """Record the last node's completion and complete the execution, in one
+    transaction: the run's end is one commit and one push, and its stream goes
+    from the node's ``completed`` straight to the terminal ``status`` (progress
+    100) with no ``running`` at 100% in between."""
+    with transaction.atomic():
+        execution = locked_open(execution_id, claim_token)
+        runs = list(execution.nodes.order_by("position"))
+        run = next(run for run in runs if run.node_id == node_id)
+        node_event_append(execution, run, NodeStatus.COMPLETED, output=output)
+        return _finish_locked(execution, ExecutionStatus.COMPLETED, result=result, runs=runs)
+
+
+def _finish_locked(
+    execution: Execution,
+    status: str,
+    *,
+    result: Any = None,
+    error: str | None = None,
+    log: str | None = None,
+    runs: list[NodeRun] | None = None,
+) -> Execution:
+    if not can_transition(execution.status, status):
+        raise InvalidTransition(
+            f"Execution {execution.id} cannot go from {execution.status} to {status}."
+        )
+    stop_nodes(execution, skip_pending=True, runs=runs)
+    if log:
+        log_append(execution, None, "error" if status == ExecutionStatus.FAILED else "info", log)
+    now = timezone.now()
+    changes: dict[str, Any] = {"finished_at": now, "error": error, "lease_expires_at": None}
+    if status == ExecutionStatus.COMPLETED:
+        changes.update(progress=100, result=result)
+    message = FINISH_MESSAGES[status]
+    if execution.started_at is not None:
+        changes["execution_time"] = (now - execution.started_at).total_seconds()
+        message += f" in {changes['execution_time']:.2f} s"
+    return change_status(execution, status=status, message=message, **changes)
+
+
+def execution_complete(*, execution_id: Any, result: Any) -> Execution:
+    return execution_finish(
+        execution_id=execution_id, status=ExecutionStatus.COMPLETED, result=result
+    )
+
+
+def execution_fail(*, execution_id: Any, error: str) -> Execution:
+    return execution_finish(execution_id=execution_id, status=ExecutionStatus.FAILED, error=error)
+
+
+def execution_cancel(
+    *, execution_id: Any, requested_by: AbstractBaseUser | None = None
+) -> Execution:
+    """Cancel a pending execution at once, or ask the runner of a running one to stop."""
+    with transaction.atomic():
+        execution = Execution.objects.select_for_update().get(id=execution_id)
+        if execution.status in TERMINAL_STATUSES:
+            raise AlreadyFinished(
+                f"Execution {execution.id} has already ended ({execution.status}); "
+                "there is nothing to cancel."
+            )
+        if execution.status == ExecutionStatus.PENDING:
+            return _finish_locked_cancelled(execution, requested_by)
+        if execution.cancel_requested_at is None:
+            execution.cancel_requested_at = timezone.now()
+            who = f" by {requested_by.get_username()}" if requested_by else ""
+            log_append(execution, None, "info", f"Cancellation requested{who}")
+            execution.save(update_fields=["cancel_requested_at", "last_seq", "last_event_at"])
+            transaction.on_commit(
+                partial(dispatch.execution_cancel_notify, execution.id), robust=True
+            )
+        return execution
+
+
+def _finish_locked_cancelled(execution: Execution, requested_by) -> Execution:
+    who = f" by {requested_by.get_username()}" if requested_by else ""
+    execution.cancel_requested_at = timezone.now()
+    log_append(execution, None, "info", f"Cancelled{who} before it started")
+    return change_status(
+        execution,
+        status=ExecutionStatus.CANCELLED,
+        message="Cancelled before it started",
+        finished_at=execution.cancel_requested_at,
+    )

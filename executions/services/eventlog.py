@@ -1,0 +1,140 @@
+"""What every write shares: the locked execution row, its checks, and the
+appending of its events with the next ``seq`` values."""
+
+import json
+from typing import Any
+
+from django.conf import settings
+from django.utils import timezone
+
+from executions.exceptions import ClaimLost, InvalidTransition
+from executions.models import EventType, Execution, ExecutionEvent, NodeRun, NodeStatus
+from executions.states import NODE_FINISHED_STATUSES, TERMINAL_STATUSES, can_transition
+
+UNSET: Any = object()
+
+
+def stop_nodes(
+    execution: Execution, *, skip_pending: bool, runs: list[NodeRun] | None = None
+) -> None:
+    """Cancel the nodes running (or waiting to retry); skip the pending ones if asked.
+
+    ``runs``: the execution's nodes in order, when the caller has read them already.
+    """
+    for run in execution.nodes.order_by("position") if runs is None else runs:
+        if run.status == NodeStatus.PENDING and skip_pending:
+            node_event_append(execution, run, NodeStatus.SKIPPED)
+        elif run.status == NodeStatus.RUNNING or (
+            run.status == NodeStatus.FAILED and run.attempts < run.max_attempts
+        ):
+            node_event_append(execution, run, NodeStatus.CANCELLED)
+
+
+def check_claim(execution: Execution, claim_token: Any) -> None:
+    if claim_token is not None and execution.claim_token != claim_token:
+        raise ClaimLost(f"Execution {execution.id} is no longer claimed by this runner; it stops.")
+
+
+def locked_open(execution_id: Any, claim_token: Any = None) -> Execution:
+    """The locked execution, which must not have ended (and must still be this
+    runner's, when ``claim_token`` is given)."""
+    execution = Execution.objects.select_for_update().get(id=execution_id)
+    check_claim(execution, claim_token)
+    if execution.status in TERMINAL_STATUSES:
+        raise InvalidTransition(
+            f"Execution {execution.id} has ended ({execution.status}); nothing more is recorded."
+        )
+    return execution
+
+
+def locked_with_workflow(execution_id: Any) -> Execution:
+    """The locked execution (its row only) with its workflow, ended or not."""
+    return (
+        Execution.objects.select_for_update(of=("self",))
+        .select_related("workflow")
+        .get(id=execution_id)
+    )
+
+
+def change_status(execution: Execution, *, status: str, **changes: Any) -> Execution:
+    """Apply a locked execution's change and append its ``status`` event."""
+    if not can_transition(execution.status, status):
+        raise InvalidTransition(
+            f"Execution {execution.id} cannot go from {execution.status} to {status}."
+        )
+    execution.status = status
+    for name, value in changes.items():
+        setattr(execution, name, value)
+    event_append(execution, EventType.STATUS, execution.state_data())
+    execution.save()
+    return execution
+
+
+def node_event_append(
+    execution: Execution,
+    run: NodeRun,
+    status: str,
+    *,
+    attempt: int | None = None,
+    output: Any = UNSET,
+    error: str | None = None,
+) -> None:
+    now = timezone.now()
+    if status == NodeStatus.RUNNING:
+        run.attempts = attempt or run.attempts + 1
+        run.started_at, run.finished_at, run.duration, run.error = now, None, None, None
+    elif status in NODE_FINISHED_STATUSES and run.status == NodeStatus.RUNNING:
+        run.finished_at = now
+        run.duration = (now - run.started_at).total_seconds()
+    if status == NodeStatus.COMPLETED:
+        run.output = None if output is UNSET else output
+    if status == NodeStatus.FAILED:
+        run.error = error
+    run.status = status
+    run.save()
+    data: dict[str, Any] = {
+        "node_id": run.node_id,
+        "node_type": run.node_type,
+        "status": status,
+        "attempt": run.attempts,
+    }
+    if status == NodeStatus.COMPLETED:
+        data.update(event_output(run.output))
+    if status == NodeStatus.FAILED:
+        data["error"] = error
+    if status in NODE_FINISHED_STATUSES and run.duration is not None and run.finished_at == now:
+        data["duration"] = run.duration
+    event_append(execution, EventType.NODE, data)
+
+
+def event_output(output: Any) -> dict:
+    """The output as sent in a node event: cut to the configured size, with a marker."""
+    text = json.dumps(output)
+    limit = settings.EXECUTIONS_EVENT_OUTPUT_LIMIT
+    if len(text) <= limit:
+        return {"output": output}
+    return {"output": text[:limit] + "…", "output_truncated": True, "output_size": len(text)}
+
+
+def log_data(node_id: str | None, level: str, message: str) -> dict:
+    return {"node_id": node_id, "level": level, "message": message}
+
+
+def log_append(execution: Execution, node_id: str | None, level: str, message: str) -> None:
+    event_append(execution, EventType.LOG, log_data(node_id, level, message))
+
+
+def event_append(execution: Execution, event_type: str, data: dict) -> ExecutionEvent:
+    """Append the next event; the caller holds the row lock and saves the execution.
+
+    An event is never dated before the one it follows, even if the clock of
+    this process is behind the clock of the one that wrote that one.
+    """
+    now = timezone.now()
+    if execution.last_event_at is not None:
+        now = max(now, execution.last_event_at)
+    execution.last_seq += 1
+    execution.last_event_at = now
+    return ExecutionEvent.objects.create(
+        execution=execution, seq=execution.last_seq, type=event_type, data=data, created_at=now
+    )

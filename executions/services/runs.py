@@ -1,0 +1,164 @@
+"""A run as it goes: created, claimed, its nodes, progress and log lines."""
+
+import uuid
+from datetime import timedelta
+from functools import partial
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import connection, transaction
+from django.utils import timezone
+
+from executions import dispatch
+from executions.models import EventType, Execution, ExecutionStatus, NodeRun, NodeStatus, Workflow
+from executions.services.eventlog import (
+    UNSET,
+    change_status,
+    event_append,
+    locked_open,
+    locked_with_workflow,
+    log_append,
+    log_data,
+    node_event_append,
+)
+from executions.services.log_statement import log_line_append
+
+
+def execution_create(*, owner: AbstractBaseUser, workflow: Workflow, input_data: dict) -> Execution:
+    """Store a pending execution with its first event and dispatch it after commit."""
+    with transaction.atomic():
+        execution = Execution.objects.create(
+            workflow=workflow,
+            owner=owner,
+            input_data=input_data,
+            message="Waiting to run",
+            dispatched_at=timezone.now(),
+        )
+        event_append(execution, EventType.STATUS, execution.state_data())
+        execution.save(update_fields=["last_seq", "last_event_at"])
+        transaction.on_commit(partial(dispatch.execution_dispatch, execution.id), robust=True)
+    return execution
+
+
+def execution_start(*, execution_id: Any, runner: str = "") -> Execution | None:
+    """Claim a pending execution for ``runner``; ``None`` if it is not pending any more.
+
+    The claim comes with a fresh ``claim_token`` that the runner passes to every
+    later write, and a lease that it must renew (``executions_lease_renew``).
+    """
+    with transaction.atomic():
+        execution = locked_with_workflow(execution_id)
+        if execution.status != ExecutionStatus.PENDING:
+            return None
+        now = timezone.now()
+        log_append(execution, None, "info", "Execution started")
+        return change_status(
+            execution,
+            status=ExecutionStatus.RUNNING,
+            message="Started",
+            started_at=now,
+            claimed_by=runner,
+            claim_token=uuid.uuid4(),
+            lease_expires_at=now + timedelta(seconds=settings.EXECUTIONS_LEASE_SECONDS),
+            runs=execution.runs + 1,
+        )
+
+
+def execution_nodes_prepare(
+    *, execution_id: Any, nodes: list[tuple[str, str, int]], claim_token: Any = None
+) -> None:
+    """Store a pending ``NodeRun`` per ``(node_id, node_type, max_attempts)``."""
+    with transaction.atomic():
+        locked_open(execution_id, claim_token)
+        NodeRun.objects.filter(execution_id=execution_id).delete()
+        NodeRun.objects.bulk_create(
+            NodeRun(
+                execution_id=execution_id,
+                node_id=node_id,
+                node_type=node_type,
+                position=position,
+                max_attempts=max_attempts,
+            )
+            for position, (node_id, node_type, max_attempts) in enumerate(nodes)
+        )
+
+
+def execution_node_update(
+    *,
+    execution_id: Any,
+    node_id: str,
+    status: str,
+    attempt: int | None = None,
+    output: Any = UNSET,
+    error: str | None = None,
+    message: str | None = None,
+    progress: int | None = None,
+    claim_token: Any = None,
+) -> None:
+    """Record a node's new status as a ``node`` event, with the execution's new
+    message and progress (a ``status`` event) in the same transaction when given."""
+    with transaction.atomic():
+        execution = locked_open(execution_id, claim_token)
+        run = NodeRun.objects.get(execution=execution, node_id=node_id)
+        node_event_append(execution, run, status, attempt=attempt, output=output, error=error)
+        if message is None and progress is None:
+            execution.save(update_fields=["last_seq", "last_event_at"])
+        else:
+            change_status(
+                execution,
+                status=ExecutionStatus.RUNNING,
+                message=execution.message if message is None else message,
+                progress=max(execution.progress, progress or 0),
+            )
+
+
+def execution_nodes_skip(
+    *, execution_id: Any, node_ids: list[str], claim_token: Any = None
+) -> None:
+    """Mark pending nodes ``skipped`` (downstream of a falsy condition)."""
+    with transaction.atomic():
+        execution = locked_open(execution_id, claim_token)
+        runs = NodeRun.objects.filter(execution=execution, node_id__in=node_ids)
+        for run in sorted(runs, key=lambda run: node_ids.index(run.node_id)):
+            node_event_append(execution, run, NodeStatus.SKIPPED)
+        execution.save(update_fields=["last_seq", "last_event_at"])
+
+
+def execution_progress(
+    *,
+    execution_id: Any,
+    progress: int | None = None,
+    message: str | None = None,
+    claim_token: Any = None,
+) -> Execution:
+    """Record a running execution's new (never decreasing) progress and/or message."""
+    with transaction.atomic():
+        execution = locked_open(execution_id, claim_token)
+        return change_status(
+            execution,
+            status=ExecutionStatus.RUNNING,
+            message=execution.message if message is None else message,
+            progress=max(execution.progress, progress or 0),
+        )
+
+
+def execution_log(
+    *,
+    execution_id: Any,
+    node_id: str | None,
+    level: str,
+    message: str,
+    claim_token: Any = None,
+) -> None:
+    """Append a log line to an execution that has not ended."""
+    data = log_data(node_id, level, message)
+    if connection.vendor == "postgresql" and log_line_append(
+        execution_id=execution_id, claim_token=claim_token, data=data
+    ):
+        return
+    # Other databases, and the reason a one-statement append wrote nothing.
+    with transaction.atomic():
+        execution = locked_open(execution_id, claim_token)
+        event_append(execution, EventType.LOG, data)
+        execution.save(update_fields=["last_seq", "last_event_at"])
