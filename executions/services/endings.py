@@ -12,7 +12,7 @@ from executions.exceptions import AlreadyFinished, InvalidTransition
 from executions.models import Execution, ExecutionStatus, NodeRun, NodeStatus
 from executions.services.eventlog import (
     change_status,
-    check_claim,
+    locked,
     locked_open,
     log_append,
     node_event_append,
@@ -43,8 +43,7 @@ def execution_finish(
     ``status`` event in the same transaction.
     """
     with transaction.atomic():
-        execution = Execution.objects.select_for_update().get(id=execution_id)
-        check_claim(execution, claim_token)
+        execution = locked(execution_id, claim_token)
         return _finish_locked(execution, status, result=result, error=error, log=log)
 
 
@@ -105,7 +104,7 @@ def execution_cancel(
 ) -> Execution:
     """Cancel a pending execution at once, or ask the runner of a running one to stop."""
     with transaction.atomic():
-        execution = Execution.objects.select_for_update().get(id=execution_id)
+        execution = locked(execution_id)
         if execution.status in TERMINAL_STATUSES:
             raise AlreadyFinished(
                 f"Execution {execution.id} has already ended ({execution.status}); "

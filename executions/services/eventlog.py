@@ -35,11 +35,18 @@ def check_claim(execution: Execution, claim_token: Any) -> None:
         raise ClaimLost(f"Execution {execution.id} is no longer claimed by this runner; it stops.")
 
 
+def locked(execution_id: Any, claim_token: Any = None) -> Execution:
+    """The locked execution, ended or not (and still this runner's, when
+    ``claim_token`` is given)."""
+    execution = Execution.objects.select_for_update().get(id=execution_id)
+    check_claim(execution, claim_token)
+    return execution
+
+
 def locked_open(execution_id: Any, claim_token: Any = None) -> Execution:
     """The locked execution, which must not have ended (and must still be this
     runner's, when ``claim_token`` is given)."""
-    execution = Execution.objects.select_for_update().get(id=execution_id)
-    check_claim(execution, claim_token)
+    execution = locked(execution_id, claim_token)
     if execution.status in TERMINAL_STATUSES:
         raise InvalidTransition(
             f"Execution {execution.id} has ended ({execution.status}); nothing more is recorded."
