@@ -104,9 +104,10 @@ class Run:
         self.input_data = execution.input_data
         self.status = dict.fromkeys(graph.nodes, NodeStatus.PENDING)
         self.fraction = dict.fromkeys(graph.nodes, 0.0)
-        self.outputs: dict[str, Any] = {}  # of the nodes whose completion was handled
-        # Of every node that completed, as soon as it did (the result reads these).
-        self.completed_outputs: dict[str, Any] = {}
+        # Of every node that completed, as soon as it did.
+        self.outputs: dict[str, Any] = {}
+        # The nodes whose completion was handled: their children may be ready.
+        self.handled: set[str] = set()
         self.started = 0
         self.claim_token = execution.claim_token
         self.ended = False  # the last node's completion ended the execution
@@ -175,9 +176,10 @@ class Run:
         )
 
     async def completed(self, node_id: str, outcome: tuple[Any, bool]) -> list[str]:
-        """Record a node's output; return the children that became ready."""
-        output, skip_downstream = outcome
-        self.outputs[node_id] = output
+        """Handle a node's completion (skipping downstream if asked); return the
+        children that became ready."""
+        _, skip_downstream = outcome
+        self.handled.add(node_id)
         if skip_downstream:
             skipped = [
                 n for n in self.graph.descendants(node_id) if self.status[n] == NodeStatus.PENDING
@@ -191,7 +193,7 @@ class Run:
             child
             for child in self.graph.children[node_id]
             if self.status[child] == NodeStatus.PENDING
-            and all(parent in self.outputs for parent in self.graph.parents[child])
+            and all(parent in self.handled for parent in self.graph.parents[child])
         ]
 
     async def stop(self, running: dict[asyncio.Task, str], status: str, **fields: Any) -> None:
@@ -219,8 +221,8 @@ class Run:
     def result(self) -> Any:
         sinks = self.graph.sinks
         if len(sinks) == 1:
-            return self.completed_outputs.get(sinks[0])
-        return {sink: self.completed_outputs.get(sink) for sink in sinks}
+            return self.outputs.get(sinks[0])
+        return {sink: self.outputs.get(sink) for sink in sinks}
 
     def node_input(self, node_id: str) -> Any:
         parents = self.graph.parents[node_id]
@@ -286,7 +288,7 @@ class Run:
             return None, f"{type(exc).__name__}: {exc}"
         self.status[node_id] = NodeStatus.COMPLETED
         self.fraction[node_id] = 1.0
-        self.completed_outputs[node_id] = output
+        self.outputs[node_id] = output
         done = sum(s in (NodeStatus.COMPLETED, NodeStatus.SKIPPED) for s in self.status.values())
         if done == len(self.status):
             # The last node: nothing else runs or waits, so this ends the run.
