@@ -3,6 +3,7 @@ from rest_framework import mixins, status, viewsets
 from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.decorators import action
 from rest_framework.exceptions import APIException
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.utils.urls import replace_query_param
 
@@ -13,6 +14,7 @@ from executions.api.limits import (
     ExplainedThrottlingMixin,
     TokenRateThrottle,
 )
+from executions.api.parsers import BoundedJSONParser
 from executions.api.serializers import (
     EventQuerySerializer,
     ExecutionCreateSerializer,
@@ -35,6 +37,8 @@ class TokenView(ExplainedThrottlingMixin, ObtainAuthToken):
     """Exchange a username and password for the API token; throttled per client address."""
 
     throttle_classes = [TokenRateThrottle]
+    # ObtainAuthToken names DRF's own JSON parser, which fails on deep nesting.
+    parser_classes = (FormParser, MultiPartParser, BoundedJSONParser)
 
 
 @extend_schema_view(**schema.WORKFLOW_OPERATIONS)
