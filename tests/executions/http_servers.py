@@ -67,6 +67,7 @@ class Handler(BaseHTTPRequestHandler):
         seen = {
             "headers": {name.lower(): value for name, value in self.headers.items()},
             "address": self.connection.getsockname()[0],
+            "accept_encoding": self.headers.get_all("Accept-Encoding"),
         }
         self.reply(200, "application/json", json.dumps(seen).encode())
 

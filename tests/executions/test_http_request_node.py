@@ -148,6 +148,14 @@ async def test_run_time_sends_its_own_host_whatever_the_params_hold(http_server)
     assert seen["x-token"] == "t"
 
 
+async def test_a_caller_may_choose_the_accepted_encoding(http_server):
+    definition = request_node(f"{http_server.url()}/echo", headers={"accept-encoding": "identity"})
+    execution, _ = await run(definition)
+    assert execution.result["json"]["accept_encoding"] == ["identity"]
+    default, _ = await run(request_node(f"{http_server.url()}/echo"))
+    assert default.result["json"]["accept_encoding"] == ["gzip, deflate"]
+
+
 # --- response size ----------------------------------------------------------
 
 
@@ -199,7 +207,7 @@ async def traced_peak(work):
 async def test_encodings_the_node_cannot_bound_fail_the_node(http_server):
     execution, _ = await run(request_node(f"{http_server.url()}/brotli"))
     assert execution.status == "failed"
-    assert "Content-Encoding 'br'; the node decodes only gzip, x-gzip, deflate" in execution.error
+    assert "Content-Encoding 'br'; the node decodes only gzip and deflate" in execution.error
 
 
 # --- deadline ---------------------------------------------------------------

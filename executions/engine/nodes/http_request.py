@@ -1,5 +1,6 @@
 import asyncio
 import json
+import ssl
 import zlib
 
 import httpx
@@ -101,8 +102,8 @@ async def _call_first(params: dict, url: httpx.URL, addresses: list[IPAddress]) 
 
 async def _call(params: dict, url: httpx.URL, address: IPAddress) -> dict:
     """One request to ``address``, with the URL's host in ``Host`` and TLS verification."""
-    headers = {"Accept-Encoding": ", ".join(DECODED_ENCODINGS)}
-    headers.update(sendable_headers(params["headers"]))
+    headers = httpx.Headers(sendable_headers(params["headers"]))
+    headers.setdefault("Accept-Encoding", "gzip, deflate")
     headers["Host"] = url.netloc.decode("ascii")
     extensions = {} if literal_address(url.host) else {"sni_hostname": url.raw_host.decode()}
     extra = {"json": params["json"]} if "json" in params else {}
@@ -126,8 +127,8 @@ async def _call(params: dict, url: httpx.URL, address: IPAddress) -> dict:
     }
 
 
-def tls_context():
-    """What HTTPS certificates are checked against: the system's CA bundle."""
+def tls_context() -> ssl.SSLContext:
+    """How HTTPS certificates are checked: against certifi's CAs and the URL's host name."""
     return httpx.create_ssl_context(trust_env=False)
 
 
@@ -155,7 +156,7 @@ class BodyReader:
         if self.encoding not in (*DECODED_ENCODINGS, "identity", ""):
             raise NodeFailed(
                 f"response has Content-Encoding {content_encoding!r}; the node decodes "
-                f"only {', '.join(DECODED_ENCODINGS)}: ask the server for one of those."
+                "only gzip and deflate: ask the server for one of those (Accept-Encoding)."
             )
         self.limit = limit
         self.raw_size = 0
