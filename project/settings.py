@@ -304,10 +304,18 @@ EXECUTIONS_CANCEL_POLL_INTERVAL = float(os.environ.get("EXECUTIONS_CANCEL_POLL_I
 # Hosts the http_request node may call ("example.com", "api.example.com:8443",
 # or "*" for any); empty means none.
 EXECUTIONS_HTTP_ALLOWED_HOSTS = env_list("EXECUTIONS_HTTP_ALLOWED_HOSTS", [])
-# Largest response body the http_request node reads.
+# Networks (CIDRs, e.g. "10.0.0.0/8,fd00::/8") the http_request node may reach
+# although they are not public: loopback, private, link-local (the cloud
+# metadata address 169.254.169.254), ... are refused unless listed here.
+EXECUTIONS_HTTP_ALLOWED_NETWORKS = env_list("EXECUTIONS_HTTP_ALLOWED_NETWORKS", [])
+# Largest response body the http_request node reads, counted after decoding
+# gzip or deflate.
 EXECUTIONS_HTTP_MAX_RESPONSE_BYTES = int(
     os.environ.get("EXECUTIONS_HTTP_MAX_RESPONSE_BYTES", str(1024 * 1024))
 )
+# Longest an http_request node's call may take, from resolving the host to the
+# last byte of the body; a node's own timeout_seconds can only be shorter.
+EXECUTIONS_HTTP_MAX_SECONDS = float(os.environ.get("EXECUTIONS_HTTP_MAX_SECONDS", "30"))
 # Threads that serve WebSocket sockets' database reads in one server process.
 REALTIME_DB_THREADS = int(os.environ.get("REALTIME_DB_THREADS", "8"))
 

@@ -1,32 +1,30 @@
+import asyncio
 import json
-from urllib.parse import SplitResult, urlsplit
+import ssl
+import zlib
 
 import httpx
 from django.conf import settings
 from rest_framework import serializers
 
 from executions.engine.fields import StrictCharField, StrictFloatField
+from executions.engine.nodes.http_safety import (
+    IPAddress,
+    address_refusal,
+    checked_addresses,
+    header_problem,
+    host_allowed,
+    host_refusal,
+    literal_address,
+    parse_url,
+    sendable_headers,
+)
 from executions.engine.registry import NodeType, register
 from executions.exceptions import NodeFailed
 
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"]
-
-
-def host_allowed(url: SplitResult) -> bool:
-    """Whether ``EXECUTIONS_HTTP_ALLOWED_HOSTS`` lets nodes call this URL's host."""
-    allowed = settings.EXECUTIONS_HTTP_ALLOWED_HOSTS
-    if "*" in allowed:
-        return True
-    host = (url.hostname or "").lower()
-    port = url.port or (443 if url.scheme == "https" else 80)
-    return host in allowed or f"{host}:{port}" in allowed
-
-
-def refusal(url: SplitResult) -> str:
-    return (
-        f"host {url.hostname!r} is not allowed; an operator can add it to "
-        "EXECUTIONS_HTTP_ALLOWED_HOSTS."
-    )
+# Response encodings the node decodes itself, within the size limit.
+DECODED_ENCODINGS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": 0}
 
 
 class HttpRequestParams(serializers.Serializer):
@@ -37,17 +35,32 @@ class HttpRequestParams(serializers.Serializer):
     timeout_seconds = StrictFloatField(min_value=0.1, max_value=300, default=30)
 
     def validate_url(self, value: str) -> str:
-        url = urlsplit(value)
-        if url.scheme not in ("http", "https") or not url.hostname:
-            raise serializers.ValidationError("must be an absolute http:// or https:// URL.")
+        try:
+            url = parse_url(value)
+        except ValueError as exc:
+            raise serializers.ValidationError(str(exc)) from exc
         if not host_allowed(url):
-            raise serializers.ValidationError(refusal(url))
+            raise serializers.ValidationError(host_refusal(url))
+        # A numeric host is checked now; a name only once resolved, when the node runs.
+        address = literal_address(url.host)
+        try:
+            refusal = address_refusal(url.host, address) if address else None
+        except NodeFailed as exc:
+            raise serializers.ValidationError(str(exc)) from exc
+        if refusal is not None:
+            raise serializers.ValidationError(refusal)
+        return value
+
+    def validate_headers(self, value: dict) -> dict:
+        problems = [header_problem(name, text) for name, text in value.items()]
+        if any(problems):
+            raise serializers.ValidationError(" ".join(p for p in problems if p))
         return value
 
 
 @register
 class HttpRequest(NodeType):
-    """Calls an allowed HTTP endpoint without holding a thread.
+    """Calls an allowed HTTP endpoint at a checked address without holding a thread.
 
     Output: ``{"status", "headers", "json"}`` when the response is JSON, else
     ``{"status", "headers", "text"}``. Redirects are not followed.
@@ -57,30 +70,142 @@ class HttpRequest(NodeType):
     params_serializer = HttpRequestParams
 
     async def run(self, ctx, params, data):
-        url = urlsplit(params["url"])
-        if not host_allowed(url):
-            raise NodeFailed(refusal(url))
-        limit = settings.EXECUTIONS_HTTP_MAX_RESPONSE_BYTES
-        extra = {"json": params["json"]} if "json" in params else {}
         try:
-            async with (
-                httpx.AsyncClient(timeout=params["timeout_seconds"]) as client,
-                client.stream(
-                    params["method"], params["url"], headers=params["headers"], **extra
-                ) as response,
-            ):
-                body = bytearray()
-                async for chunk in response.aiter_bytes():
-                    body.extend(chunk)
-                    if len(body) > limit:
-                        raise NodeFailed(f"response is larger than {limit} bytes.")
+            url = parse_url(params["url"])
+        except ValueError as exc:
+            raise NodeFailed(f"url {exc}") from exc
+        if not host_allowed(url):
+            raise NodeFailed(host_refusal(url))
+        deadline = min(params["timeout_seconds"], settings.EXECUTIONS_HTTP_MAX_SECONDS)
+        try:
+            async with asyncio.timeout(deadline):
+                addresses = await checked_addresses(url)
+                return await _call_first(params, url, addresses)
+        except TimeoutError:
+            raise NodeFailed(
+                f"{params['method']} {params['url']} did not finish within {deadline:g} s "
+                "(the node's timeout_seconds, at most EXECUTIONS_HTTP_MAX_SECONDS)."
+            ) from None
         except httpx.HTTPError as exc:
             raise NodeFailed(f"{params['method']} {params['url']} failed: {exc!r}") from exc
-        return {
-            "status": response.status_code,
-            "headers": dict(response.headers),
-            **_body(response, body),
-        }
+
+
+async def _call_first(params: dict, url: httpx.URL, addresses: list[IPAddress]) -> dict:
+    """Call the first of the checked addresses that accepts a connection."""
+    for address in addresses[:-1]:
+        try:
+            return await _call(params, url, address)
+        except httpx.ConnectError:
+            continue
+    return await _call(params, url, addresses[-1])
+
+
+async def _call(params: dict, url: httpx.URL, address: IPAddress) -> dict:
+    """One request to ``address``, with the URL's host in ``Host`` and TLS verification."""
+    headers = httpx.Headers(sendable_headers(params["headers"]))
+    headers.setdefault("Accept-Encoding", "gzip, deflate")
+    headers["Host"] = url.netloc.decode("ascii")
+    extensions = {} if literal_address(url.host) else {"sni_hostname": url.raw_host.decode()}
+    extra = {"json": params["json"]} if "json" in params else {}
+    async with httpx.AsyncClient(timeout=None, trust_env=False, verify=tls_context()) as client:
+        request = client.build_request(
+            params["method"],
+            url.copy_with(host=str(address)),
+            headers=headers,
+            extensions=extensions,
+            **extra,
+        )
+        response = await client.send(request, stream=True)
+        try:
+            body = await _read_body(response, head=params["method"] == "HEAD")
+        finally:
+            await response.aclose()
+    return {
+        "status": response.status_code,
+        "headers": dict(response.headers),
+        **_body(response, body),
+    }
+
+
+def tls_context() -> ssl.SSLContext:
+    """How HTTPS certificates are checked: against certifi's CAs and the URL's host name."""
+    return httpx.create_ssl_context(trust_env=False)
+
+
+async def _read_body(response: httpx.Response, *, head: bool) -> bytes:
+    limit = settings.EXECUTIONS_HTTP_MAX_RESPONSE_BYTES
+    declared = response.headers.get("content-length", "")
+    # A HEAD response's Content-Length is that of the body it does not send.
+    if not head and declared.isdigit() and int(declared) > limit:
+        raise NodeFailed(_too_large(limit))
+    reader = BodyReader(response.headers.get("content-encoding", "identity"), limit)
+    async for chunk in response.aiter_raw():
+        reader.feed(chunk)
+    return reader.finish()
+
+
+class BodyReader:
+    """Collects a response body, decoding gzip or deflate, and fails once it passes ``limit``.
+
+    Each chunk is decoded at most ``limit`` bytes at a time, so a small
+    compressed chunk that expands to far more never takes more memory than that.
+    """
+
+    def __init__(self, content_encoding: str, limit: int):
+        self.encoding = content_encoding.strip().lower()
+        if self.encoding not in (*DECODED_ENCODINGS, "identity", ""):
+            raise NodeFailed(
+                f"response has Content-Encoding {content_encoding!r}; the node decodes "
+                "only gzip and deflate: ask the server for one of those (Accept-Encoding)."
+            )
+        self.limit = limit
+        self.raw_size = 0
+        self.body = bytearray()
+        self.decoder = self._new_decoder()
+
+    def feed(self, raw: bytes) -> None:
+        self.raw_size += len(raw)
+        if self.raw_size > self.limit:
+            raise NodeFailed(_too_large(self.limit))
+        if self.decoder is None:
+            self._append(raw)
+            return
+        try:
+            self._decode(raw)
+        except zlib.error as exc:
+            raise NodeFailed(f"response body is not valid {self.encoding}: {exc}.") from exc
+
+    def finish(self) -> bytes:
+        if self.decoder is not None:
+            self._append(self.decoder.flush(self.limit - len(self.body) + 1))
+        return bytes(self.body)
+
+    def _decode(self, data: bytes) -> None:
+        while data:
+            self._append(self.decoder.decompress(data, self.limit - len(self.body) + 1))
+            data = self.decoder.unconsumed_tail
+            if self.decoder.eof and self.decoder.unused_data:
+                # Another gzip member follows the first.
+                data, self.decoder = self.decoder.unused_data, self._new_decoder()
+
+    def _append(self, decoded: bytes) -> None:
+        self.body.extend(decoded)
+        if len(self.body) > self.limit:
+            raise NodeFailed(_too_large(self.limit))
+
+    def _new_decoder(self):
+        wbits = DECODED_ENCODINGS.get(self.encoding)
+        if wbits is None:
+            return None
+        # wbits 0 for deflate: whatever window the zlib header names.
+        return zlib.decompressobj(wbits)
+
+
+def _too_large(limit: int) -> str:
+    return (
+        f"response is larger than {limit} bytes (EXECUTIONS_HTTP_MAX_RESPONSE_BYTES); "
+        "ask for less, or an operator can raise the limit."
+    )
 
 
 def _body(response: httpx.Response, body: bytes) -> dict:
