@@ -190,6 +190,10 @@ if REDIS_URL:
             "KEY_PREFIX": "workflows",
         }
     }
+# Proxies in front of the servers that append to X-Forwarded-For (one nginx:
+# 1). The client is the address the outermost of them saw; 0 trusts no
+# header and takes the peer's address (project/clientaddr.py).
+TRUSTED_PROXY_HOPS = max(0, int(os.environ.get("TRUSTED_PROXY_HOPS", "0")))
 # Requests allowed per client address to POST /api/v1/auth/token, per user to
 # POST /api/v1/ws-tickets and POST /api/v1/executions ("N/second|minute|hour|day";
 # empty means unlimited).
