@@ -194,10 +194,15 @@ if REDIS_URL:
 # 1). The client is the address the outermost of them saw; 0 trusts no
 # header and takes the peer's address (project/clientaddr.py).
 TRUSTED_PROXY_HOPS = max(0, int(os.environ.get("TRUSTED_PROXY_HOPS", "0")))
-# Requests allowed per client address to POST /api/v1/auth/token, per user to
-# POST /api/v1/ws-tickets and POST /api/v1/executions ("N/second|minute|hour|day";
-# empty means unlimited).
-API_TOKEN_RATE = os.environ.get("API_TOKEN_RATE", "10/minute")
+# Rates ("N/second|minute|hour|day"; empty means unlimited). Login attempts
+# per client address on the dashboard's and the admin's login forms:
+API_LOGIN_RATE = os.environ.get("API_LOGIN_RATE", "10/minute")
+# ... failed logins per username, over the token endpoint and both forms
+# (only failures count, so a real user's own logins never lock them out):
+API_LOGIN_USERNAME_RATE = os.environ.get("API_LOGIN_USERNAME_RATE", "5/minute")
+# Requests per client address to POST /api/v1/auth/token (by default the
+# login rate), per user to POST /api/v1/ws-tickets and POST /api/v1/executions.
+API_TOKEN_RATE = os.environ.get("API_TOKEN_RATE", API_LOGIN_RATE)
 API_WS_TICKET_RATE = os.environ.get("API_WS_TICKET_RATE", "60/minute")
 API_EXECUTION_CREATE_RATE = os.environ.get("API_EXECUTION_CREATE_RATE", "60/minute")
 # Largest request body accepted (413 beyond); put the same limit in front

@@ -11,7 +11,10 @@ from executions.api import schema
 from executions.api.limits import (
     ExecutionCreateThrottle,
     ExplainedThrottlingMixin,
+    FailedLoginThrottle,
     TokenRateThrottle,
+    check_throttle,
+    username_in,
 )
 from executions.api.serializers import (
     EventQuerySerializer,
@@ -32,9 +35,19 @@ class Conflict(APIException):
 
 @extend_schema_view(**schema.TOKEN_OPERATIONS)
 class TokenView(ExplainedThrottlingMixin, ObtainAuthToken):
-    """Exchange a username and password for the API token; throttled per client address."""
+    """Exchange a username and password for the API token.
+
+    Throttled per client address (all requests) and per username (failures only).
+    """
 
     throttle_classes = [TokenRateThrottle]
+
+    def post(self, request, *args, **kwargs):
+        per_username = FailedLoginThrottle(username_in(request.data))
+        check_throttle(per_username, request, self)
+        response = super().post(request, *args, **kwargs)  # bad credentials raise: a failure
+        per_username.succeeded()
+        return response
 
 
 @extend_schema_view(**schema.WORKFLOW_OPERATIONS)
