@@ -19,6 +19,7 @@ from project.clientaddr import ClientAddressMiddleware  # noqa: E402
 from project.limits import ConcurrentRequestLimit  # noqa: E402
 from realtime import server_hooks  # noqa: E402
 from realtime.auth import SocketAuthMiddleware  # noqa: E402
+from realtime.handshakes import HandshakeRateLimit  # noqa: E402
 from realtime.routing import websocket_urlpatterns  # noqa: E402
 
 if settings.EXECUTIONS_RUNNER == "inprocess":
@@ -42,8 +43,8 @@ application = ClientAddressMiddleware(
     ProtocolTypeRouter(
         {
             "http": ConcurrentRequestLimit(django_asgi_app, settings.API_MAX_CONCURRENT_REQUESTS),
-            "websocket": AuthMiddlewareStack(
-                SocketAuthMiddleware(URLRouter(websocket_urlpatterns))
+            "websocket": HandshakeRateLimit(
+                AuthMiddlewareStack(SocketAuthMiddleware(URLRouter(websocket_urlpatterns)))
             ),
         }
     )

@@ -263,6 +263,11 @@ REALTIME_CLOSE_TIMEOUT = float(os.environ.get("REALTIME_CLOSE_TIMEOUT", "10"))
 REALTIME_IDLE_TIMEOUT = float(os.environ.get("REALTIME_IDLE_TIMEOUT", "120"))
 # Open sockets one user may have on one server process (close 4429 beyond).
 REALTIME_MAX_SOCKETS_PER_USER = int(os.environ.get("REALTIME_MAX_SOCKETS_PER_USER", "50"))
+# Socket handshakes one client address may start per server process, counted
+# before authentication reads the database ("N/second|minute|hour|day"; empty
+# or 0: no limit; close 4429 beyond). Generous: a reconnect storm after a
+# deploy, or the benchmark's thousands of sockets from one address, fit.
+REALTIME_HANDSHAKE_RATE = os.environ.get("REALTIME_HANDSHAKE_RATE", "10000/minute")
 
 # Executions.
 # Threads the engine uses for database writes in one process.
