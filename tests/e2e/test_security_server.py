@@ -153,3 +153,18 @@ def test_token_requests_are_throttled_per_client_whatever_it_forges(server):
 
 def random_address() -> str:
     return ".".join(str(random.randrange(1, 255)) for _ in range(4))
+
+
+async def test_handshakes_past_the_rate_get_an_error_and_4429_from_the_real_server(tmp_path):
+    with serve(tmp_path, {"REALTIME_HANDSHAKE_RATE": "3/minute"}) as limited:
+        url = f"{limited.ws_url}/api/v1/ws/executions/{slow_execution(limited, 30)}"
+        headers = {"Authorization": f"Bearer {limited.token}"}
+        for _ in range(3):
+            async with websockets.connect(url, additional_headers=headers) as ws:
+                assert json.loads(await ws.recv())["type"] == "status"
+
+        messages, code = await asyncio.wait_for(messages_and_close(url, headers), 10)
+
+    assert code == 4429
+    assert [m["type"] for m in messages] == ["error"]
+    assert "REALTIME_HANDSHAKE_RATE" in messages[0]["message"]
