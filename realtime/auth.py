@@ -133,7 +133,7 @@ def _scheme_host_port(origin: str) -> tuple[str, str, int] | None:
     if parts.scheme not in DEFAULT_PORTS or not parts.hostname:
         return None
     host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
-    return parts.scheme, host, port or DEFAULT_PORTS[parts.scheme]
+    return parts.scheme, host, DEFAULT_PORTS[parts.scheme] if port is None else port
 
 
 def _reached_at(scope) -> tuple[str, str | None, int] | None:
