@@ -2,6 +2,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from dashboard import views
+from dashboard.logins import LoginForm, login_limited
 
 app_name = "dashboard"
 
@@ -13,8 +14,12 @@ urlpatterns = [
     path("workflows/<uuid:workflow_id>/", views.workflow_page, name="workflow"),
     path(
         "login/",
-        auth_views.LoginView.as_view(
-            template_name="dashboard/login.html", redirect_authenticated_user=True
+        login_limited(
+            auth_views.LoginView.as_view(
+                template_name="dashboard/login.html",
+                authentication_form=LoginForm,
+                redirect_authenticated_user=True,
+            )
         ),
         name="login",
     ),

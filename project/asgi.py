@@ -15,9 +15,11 @@ from django.core.signals import request_finished  # noqa: E402
 
 from executions.maintenance import start_maintenance  # noqa: E402
 from executions.runtime import close_request_connections, tune_garbage_collector  # noqa: E402
+from project.clientaddr import ClientAddressMiddleware  # noqa: E402
 from project.limits import ConcurrentRequestLimit  # noqa: E402
 from realtime import server_hooks  # noqa: E402
 from realtime.auth import SocketAuthMiddleware  # noqa: E402
+from realtime.handshakes import HandshakeRateLimit  # noqa: E402
 from realtime.routing import websocket_urlpatterns  # noqa: E402
 
 if settings.EXECUTIONS_RUNNER == "inprocess":
@@ -35,9 +37,15 @@ if "daphne.cli" in sys.modules:
     tune_garbage_collector()
     request_finished.connect(close_request_connections)
 
-application = ProtocolTypeRouter(
-    {
-        "http": ConcurrentRequestLimit(django_asgi_app, settings.API_MAX_CONCURRENT_REQUESTS),
-        "websocket": AuthMiddlewareStack(SocketAuthMiddleware(URLRouter(websocket_urlpatterns))),
-    }
+# The client's address is settled first (TRUSTED_PROXY_HOPS): everything
+# inside, Django's REMOTE_ADDR included, sees the same one.
+application = ClientAddressMiddleware(
+    ProtocolTypeRouter(
+        {
+            "http": ConcurrentRequestLimit(django_asgi_app, settings.API_MAX_CONCURRENT_REQUESTS),
+            "websocket": HandshakeRateLimit(
+                AuthMiddlewareStack(SocketAuthMiddleware(URLRouter(websocket_urlpatterns)))
+            ),
+        }
+    )
 )

@@ -42,15 +42,13 @@ ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
 # HTTPS in production (all off by default, for plain-HTTP development and
-# tests; README, "Production"). Behind a TLS-terminating proxy, SECURE_PROXY_SSL_HEADER=1
-# trusts its X-Forwarded-Proto: https, which the proxy must always set.
+# tests). Behind a proxy that terminates TLS, TRUSTED_PROXY_HOPS makes its
+# X-Forwarded-Proto the request's scheme (project/clientaddr.py).
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT")
 SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS") or "0")
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS")
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD")
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("SECURE_COOKIES")
-if env_bool("SECURE_PROXY_SSL_HEADER"):
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 INSTALLED_APPS = [
     "daphne",
@@ -206,10 +204,19 @@ if REDIS_URL:
             "KEY_PREFIX": "workflows",
         }
     }
-# Requests allowed per client address to POST /api/v1/auth/token, per user to
-# POST /api/v1/ws-tickets and POST /api/v1/executions ("N/second|minute|hour|day";
-# empty means unlimited).
-API_TOKEN_RATE = os.environ.get("API_TOKEN_RATE", "10/minute")
+# Proxies in front of the servers that append to X-Forwarded-For (one nginx:
+# 1). The client is the address the outermost of them saw; 0 trusts no
+# header and takes the peer's address (project/clientaddr.py).
+TRUSTED_PROXY_HOPS = max(0, int(os.environ.get("TRUSTED_PROXY_HOPS", "0")))
+# Rates ("N/second|minute|hour|day"; empty means unlimited). Login attempts
+# per client address on the dashboard's and the admin's login forms:
+API_LOGIN_RATE = os.environ.get("API_LOGIN_RATE", "10/minute")
+# ... failed logins per username, over the token endpoint and both forms
+# (only failures count, so a real user's own logins never lock them out):
+API_LOGIN_USERNAME_RATE = os.environ.get("API_LOGIN_USERNAME_RATE", "5/minute")
+# Requests per client address to POST /api/v1/auth/token (by default the
+# login rate), per user to POST /api/v1/ws-tickets and POST /api/v1/executions.
+API_TOKEN_RATE = os.environ.get("API_TOKEN_RATE", API_LOGIN_RATE)
 API_WS_TICKET_RATE = os.environ.get("API_WS_TICKET_RATE", "60/minute")
 API_EXECUTION_CREATE_RATE = os.environ.get("API_EXECUTION_CREATE_RATE", "60/minute")
 # Largest request body accepted (413 beyond); put the same limit in front
@@ -272,6 +279,11 @@ REALTIME_CLOSE_TIMEOUT = float(os.environ.get("REALTIME_CLOSE_TIMEOUT", "10"))
 REALTIME_IDLE_TIMEOUT = float(os.environ.get("REALTIME_IDLE_TIMEOUT", "120"))
 # Open sockets one user may have on one server process (close 4429 beyond).
 REALTIME_MAX_SOCKETS_PER_USER = int(os.environ.get("REALTIME_MAX_SOCKETS_PER_USER", "50"))
+# Socket handshakes one client address may start per server process, counted
+# before authentication reads the database ("N/second|minute|hour|day"; empty
+# or 0: no limit; close 4429 beyond). Generous: a reconnect storm after a
+# deploy, or the benchmark's thousands of sockets from one address, fit.
+REALTIME_HANDSHAKE_RATE = os.environ.get("REALTIME_HANDSHAKE_RATE", "10000/minute")
 
 # Executions.
 # Threads the engine uses for database writes in one process.

@@ -18,7 +18,7 @@ from channels.db import database_sync_to_async
 from channels.middleware import BaseMiddleware
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
-from django.http.request import validate_host
+from django.http.request import split_domain_port, validate_host
 from django.utils.http import is_same_domain
 from rest_framework.authtoken.models import Token
 
@@ -82,34 +82,73 @@ class SocketAuthMiddleware(BaseMiddleware):
         return await super().__call__(scope, receive, send)
 
 
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
 def origin_allowed(scope) -> bool:
     """Whether the handshake's Origin may use the session cookie.
 
-    Allowed: a host in ``ALLOWED_HOSTS`` (any scheme), or an origin in
-    ``CSRF_TRUSTED_ORIGINS``, where ``https://*.example.com`` matches
-    ``https://example.com`` and its subdomains, as in Django's CSRF check.
+    Allowed, as in Django's CSRF origin check: an origin in
+    ``CSRF_TRUSTED_ORIGINS`` (``https://*.example.com`` matching
+    ``https://example.com`` and its subdomains), or the site the socket was
+    reached on: the same scheme (http for ws, https for wss) and port, and the
+    ``Host`` it was reached at or a host in ``ALLOWED_HOSTS``. ``*`` there
+    allows only the socket's own host: it never makes another site trusted.
     """
     origin = header(scope, b"origin")
     if not origin:
         return False
-    if origin in settings.CSRF_TRUSTED_ORIGINS:
+    if origin in settings.CSRF_TRUSTED_ORIGINS or _trusted_by_wildcard(origin):
         return True
+    parsed = _scheme_host_port(origin)
+    if parsed is None:
+        return False
+    scheme, host, port = parsed
+    reached = _reached_at(scope)
+    if reached is None or (scheme, port) != (reached[0], reached[2]):
+        return False
+    named = [allowed for allowed in settings.ALLOWED_HOSTS if allowed != "*"]
+    return host == reached[1] or validate_host(host, named)
+
+
+def _trusted_by_wildcard(origin: str) -> bool:
     try:
         parts = urlsplit(origin)
-        hostname = parts.hostname
     except ValueError:  # e.g. "http://[" : not an origin at all
         return False
     wildcards = [urlsplit(o) for o in settings.CSRF_TRUSTED_ORIGINS if "*" in o]
-    if any(
+    return any(
         w.scheme == parts.scheme and is_same_domain(parts.netloc, w.netloc.lstrip("*"))
         for w in wildcards
-    ):
-        return True
-    if not hostname:
-        return False
-    if ":" in hostname:
-        hostname = f"[{hostname}]"
-    return validate_host(hostname, settings.ALLOWED_HOSTS)
+    )
+
+
+def _scheme_host_port(origin: str) -> tuple[str, str, int] | None:
+    """An origin's scheme, host (IPv6 in brackets, as in ``ALLOWED_HOSTS``) and port."""
+    try:
+        parts = urlsplit(origin)
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in DEFAULT_PORTS or not parts.hostname:
+        return None
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return parts.scheme, host, DEFAULT_PORTS[parts.scheme] if port is None else port
+
+
+def _reached_at(scope) -> tuple[str, str | None, int] | None:
+    """The socket's own site as a page's origin; None when its ``Host`` is not served.
+
+    Django refuses a request for a host not in ``ALLOWED_HOSTS``; so does this.
+    """
+    scheme = "https" if scope.get("scheme") == "wss" else "http"
+    host = header(scope, b"host")
+    if host is None:
+        return scheme, None, DEFAULT_PORTS[scheme]
+    domain, port = split_domain_port(host)
+    if not domain or not validate_host(domain, settings.ALLOWED_HOSTS):
+        return None
+    return scheme, domain, int(port) if port else DEFAULT_PORTS[scheme]
 
 
 def access_problem(access: Access | None, *, scope, user_id: Any, owner_id: Any) -> str | None:

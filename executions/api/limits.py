@@ -1,7 +1,10 @@
 """Limits on what one client may ask of the REST API: request rates and body sizes."""
 
+import contextlib
+import hashlib
 import math
-from collections.abc import Callable
+import unicodedata
+from collections.abc import Callable, Mapping
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -43,8 +46,8 @@ class PerUserThrottle(SettingRateThrottle):
 
 class PerClientThrottle(SettingRateThrottle):
     def get_cache_key(self, request, view) -> str:
-        # The peer address only: DRF's get_ident would trust any X-Forwarded-For
-        # a client sends. Behind a proxy, daphne --proxy-headers sets the address.
+        # REMOTE_ADDR only: DRF's get_ident would trust any X-Forwarded-For a
+        # client sends. project.clientaddr sets it from TRUSTED_PROXY_HOPS.
         ident = request.META.get("REMOTE_ADDR") or "unknown"
         return self.cache_format % {"scope": self.scope, "ident": ident}
 
@@ -53,6 +56,81 @@ class TokenRateThrottle(PerClientThrottle):
     scope = "auth_token"
     rate_setting = "API_TOKEN_RATE"
     description = "token requests from this address"
+
+
+class LoginRateThrottle(PerClientThrottle):
+    """Attempts on the dashboard's and the admin's login forms, together, per address."""
+
+    scope = "login"
+    rate_setting = "API_LOGIN_RATE"
+    description = "login attempts from this address"
+
+
+class FailedLoginThrottle(SettingRateThrottle):
+    """Failed logins per username, over the token endpoint and the login forms together.
+
+    An attempt takes its place (an atomic increment in a fixed window) before
+    the password is checked, so parallel guesses cannot overshoot, and a
+    successful one gives it back (``succeeded``): only failures count, so a
+    user who knows their password never uses up their own limit.
+    """
+
+    scope = "login_username"
+    rate_setting = "API_LOGIN_USERNAME_RATE"
+    description = "failed logins for this username"
+
+    def __init__(self, username: str):
+        super().__init__()
+        self.username = username_key(username)
+        self.taken: str | None = None
+        self.retry_after: float | None = None
+
+    def allow_request(self, request, view) -> bool:
+        if self.rate is None or not self.username:
+            return True
+        window = int(self.timer() // self.duration)
+        key = self.cache_format % {"scope": self.scope, "ident": f"{self.username}_{window}"}
+        self.cache.add(key, 0, self.duration)
+        try:
+            count = self.cache.incr(key)
+        except ValueError:  # expired since the add
+            self.cache.add(key, 1, self.duration)
+            count = 1
+        if count > self.num_requests:
+            self._give_back(key)
+            self.retry_after = (window + 1) * self.duration - self.timer()
+            return False
+        self.taken = key
+        return True
+
+    def succeeded(self) -> None:
+        """The attempt logged in: it does not count."""
+        if self.taken is not None:
+            self._give_back(self.taken)
+            self.taken = None
+
+    def wait(self) -> float | None:
+        return self.retry_after
+
+    def _give_back(self, key: str) -> None:
+        with contextlib.suppress(ValueError):  # expired meanwhile: nothing to give back
+            self.cache.decr(key)
+
+
+def username_key(username: str) -> str:
+    """The username as Django's login form cleans it, case-folded and hashed (short, safe keys)."""
+    if not username:
+        return ""
+    cleaned = unicodedata.normalize("NFKC", username.strip()).casefold()
+    return hashlib.sha256(cleaned.encode("utf-8", "surrogatepass")).hexdigest() if cleaned else ""
+
+
+def username_in(data) -> str:
+    """The ``username`` a token request sends, as its serializer will read it ("" if none)."""
+    value = data.get("username") if isinstance(data, Mapping) else None
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        return ""
+    return str(value)
 
 
 class ExecutionCreateThrottle(PerUserThrottle):
@@ -66,9 +144,14 @@ class ExplainedThrottlingMixin:
 
     def check_throttles(self, request) -> None:
         for throttle in self.get_throttles():
-            if not throttle.allow_request(request, self):
-                wait = throttle.wait()
-                raise Throttled(wait, detail=throttle.explain(wait))
+            check_throttle(throttle, request, self)
+
+
+def check_throttle(throttle: SettingRateThrottle, request, view) -> None:
+    """Raise DRF's 429, with the limit and its setting named, if ``throttle`` refuses."""
+    if not throttle.allow_request(request, view):
+        wait = throttle.wait()
+        raise Throttled(wait, detail=throttle.explain(wait))
 
 
 class RequestBodyLimitMiddleware:

@@ -12,7 +12,10 @@ from executions.api import schema
 from executions.api.limits import (
     ExecutionCreateThrottle,
     ExplainedThrottlingMixin,
+    FailedLoginThrottle,
     TokenRateThrottle,
+    check_throttle,
+    username_in,
 )
 from executions.api.parsers import BoundedJSONParser
 from executions.api.serializers import (
@@ -34,11 +37,21 @@ class Conflict(APIException):
 
 @extend_schema_view(**schema.TOKEN_OPERATIONS)
 class TokenView(ExplainedThrottlingMixin, ObtainAuthToken):
-    """Exchange a username and password for the API token; throttled per client address."""
+    """Exchange a username and password for the API token.
+
+    Throttled per client address (all requests) and per username (failures only).
+    """
 
     throttle_classes = [TokenRateThrottle]
     # ObtainAuthToken names DRF's own JSON parser, which fails on deep nesting.
     parser_classes = (FormParser, MultiPartParser, BoundedJSONParser)
+
+    def post(self, request, *args, **kwargs):
+        per_username = FailedLoginThrottle(username_in(request.data))
+        check_throttle(per_username, request, self)
+        response = super().post(request, *args, **kwargs)  # bad credentials raise: a failure
+        per_username.succeeded()
+        return response
 
 
 @extend_schema_view(**schema.WORKFLOW_OPERATIONS)

@@ -3,6 +3,8 @@
 import asyncio
 import io
 import json
+import random
+import urllib.error
 import urllib.request
 
 import pytest
@@ -17,7 +19,12 @@ from tests.factories import chain, node
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """One server for this module's tests (each starts its own executions)."""
-    env = {"REALTIME_IDLE_TIMEOUT": "1", "REALTIME_RECHECK_INTERVAL": "0.2"}
+    # One (pretend) nginx in front: the client is the rightmost X-Forwarded-For entry.
+    env = {
+        "REALTIME_IDLE_TIMEOUT": "1",
+        "REALTIME_RECHECK_INTERVAL": "0.2",
+        "TRUSTED_PROXY_HOPS": "1",
+    }
     with serve(tmp_path_factory.mktemp("security"), env) as running:
         yield running
 
@@ -119,19 +126,45 @@ def test_the_terminal_client_pings_and_follows_a_long_execution(server, monkeypa
     assert "pong" not in out.getvalue()
 
 
-def test_token_requests_are_throttled_on_the_real_server(server):
-    codes = []
-    for _ in range(11):
-        request = urllib.request.Request(
-            f"{server.url}/api/v1/auth/token",
-            data=json.dumps({"username": "demo", "password": "wrong"}).encode(),
-            headers={"Content-Type": "application/json"},
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=10) as response:
-                codes.append(response.status)
-        except urllib.error.HTTPError as exc:
-            codes.append(exc.code)
-            body = json.loads(exc.read())
-    assert codes == [400] * 10 + [429]
-    assert "API_TOKEN_RATE" in body["detail"]
+def token_request(server, username: str, forwarded_for: str) -> tuple[int, dict]:
+    request = urllib.request.Request(
+        f"{server.url}/api/v1/auth/token",
+        data=json.dumps({"username": username, "password": "wrong"}).encode(),
+        headers={"Content-Type": "application/json", "X-Forwarded-For": forwarded_for},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_token_requests_are_throttled_per_client_whatever_it_forges(server):
+    # As nginx passes them on: what the client wrote, then the address it came from.
+    answers = [
+        token_request(server, f"nobody{n}", f"{random_address()}, 192.0.2.10") for n in range(11)
+    ]
+
+    assert [status for status, _ in answers] == [400] * 10 + [429]
+    assert "API_TOKEN_RATE" in answers[-1][1]["detail"]
+    # Another client behind the same proxy is served.
+    assert token_request(server, "nobody", "192.0.2.11")[0] == 400
+
+
+def random_address() -> str:
+    return ".".join(str(random.randrange(1, 255)) for _ in range(4))
+
+
+async def test_handshakes_past_the_rate_get_an_error_and_4429_from_the_real_server(tmp_path):
+    with serve(tmp_path, {"REALTIME_HANDSHAKE_RATE": "3/minute"}) as limited:
+        url = f"{limited.ws_url}/api/v1/ws/executions/{slow_execution(limited, 30)}"
+        headers = {"Authorization": f"Bearer {limited.token}"}
+        for _ in range(3):
+            async with websockets.connect(url, additional_headers=headers) as ws:
+                assert json.loads(await ws.recv())["type"] == "status"
+
+        messages, code = await asyncio.wait_for(messages_and_close(url, headers), 10)
+
+    assert code == 4429
+    assert [m["type"] for m in messages] == ["error"]
+    assert "REALTIME_HANDSHAKE_RATE" in messages[0]["message"]

@@ -1,12 +1,15 @@
 """REST limits: throttled token, ticket and execution requests; the request body size."""
 
 import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from django.conf import settings
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from executions.api.limits import FailedLoginThrottle
 from executions.models import Execution, ExecutionEvent, Workflow
 from realtime.models import SocketTicket
 from tests.conftest import bearer_client
@@ -186,3 +189,44 @@ def test_the_schema_is_served(db):
     paths = json.loads(response.content)["paths"]
     assert "/api/v1/ws-tickets" in paths
     assert "/api/v1/executions" in paths
+
+
+def test_failed_token_requests_are_limited_per_username_and_successes_do_not_count(user, settings):
+    settings.API_TOKEN_RATE = ""
+    good = {"username": "alice", "password": PASSWORD}
+    assert {APIClient().post("/api/v1/auth/token", good).status_code for _ in range(8)} == {200}
+    Token.objects.all().delete()
+
+    codes = [
+        APIClient(REMOTE_ADDR=f"10.0.4.{n}")
+        .post("/api/v1/auth/token", {"username": "alice", "password": "wrong"})
+        .status_code
+        for n in range(5)
+    ]
+    response = APIClient(REMOTE_ADDR="10.0.5.1").post("/api/v1/auth/token", good)
+
+    assert codes == [400] * 5
+    assert_throttled(response, says="at most 5 per minute (API_LOGIN_USERNAME_RATE)")
+    assert not Token.objects.exists()
+    assert (
+        APIClient().post("/api/v1/auth/token", {"username": "bob", "password": "x"}).status_code
+        == 400
+    )
+
+
+def test_parallel_attempts_on_one_username_cannot_overshoot_its_limit():
+    attempts = [FailedLoginThrottle("alice") for _ in range(40)]
+    start = threading.Barrier(len(attempts))
+
+    def attempt(throttle):
+        start.wait()
+        return throttle.allow_request(None, None)
+
+    with ThreadPoolExecutor(len(attempts)) as pool:
+        allowed = list(pool.map(attempt, attempts))
+
+    assert allowed.count(True) == 5
+    # A success gives its place back; a refused attempt never took one.
+    next(t for t, ok in zip(attempts, allowed, strict=True) if ok).succeeded()
+    assert FailedLoginThrottle("alice").allow_request(None, None)
+    assert not FailedLoginThrottle("alice").allow_request(None, None)

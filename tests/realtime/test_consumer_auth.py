@@ -19,7 +19,7 @@ from tests.realtime.helpers import (
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-ALLOWED_ORIGIN = b"https://app.example"
+ALLOWED_ORIGIN = b"http://app.example"  # an ALLOWED_HOSTS host, as the ws:// socket
 TRUSTED_ORIGIN = b"https://trusted.example:8443"
 
 
