@@ -147,7 +147,7 @@ EXECUTION_OPERATIONS = {
         responses={201: ExecutionSerializer, 400: INVALID},
     ),
     "retrieve": extend_schema(
-        summary="One execution with its nodes",
+        summary="One execution with its definition and its nodes",
         responses={200: ExecutionDetailSerializer, 404: NOT_FOUND},
     ),
     "cancel": extend_schema(

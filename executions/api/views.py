@@ -85,6 +85,7 @@ class ExecutionViewSet(
             return executions.prefetch_related("nodes")
         if self.action != "list":
             return executions
+        executions = executions.defer("definition")  # shown in the detail only
         filters = ExecutionFilterSerializer(data=self.request.query_params)
         filters.is_valid(raise_exception=True)
         if "status" in filters.validated_data:

@@ -32,6 +32,7 @@ def execution_create(*, owner: AbstractBaseUser, workflow: Workflow, input_data:
             workflow=workflow,
             owner=owner,
             input_data=input_data,
+            definition=workflow.definition,
             message="Waiting to run",
             dispatched_at=timezone.now(),
         )

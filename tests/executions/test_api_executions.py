@@ -13,7 +13,7 @@ from rest_framework.pagination import PageNumberPagination
 from executions import services
 from executions.models import EventType, Execution, ExecutionEvent, ExecutionStatus
 from tests.conftest import bearer_client
-from tests.factories import make_execution, make_workflow
+from tests.factories import chain, make_execution, make_workflow, node
 
 pytestmark = pytest.mark.django_db
 
@@ -418,11 +418,28 @@ def test_retrieve_execution(api, user, slash):
 
     assert response.status_code == 200
     data = response.json()
-    assert set(data) == EXECUTION_FIELDS | {"nodes"}
+    assert set(data) == EXECUTION_FIELDS | {"definition", "nodes"}
     assert data["id"] == str(execution.id)
     assert data["workflow_id"] == str(execution.workflow_id)
     assert (data["status"], data["input_data"]) == ("pending", {"a": 1})
     assert data["nodes"] == []  # a node's state is stored once the execution starts
+
+
+def test_retrieve_shows_the_definition_the_execution_runs_not_the_edited_one(api, user):
+    created_with = chain(node("first", "transform", expression="a"))
+    workflow = make_workflow(user, created_with)
+    execution = make_execution(user, workflow)
+    edited = chain(node("second", "log", message="m"))
+    api.patch(f"/api/v1/workflows/{workflow.id}", {"definition": edited}, format="json")
+
+    data = api.get(f"/api/v1/executions/{execution.id}").json()
+    rerun = api.post("/api/v1/executions", {"workflow_id": str(workflow.id)}, format="json")
+
+    assert data["definition"] == created_with
+    assert Execution.objects.get(id=execution.id).definition == created_with
+    # A new execution (what "Run again" makes) takes the workflow's current definition.
+    assert rerun.status_code == 201
+    assert api.get(f"/api/v1/executions/{rerun.json()['id']}").json()["definition"] == edited
 
 
 def test_retrieve_failed_execution_shows_error(api, user):
