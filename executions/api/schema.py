@@ -101,6 +101,11 @@ INVALID = OpenApiResponse(
     'fix it, e.g. `{"input_data": ["input_data must be a JSON object, not list."]}`.',
 )
 NOT_FOUND = OpenApiResponse(ErrorSerializer, description="No such object, or not yours.")
+NOT_OWNER = OpenApiResponse(
+    ErrorSerializer,
+    description="You may read this workflow (staff) but not change it: only its owner or a "
+    "superuser may.",
+)
 
 TOKEN_OPERATIONS = {
     "post": extend_schema(
@@ -121,16 +126,17 @@ WORKFLOW_OPERATIONS = {
     ),
     "update": extend_schema(
         summary="Replace a workflow",
-        responses={200: WorkflowSerializer, 400: INVALID, 404: NOT_FOUND},
+        responses={200: WorkflowSerializer, 400: INVALID, 403: NOT_OWNER, 404: NOT_FOUND},
     ),
     "partial_update": extend_schema(
         summary="Change some fields of a workflow",
-        responses={200: WorkflowSerializer, 400: INVALID, 404: NOT_FOUND},
+        responses={200: WorkflowSerializer, 400: INVALID, 403: NOT_OWNER, 404: NOT_FOUND},
     ),
     "destroy": extend_schema(
         summary="Delete a workflow",
         responses={
             204: None,
+            403: NOT_OWNER,
             404: NOT_FOUND,
             409: OpenApiResponse(ErrorSerializer, description="The workflow has executions."),
         },

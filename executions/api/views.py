@@ -3,6 +3,7 @@ from rest_framework import mixins, status, viewsets
 from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.decorators import action
 from rest_framework.exceptions import APIException
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.utils.urls import replace_query_param
 
@@ -13,6 +14,7 @@ from executions.api.limits import (
     ExplainedThrottlingMixin,
     TokenRateThrottle,
 )
+from executions.api.permissions import OwnerMayChange
 from executions.api.serializers import (
     EventQuerySerializer,
     ExecutionCreateSerializer,
@@ -39,9 +41,11 @@ class TokenView(ExplainedThrottlingMixin, ObtainAuthToken):
 
 @extend_schema_view(**schema.WORKFLOW_OPERATIONS)
 class WorkflowViewSet(viewsets.ModelViewSet):
-    """Workflows you own (staff: all). The definition is validated on every write."""
+    """Workflows you own (staff may read and run all; only owners and superusers change
+    or delete one). The definition is validated on every write."""
 
     serializer_class = WorkflowSerializer
+    permission_classes = [IsAuthenticated, OwnerMayChange]
 
     def get_queryset(self):
         return selectors.workflows_visible_to(self.request.user)
