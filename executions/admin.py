@@ -5,7 +5,7 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from executions import services
-from executions.exceptions import AlreadyFinished
+from executions.exceptions import AlreadyFinished, TooManyActiveExecutions
 from executions.models import Execution, ExecutionEvent, ExecutionStatus, NodeRun, Workflow
 
 STATUS_COLOURS = {
@@ -120,24 +120,36 @@ class ExecutionAdmin(admin.ModelAdmin):
                 messages.WARNING,
             )
 
-    @admin.action(description="Run again (same workflow, same input)")
+    @admin.action(
+        description="Run again (same workflow and input, the workflow's current definition)"
+    )
     def run_again(self, request: HttpRequest, queryset: QuerySet[Execution]) -> None:
-        started = [
-            services.execution_create(
-                owner=request.user, workflow=execution.workflow, input_data=execution.input_data
+        started, refused = [], None
+        for execution in queryset.select_related("workflow"):
+            try:
+                started.append(
+                    services.execution_create(
+                        owner=request.user,
+                        workflow=execution.workflow,
+                        input_data=execution.input_data,
+                    )
+                )
+            except TooManyActiveExecutions as exc:
+                refused = exc
+                break
+        if started:
+            self.message_user(request, started_message(started), messages.SUCCESS)
+        if refused is not None:
+            not_started = queryset.count() - len(started)
+            self.message_user(
+                request, f"{not_started} execution(s) not started: {refused}", messages.ERROR
             )
-            for execution in queryset.select_related("workflow")
-        ]
-        links = format_html_join(
-            ", ",
-            '<a href="{}">{}</a>',
-            (
-                (reverse("admin:executions_execution_change", args=[new.id]), new.id)
-                for new in started
-            ),
-        )
-        self.message_user(
-            request,
-            format_html("Started {} new execution(s): {}", len(started), links),
-            messages.SUCCESS,
-        )
+
+
+def started_message(started: list[Execution]) -> str:
+    links = format_html_join(
+        ", ",
+        '<a href="{}">{}</a>',
+        ((reverse("admin:executions_execution_change", args=[new.id]), new.id) for new in started),
+    )
+    return format_html("Started {} new execution(s): {}", len(started), links)

@@ -106,6 +106,12 @@ NOT_OWNER = OpenApiResponse(
     description="You may read this workflow (staff) but not change it: only its owner or a "
     "superuser may.",
 )
+TOO_MANY = OpenApiResponse(
+    ErrorSerializer,
+    description="Too many executions started this minute (`API_EXECUTION_CREATE_RATE`, with "
+    "`Retry-After`), or too many of yours pending or running at once "
+    "(`EXECUTIONS_MAX_ACTIVE_PER_USER`); nothing was stored.",
+)
 
 TOKEN_OPERATIONS = {
     "post": extend_schema(
@@ -150,7 +156,7 @@ EXECUTION_OPERATIONS = {
     "create": extend_schema(
         summary="Start an execution",
         request=ExecutionCreateSerializer,
-        responses={201: ExecutionSerializer, 400: INVALID},
+        responses={201: ExecutionSerializer, 400: INVALID, 429: TOO_MANY},
     ),
     "retrieve": extend_schema(
         summary="One execution with its definition and its nodes",

@@ -23,13 +23,20 @@ from executions.api.serializers import (
     ExecutionSerializer,
     WorkflowSerializer,
 )
-from executions.exceptions import AlreadyFinished, WorkflowInUse
+from executions.exceptions import AlreadyFinished, TooManyActiveExecutions, WorkflowInUse
 from realtime.events import event_message
 
 
 class Conflict(APIException):
     status_code = status.HTTP_409_CONFLICT
     default_code = "conflict"
+
+
+class TooManyActive(APIException):
+    """A cap on what is open at once: no ``Retry-After``, since nobody knows when one ends."""
+
+    status_code = status.HTTP_429_TOO_MANY_REQUESTS
+    default_code = "too_many_active_executions"
 
 
 @extend_schema_view(**schema.TOKEN_OPERATIONS)
@@ -101,11 +108,14 @@ class ExecutionViewSet(
     def create(self, request, *args, **kwargs):
         serializer = ExecutionCreateSerializer(data=request.data, context={"request": request})
         serializer.is_valid(raise_exception=True)
-        execution = services.execution_create(
-            owner=request.user,
-            workflow=serializer.validated_data["workflow_id"],
-            input_data=serializer.validated_data["input_data"],
-        )
+        try:
+            execution = services.execution_create(
+                owner=request.user,
+                workflow=serializer.validated_data["workflow_id"],
+                input_data=serializer.validated_data["input_data"],
+            )
+        except TooManyActiveExecutions as exc:
+            raise TooManyActive(str(exc)) from exc
         return Response(ExecutionSerializer(execution).data, status=status.HTTP_201_CREATED)
 
     @action(detail=True, methods=["post"])
