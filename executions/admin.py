@@ -24,6 +24,17 @@ class WorkflowAdmin(admin.ModelAdmin):
     search_fields = ["name", "description", "id"]
     readonly_fields = ["id", "created_at", "updated_at"]
 
+    def has_change_permission(self, request: HttpRequest, obj: Workflow | None = None) -> bool:
+        return super().has_change_permission(request, obj) and owns(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Workflow | None = None) -> bool:
+        return super().has_delete_permission(request, obj) and owns(request, obj)
+
+
+def owns(request: HttpRequest, workflow: Workflow | None) -> bool:
+    """Staff may see every workflow, but only its owner or a superuser changes one."""
+    return workflow is None or workflow.owner_id == request.user.pk or request.user.is_superuser
+
 
 class ReadOnlyInline(admin.TabularInline):
     extra = 0

@@ -4,11 +4,11 @@ cancels or reruns them."""
 import json
 
 import pytest
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Permission, User
 from django.test import Client
 
 from executions import services
-from executions.models import Execution
+from executions.models import Execution, Workflow
 from tests.factories import chain, make_execution, make_workflow, node
 
 pytestmark = pytest.mark.django_db
@@ -292,3 +292,39 @@ def test_run_again_stops_at_the_cap_and_says_how_many_were_not_started(
         "1 execution(s) not started: Too many active executions: you have 1 pending or "
         "running, the limit is 1 per user (EXECUTIONS_MAX_ACTIVE_PER_USER)."
     ) in html
+
+
+@pytest.fixture
+def staff_admin(db) -> User:
+    """Staff with every permission on workflows, but no superuser."""
+    staff = User.objects.create_user("editor", password="pw", is_staff=True)
+    staff.user_permissions.set(Permission.objects.filter(content_type__model="workflow"))
+    return staff
+
+
+def test_staff_change_and_delete_only_their_own_workflows_in_admin(staff_admin, user):
+    client = Client()
+    client.force_login(staff_admin)
+    theirs = make_workflow(user, name="theirs")
+    mine = make_workflow(staff_admin, name="mine")
+    url = "/admin/executions/workflow/{}/{}/"
+
+    read_only = page(client, url.format(theirs.id, "change"))
+    post = client.post(url.format(theirs.id, "change"), {"name": "changed"})
+    delete = client.post(url.format(theirs.id, "delete"), {"post": "yes"})
+    own = client.post(url.format(mine.id, "delete"), {"post": "yes"})
+
+    assert 'name="name"' not in read_only and "theirs" in read_only
+    assert (post.status_code, delete.status_code) == (403, 403)
+    theirs.refresh_from_db()
+    assert theirs.name == "theirs"
+    assert own.status_code == 302
+    assert list(Workflow.objects.all()) == [theirs]
+
+
+def test_superusers_change_every_workflow_in_admin(admin_client, user):
+    workflow = make_workflow(user, name="theirs")
+
+    html = page(admin_client, f"/admin/executions/workflow/{workflow.id}/change/")
+
+    assert 'name="name"' in html
