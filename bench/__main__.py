@@ -297,6 +297,7 @@ async def run_mode(mode: str, size: Size, burst_size: Size, directory: Path) -> 
         # One user stands in for thousands of clients here.
         "REALTIME_MAX_SOCKETS_PER_USER": "100000",
         "API_EXECUTION_CREATE_RATE": "",
+        "EXECUTIONS_MAX_ACTIVE_PER_USER": "0",
     }
     deployment = (
         processes.embedded(directory, **extra)

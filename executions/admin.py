@@ -5,7 +5,7 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from executions import services
-from executions.exceptions import AlreadyFinished
+from executions.exceptions import AlreadyFinished, TooManyActiveExecutions
 from executions.models import Execution, ExecutionEvent, ExecutionStatus, NodeRun, Workflow
 
 STATUS_COLOURS = {
@@ -23,6 +23,17 @@ class WorkflowAdmin(admin.ModelAdmin):
     list_filter = ["owner"]
     search_fields = ["name", "description", "id"]
     readonly_fields = ["id", "created_at", "updated_at"]
+
+    def has_change_permission(self, request: HttpRequest, obj: Workflow | None = None) -> bool:
+        return super().has_change_permission(request, obj) and owns(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Workflow | None = None) -> bool:
+        return super().has_delete_permission(request, obj) and owns(request, obj)
+
+
+def owns(request: HttpRequest, workflow: Workflow | None) -> bool:
+    """Staff may see every workflow, but only its owner or a superuser changes one."""
+    return workflow is None or workflow.owner_id == request.user.pk or request.user.is_superuser
 
 
 class ReadOnlyInline(admin.TabularInline):
@@ -120,24 +131,36 @@ class ExecutionAdmin(admin.ModelAdmin):
                 messages.WARNING,
             )
 
-    @admin.action(description="Run again (same workflow, same input)")
+    @admin.action(
+        description="Run again (same workflow and input, the workflow's current definition)"
+    )
     def run_again(self, request: HttpRequest, queryset: QuerySet[Execution]) -> None:
-        started = [
-            services.execution_create(
-                owner=request.user, workflow=execution.workflow, input_data=execution.input_data
+        started, refused = [], None
+        for execution in queryset.select_related("workflow"):
+            try:
+                started.append(
+                    services.execution_create(
+                        owner=request.user,
+                        workflow=execution.workflow,
+                        input_data=execution.input_data,
+                    )
+                )
+            except TooManyActiveExecutions as exc:
+                refused = exc
+                break
+        if started:
+            self.message_user(request, started_message(started), messages.SUCCESS)
+        if refused is not None:
+            not_started = queryset.count() - len(started)
+            self.message_user(
+                request, f"{not_started} execution(s) not started: {refused}", messages.ERROR
             )
-            for execution in queryset.select_related("workflow")
-        ]
-        links = format_html_join(
-            ", ",
-            '<a href="{}">{}</a>',
-            (
-                (reverse("admin:executions_execution_change", args=[new.id]), new.id)
-                for new in started
-            ),
-        )
-        self.message_user(
-            request,
-            format_html("Started {} new execution(s): {}", len(started), links),
-            messages.SUCCESS,
-        )
+
+
+def started_message(started: list[Execution]) -> str:
+    links = format_html_join(
+        ", ",
+        '<a href="{}">{}</a>',
+        ((reverse("admin:executions_execution_change", args=[new.id]), new.id) for new in started),
+    )
+    return format_html("Started {} new execution(s): {}", len(started), links)

@@ -17,6 +17,10 @@ class WorkflowInUse(ExecutionsError):
     """The workflow still has executions and so cannot be deleted."""
 
 
+class TooManyActiveExecutions(ExecutionsError):
+    """The user already has as many pending and running executions as allowed."""
+
+
 class ClaimLost(ExecutionsError):
     """This runner's claim on the execution expired and someone else took it over."""
 

@@ -84,6 +84,9 @@ class Execution(models.Model):
     progress = models.PositiveSmallIntegerField(default=0)
     message = models.CharField(max_length=500, blank=True, default="")
     input_data = models.JSONField(default=dict)
+    # A copy of the workflow's definition made when the execution was created:
+    # what runs, on every run, whatever the workflow became since.
+    definition = models.JSONField(help_text="the workflow's definition when this was created")
     result = models.JSONField(null=True, blank=True)
     # null, not "", while there is no error: the wire format says ``"error": null``.
     error = models.TextField(null=True, blank=True)  # noqa: DJ001

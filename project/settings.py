@@ -297,6 +297,9 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {"django.channels.server": {"level": "WARNING"}},
 }
+# Executions one user may have pending or running at once; creating one more
+# is refused (429 over REST). 0: no limit.
+EXECUTIONS_MAX_ACTIVE_PER_USER = int(os.environ.get("EXECUTIONS_MAX_ACTIVE_PER_USER", "100"))
 # Nodes of one execution that may run at the same time.
 EXECUTIONS_MAX_PARALLEL_NODES = int(os.environ.get("EXECUTIONS_MAX_PARALLEL_NODES", "4"))
 # Node outputs longer than this many characters of JSON are cut in node events

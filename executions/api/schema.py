@@ -101,6 +101,17 @@ INVALID = OpenApiResponse(
     'fix it, e.g. `{"input_data": ["input_data must be a JSON object, not list."]}`.',
 )
 NOT_FOUND = OpenApiResponse(ErrorSerializer, description="No such object, or not yours.")
+NOT_OWNER = OpenApiResponse(
+    ErrorSerializer,
+    description="You may read this workflow (staff) but not change it: only its owner or a "
+    "superuser may.",
+)
+TOO_MANY = OpenApiResponse(
+    ErrorSerializer,
+    description="Too many executions started this minute (`API_EXECUTION_CREATE_RATE`, with "
+    "`Retry-After`), or too many of yours pending or running at once "
+    "(`EXECUTIONS_MAX_ACTIVE_PER_USER`); nothing was stored.",
+)
 
 TOKEN_OPERATIONS = {
     "post": extend_schema(
@@ -121,16 +132,17 @@ WORKFLOW_OPERATIONS = {
     ),
     "update": extend_schema(
         summary="Replace a workflow",
-        responses={200: WorkflowSerializer, 400: INVALID, 404: NOT_FOUND},
+        responses={200: WorkflowSerializer, 400: INVALID, 403: NOT_OWNER, 404: NOT_FOUND},
     ),
     "partial_update": extend_schema(
         summary="Change some fields of a workflow",
-        responses={200: WorkflowSerializer, 400: INVALID, 404: NOT_FOUND},
+        responses={200: WorkflowSerializer, 400: INVALID, 403: NOT_OWNER, 404: NOT_FOUND},
     ),
     "destroy": extend_schema(
         summary="Delete a workflow",
         responses={
             204: None,
+            403: NOT_OWNER,
             404: NOT_FOUND,
             409: OpenApiResponse(ErrorSerializer, description="The workflow has executions."),
         },
@@ -144,10 +156,10 @@ EXECUTION_OPERATIONS = {
     "create": extend_schema(
         summary="Start an execution",
         request=ExecutionCreateSerializer,
-        responses={201: ExecutionSerializer, 400: INVALID},
+        responses={201: ExecutionSerializer, 400: INVALID, 429: TOO_MANY},
     ),
     "retrieve": extend_schema(
-        summary="One execution with its nodes",
+        summary="One execution with its definition and its nodes",
         responses={200: ExecutionDetailSerializer, 404: NOT_FOUND},
     ),
     "cancel": extend_schema(

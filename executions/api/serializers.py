@@ -112,12 +112,17 @@ class NodeRunSerializer(serializers.ModelSerializer):
 
 
 class ExecutionDetailSerializer(ExecutionSerializer):
-    """One execution with the state of each of its nodes."""
+    """One execution with the definition it runs and the state of each of its nodes."""
 
+    definition = DefinitionField(
+        read_only=True,
+        help_text="The workflow's definition when the execution was created: what runs, "
+        "whatever the workflow became since.",
+    )
     nodes = NodeRunSerializer(many=True, read_only=True)
 
     class Meta(ExecutionSerializer.Meta):
-        fields = [*ExecutionSerializer.Meta.fields, "nodes"]
+        fields = [*ExecutionSerializer.Meta.fields, "definition", "nodes"]
         read_only_fields = fields
 
 

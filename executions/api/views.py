@@ -4,6 +4,7 @@ from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.decorators import action
 from rest_framework.exceptions import APIException
 from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.utils.urls import replace_query_param
 
@@ -18,6 +19,7 @@ from executions.api.limits import (
     username_in,
 )
 from executions.api.parsers import BoundedJSONParser
+from executions.api.permissions import OwnerMayChange
 from executions.api.serializers import (
     EventQuerySerializer,
     ExecutionCreateSerializer,
@@ -26,13 +28,20 @@ from executions.api.serializers import (
     ExecutionSerializer,
     WorkflowSerializer,
 )
-from executions.exceptions import AlreadyFinished, WorkflowInUse
+from executions.exceptions import AlreadyFinished, TooManyActiveExecutions, WorkflowInUse
 from realtime.events import event_message
 
 
 class Conflict(APIException):
     status_code = status.HTTP_409_CONFLICT
     default_code = "conflict"
+
+
+class TooManyActive(APIException):
+    """A cap on what is open at once: no ``Retry-After``, since nobody knows when one ends."""
+
+    status_code = status.HTTP_429_TOO_MANY_REQUESTS
+    default_code = "too_many_active_executions"
 
 
 @extend_schema_view(**schema.TOKEN_OPERATIONS)
@@ -56,9 +65,11 @@ class TokenView(ExplainedThrottlingMixin, ObtainAuthToken):
 
 @extend_schema_view(**schema.WORKFLOW_OPERATIONS)
 class WorkflowViewSet(viewsets.ModelViewSet):
-    """Workflows you own (staff: all). The definition is validated on every write."""
+    """Workflows you own (staff may read and run all; only owners and superusers change
+    or delete one). The definition is validated on every write."""
 
     serializer_class = WorkflowSerializer
+    permission_classes = [IsAuthenticated, OwnerMayChange]
 
     def get_queryset(self):
         return selectors.workflows_visible_to(self.request.user)
@@ -102,6 +113,7 @@ class ExecutionViewSet(
             return executions.prefetch_related("nodes")
         if self.action != "list":
             return executions
+        executions = executions.defer("definition")  # shown in the detail only
         filters = ExecutionFilterSerializer(data=self.request.query_params)
         filters.is_valid(raise_exception=True)
         if "status" in filters.validated_data:
@@ -113,11 +125,14 @@ class ExecutionViewSet(
     def create(self, request, *args, **kwargs):
         serializer = ExecutionCreateSerializer(data=request.data, context={"request": request})
         serializer.is_valid(raise_exception=True)
-        execution = services.execution_create(
-            owner=request.user,
-            workflow=serializer.validated_data["workflow_id"],
-            input_data=serializer.validated_data["input_data"],
-        )
+        try:
+            execution = services.execution_create(
+                owner=request.user,
+                workflow=serializer.validated_data["workflow_id"],
+                input_data=serializer.validated_data["input_data"],
+            )
+        except TooManyActiveExecutions as exc:
+            raise TooManyActive(str(exc)) from exc
         return Response(ExecutionSerializer(execution).data, status=status.HTTP_201_CREATED)
 
     @action(detail=True, methods=["post"])

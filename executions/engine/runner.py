@@ -46,7 +46,7 @@ async def run_execution(execution_id: Any) -> None:
         return
     token = execution.claim_token
     try:
-        graph = parse_definition(execution.workflow.definition)
+        graph = parse_definition(execution.definition)
     except InvalidDefinition as exc:
         error = f"Invalid workflow: {exc}"
         await _finish(execution.id, ExecutionStatus.FAILED, error=error, claim_token=token)

@@ -38,7 +38,9 @@ def check_claim(execution: Execution, claim_token: Any) -> None:
 def locked(execution_id: Any, claim_token: Any = None) -> Execution:
     """The locked execution, ended or not (and still this runner's, when
     ``claim_token`` is given)."""
-    execution = Execution.objects.select_for_update().get(id=execution_id)
+    # Without its definition copy: no write needs it, and a deferred field is
+    # left out of the row's every later save().
+    execution = Execution.objects.select_for_update().defer("definition").get(id=execution_id)
     check_claim(execution, claim_token)
     return execution
 

@@ -6,11 +6,13 @@ from functools import partial
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
 from django.utils import timezone
 
 from executions import dispatch
+from executions.exceptions import TooManyActiveExecutions
 from executions.models import EventType, Execution, ExecutionStatus, NodeRun, NodeStatus, Workflow
 from executions.services.eventlog import (
     UNSET,
@@ -24,14 +26,24 @@ from executions.services.eventlog import (
 )
 from executions.services.log_statement import log_line_append
 
+# The statuses counted against EXECUTIONS_MAX_ACTIVE_PER_USER.
+ACTIVE_STATUSES = (ExecutionStatus.PENDING, ExecutionStatus.RUNNING)
+
 
 def execution_create(*, owner: AbstractBaseUser, workflow: Workflow, input_data: dict) -> Execution:
-    """Store a pending execution with its first event and dispatch it after commit."""
+    """Store a pending execution of the workflow's current definition, with its first
+    event, and dispatch it after commit.
+
+    Raises ``TooManyActiveExecutions`` (and stores nothing) when ``owner`` already
+    has ``EXECUTIONS_MAX_ACTIVE_PER_USER`` executions pending or running.
+    """
     with transaction.atomic():
+        check_active_limit(owner)
         execution = Execution.objects.create(
             workflow=workflow,
             owner=owner,
             input_data=input_data,
+            definition=workflow.definition,
             message="Waiting to run",
             dispatched_at=timezone.now(),
         )
@@ -39,6 +51,26 @@ def execution_create(*, owner: AbstractBaseUser, workflow: Workflow, input_data:
         execution.save(update_fields=["last_seq", "last_event_at"])
         transaction.on_commit(partial(dispatch.execution_dispatch, execution.id), robust=True)
     return execution
+
+
+def check_active_limit(owner: AbstractBaseUser) -> None:
+    """Refuse a new execution of ``owner`` past ``EXECUTIONS_MAX_ACTIVE_PER_USER``.
+
+    Called inside the creating transaction. The owner's user row is locked first
+    (PostgreSQL), so that the creates of one user count and insert one at a time;
+    SQLite transactions here are immediate, which serializes them already.
+    """
+    limit = settings.EXECUTIONS_MAX_ACTIVE_PER_USER
+    if limit <= 0:
+        return
+    list(get_user_model().objects.select_for_update().filter(pk=owner.pk).values_list("pk"))
+    active = Execution.objects.filter(owner=owner, status__in=ACTIVE_STATUSES).count()
+    if active >= limit:
+        raise TooManyActiveExecutions(
+            f"Too many active executions: you have {active} pending or running, the limit is "
+            f"{limit} per user (EXECUTIONS_MAX_ACTIVE_PER_USER). Wait for one to finish, or "
+            "cancel one, then start this again."
+        )
 
 
 def execution_start(*, execution_id: Any, runner: str = "") -> Execution | None:

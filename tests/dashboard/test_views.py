@@ -110,3 +110,13 @@ def test_static_files_are_served(user):
     for name in ["execution-stream.js", "dashboard.css", "execution-page.js", "dag.js"]:
         response = Client().get(f"/static/dashboard/{name}")
         assert response.status_code == 200, name
+
+
+def test_run_again_says_it_runs_the_workflows_current_definition(user):
+    execution = make_execution(user)
+
+    html = logged_in(user).get(f"/executions/{execution.id}/").content.decode()
+
+    note = '<span class="muted action-note" id="run-again-note">'
+    assert f"{note}Runs the workflow's current definition</span>" in html
+    assert 'id="run-again" type="button" aria-describedby="run-again-note"' in html

@@ -14,7 +14,11 @@ from bench import processes
 
 # The load tests start hundreds of executions and open hundreds of sockets as
 # one user; the limits themselves are tested where they are the point.
-LOAD_TEST_LIMITS = {"API_EXECUTION_CREATE_RATE": "", "REALTIME_MAX_SOCKETS_PER_USER": "1000"}
+LOAD_TEST_LIMITS = {
+    "API_EXECUTION_CREATE_RATE": "",
+    "EXECUTIONS_MAX_ACTIVE_PER_USER": "0",
+    "REALTIME_MAX_SOCKETS_PER_USER": "1000",
+}
 
 
 @dataclass

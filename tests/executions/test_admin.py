@@ -4,11 +4,11 @@ cancels or reruns them."""
 import json
 
 import pytest
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Permission, User
 from django.test import Client
 
 from executions import services
-from executions.models import Execution
+from executions.models import Execution, Workflow
 from tests.factories import chain, make_execution, make_workflow, node
 
 pytestmark = pytest.mark.django_db
@@ -244,3 +244,87 @@ def test_run_again_action_starts_the_same_workflow_with_the_same_input(admin_cli
     assert "Started 2 new execution(s)" in html
     for execution in new:
         assert f"/admin/executions/execution/{execution.id}/change/" in html
+
+
+def test_run_again_runs_the_workflows_current_definition_and_says_so(admin_client, user):
+    workflow = make_workflow(user, chain(node("first", "log", message="m")))
+    original = make_execution(user, workflow)
+    edited = chain(node("second", "log", message="m"))
+    services.workflow_update(workflow=workflow, definition=edited)
+
+    changelist = page(admin_client, CHANGELIST)
+    run_action(admin_client, "run_again", original)
+
+    new = Execution.objects.exclude(id=original.id).get()
+    assert new.definition == edited
+    original.refresh_from_db()
+    assert original.definition == chain(node("first", "log", message="m"))
+    assert "Run again (same workflow and input, the workflow&#x27;s current definition)" in (
+        changelist
+    )
+
+
+def test_change_page_shows_the_definition_the_execution_runs(admin_client, user):
+    workflow = make_workflow(user, chain(node("created_with", "log", message="m")))
+    execution = make_execution(user, workflow)
+    services.workflow_update(workflow=workflow, definition=chain(node("later", "log", message="m")))
+
+    html = page(admin_client, f"{CHANGELIST}{execution.id}/change/")
+
+    assert "created_with" in html
+    assert "later" not in html
+
+
+def test_run_again_stops_at_the_cap_and_says_how_many_were_not_started(
+    admin_client, executions, settings
+):
+    pending, done = executions
+    admin = User.objects.get(username="admin")
+    settings.EXECUTIONS_MAX_ACTIVE_PER_USER = 1
+    before = set(Execution.objects.values_list("id", flat=True))
+
+    html = run_action(admin_client, "run_again", pending, done)
+
+    new = Execution.objects.exclude(id__in=before)
+    assert [e.owner for e in new] == [admin]
+    assert "Started 1 new execution(s)" in html
+    assert (
+        "1 execution(s) not started: Too many active executions: you have 1 pending or "
+        "running, the limit is 1 per user (EXECUTIONS_MAX_ACTIVE_PER_USER)."
+    ) in html
+
+
+@pytest.fixture
+def staff_admin(db) -> User:
+    """Staff with every permission on workflows, but no superuser."""
+    staff = User.objects.create_user("editor", password="pw", is_staff=True)
+    staff.user_permissions.set(Permission.objects.filter(content_type__model="workflow"))
+    return staff
+
+
+def test_staff_change_and_delete_only_their_own_workflows_in_admin(staff_admin, user):
+    client = Client()
+    client.force_login(staff_admin)
+    theirs = make_workflow(user, name="theirs")
+    mine = make_workflow(staff_admin, name="mine")
+    url = "/admin/executions/workflow/{}/{}/"
+
+    read_only = page(client, url.format(theirs.id, "change"))
+    post = client.post(url.format(theirs.id, "change"), {"name": "changed"})
+    delete = client.post(url.format(theirs.id, "delete"), {"post": "yes"})
+    own = client.post(url.format(mine.id, "delete"), {"post": "yes"})
+
+    assert 'name="name"' not in read_only and "theirs" in read_only
+    assert (post.status_code, delete.status_code) == (403, 403)
+    theirs.refresh_from_db()
+    assert theirs.name == "theirs"
+    assert own.status_code == 302
+    assert list(Workflow.objects.all()) == [theirs]
+
+
+def test_superusers_change_every_workflow_in_admin(admin_client, user):
+    workflow = make_workflow(user, name="theirs")
+
+    html = page(admin_client, f"/admin/executions/workflow/{workflow.id}/change/")
+
+    assert 'name="name"' in html

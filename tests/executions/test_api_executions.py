@@ -13,7 +13,7 @@ from rest_framework.pagination import PageNumberPagination
 from executions import services
 from executions.models import EventType, Execution, ExecutionEvent, ExecutionStatus
 from tests.conftest import bearer_client
-from tests.factories import make_execution, make_workflow
+from tests.factories import chain, make_execution, make_workflow, node
 
 pytestmark = pytest.mark.django_db
 
@@ -418,11 +418,28 @@ def test_retrieve_execution(api, user, slash):
 
     assert response.status_code == 200
     data = response.json()
-    assert set(data) == EXECUTION_FIELDS | {"nodes"}
+    assert set(data) == EXECUTION_FIELDS | {"definition", "nodes"}
     assert data["id"] == str(execution.id)
     assert data["workflow_id"] == str(execution.workflow_id)
     assert (data["status"], data["input_data"]) == ("pending", {"a": 1})
     assert data["nodes"] == []  # a node's state is stored once the execution starts
+
+
+def test_retrieve_shows_the_definition_the_execution_runs_not_the_edited_one(api, user):
+    created_with = chain(node("first", "transform", expression="a"))
+    workflow = make_workflow(user, created_with)
+    execution = make_execution(user, workflow)
+    edited = chain(node("second", "log", message="m"))
+    api.patch(f"/api/v1/workflows/{workflow.id}", {"definition": edited}, format="json")
+
+    data = api.get(f"/api/v1/executions/{execution.id}").json()
+    rerun = api.post("/api/v1/executions", {"workflow_id": str(workflow.id)}, format="json")
+
+    assert data["definition"] == created_with
+    assert Execution.objects.get(id=execution.id).definition == created_with
+    # A new execution (what "Run again" makes) takes the workflow's current definition.
+    assert rerun.status_code == 201
+    assert api.get(f"/api/v1/executions/{rerun.json()['id']}").json()["definition"] == edited
 
 
 def test_retrieve_failed_execution_shows_error(api, user):
@@ -488,3 +505,92 @@ def test_staff_may_run_someone_elses_workflow(user, staff_user):
     assert execution.workflow == workflow
     # The run belongs to the staff member, not to the workflow's owner.
     assert bearer_client(user).get(f"/api/v1/executions/{execution.id}").status_code == 404
+
+
+# --- the cap on active executions -------------------------------------------------
+
+
+@pytest.fixture
+def cap_of_two(settings):
+    settings.EXECUTIONS_MAX_ACTIVE_PER_USER = 2
+
+
+def start(client, workflow):
+    return client.post("/api/v1/executions", {"workflow_id": str(workflow.id)}, format="json")
+
+
+def assert_refused_at_the_cap(response, active: int, limit: int) -> None:
+    assert response.status_code == 429
+    assert "Retry-After" not in response
+    assert response.json() == {
+        "detail": f"Too many active executions: you have {active} pending or running, "
+        f"the limit is {limit} per user (EXECUTIONS_MAX_ACTIVE_PER_USER). Wait for one "
+        "to finish, or cancel one, then start this again."
+    }
+
+
+@pytest.mark.usefixtures("cap_of_two")
+def test_past_the_cap_a_create_is_429_and_stores_nothing(api, user):
+    workflow = make_workflow(user)
+    pending = make_execution(user, workflow)
+    running = make_execution(user, workflow)
+    services.execution_start(execution_id=running.id)
+    events = ExecutionEvent.objects.count()
+
+    response = start(api, workflow)
+
+    assert_refused_at_the_cap(response, active=2, limit=2)
+    assert set(Execution.objects.values_list("id", flat=True)) == {pending.id, running.id}
+    assert ExecutionEvent.objects.count() == events
+
+
+@pytest.mark.usefixtures("cap_of_two")
+@pytest.mark.parametrize("ending", ["complete", "fail", "cancel"])
+def test_an_execution_that_ends_lets_the_next_one_in(api, user, ending):
+    workflow = make_workflow(user)
+    first, _ = make_execution(user, workflow), make_execution(user, workflow)
+    assert start(api, workflow).status_code == 429
+    if ending == "cancel":
+        services.execution_cancel(execution_id=first.id, requested_by=user)
+    else:
+        services.execution_start(execution_id=first.id)
+        services.execution_finish(
+            execution_id=first.id, status={"complete": "completed", "fail": "failed"}[ending]
+        )
+
+    response = start(api, workflow)
+
+    assert response.status_code == 201
+    assert Execution.objects.filter(owner=user).count() == 3
+    assert start(api, workflow).status_code == 429
+
+
+@pytest.mark.usefixtures("cap_of_two")
+def test_the_cap_is_per_user_and_counts_staff_too(user, other_user, staff_user):
+    workflow = make_workflow(user)
+    for _ in range(2):
+        make_execution(user, workflow)
+        make_execution(staff_user, workflow)
+
+    assert start(bearer_client(other_user), make_workflow(other_user)).status_code == 201
+    assert_refused_at_the_cap(start(bearer_client(staff_user), workflow), active=2, limit=2)
+    assert_refused_at_the_cap(start(bearer_client(user), workflow), active=2, limit=2)
+    assert Execution.objects.count() == 5
+
+
+def test_a_cap_of_zero_means_no_cap(api, user, settings):
+    settings.EXECUTIONS_MAX_ACTIVE_PER_USER = 0
+    workflow = make_workflow(user)
+
+    responses = [start(api, workflow) for _ in range(5)]
+
+    assert [r.status_code for r in responses] == [201] * 5
+
+
+def test_the_default_cap_is_100(api, user):
+    workflow = make_workflow(user)
+    for _ in range(100):
+        make_execution(user, workflow)
+
+    assert_refused_at_the_cap(start(api, workflow), active=100, limit=100)
+    assert Execution.objects.count() == 100

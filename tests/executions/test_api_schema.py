@@ -146,3 +146,28 @@ def test_swagger_ui_is_served_from_local_static_files():
     assert asset in html
     assert "cdn" not in html.lower() and "unpkg" not in html.lower()
     assert Client().get(asset).status_code == 200
+
+
+def test_execution_detail_carries_the_definition_it_runs_and_the_list_does_not(schema):
+    components = schema["components"]["schemas"]
+    detail = operation(schema, "/api/v1/executions/{id}", "get")["responses"]["200"]
+    listing = operation(schema, "/api/v1/executions", "get")["responses"]["200"]
+
+    assert detail["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/ExecutionDetail"
+    }
+    definition = components["ExecutionDetail"]["properties"]["definition"]
+    assert definition["readOnly"] is True
+    assert definition["required"] == ["nodes"]
+    assert "definition" in components["ExecutionDetail"]["required"]
+    page = listing["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
+    assert components[page]["properties"]["results"]["items"] == {
+        "$ref": "#/components/schemas/Execution"
+    }
+    assert "definition" not in components["Execution"]["properties"]
+
+
+def test_workflow_changes_document_403_and_execution_create_429(schema):
+    for method in ["put", "patch", "delete"]:
+        assert "403" in operation(schema, "/api/v1/workflows/{id}", method)["responses"], method
+    assert "429" in operation(schema, "/api/v1/executions", "post")["responses"]

@@ -4,6 +4,7 @@ import re
 import uuid
 
 import pytest
+from django.contrib.auth.models import User
 from rest_framework.test import APIClient
 
 from executions.engine import registry
@@ -515,17 +516,82 @@ def test_other_users_workflow_is_404_for_every_method(user, other_user):
     assert workflow.owner == user
 
 
-def test_staff_see_and_edit_every_workflow(user, other_user, staff_user):
+@pytest.fixture
+def superuser(db):
+    return User.objects.create_superuser("super", "super@example.com", "pass-word-123")
+
+
+NOT_OWNER = (
+    "Only this workflow's owner (or a superuser) may change or delete it; staff may read "
+    "and run it. To change it, create a workflow of your own with its definition."
+)
+CHANGES = {
+    "put": {"name": "changed", "definition": chain(node("only", "log", message="m"))},
+    "patch": {"name": "changed"},
+}
+
+
+def change(client, method: str, workflow: Workflow):
+    url = f"/api/v1/workflows/{workflow.id}"
+    if method == "delete":
+        return client.delete(url)
+    return getattr(client, method)(url, CHANGES[method], format="json")
+
+
+@pytest.mark.parametrize(("method", "ok"), [("put", 200), ("patch", 200), ("delete", 204)])
+@pytest.mark.parametrize("actor", ["owner", "superuser", "staff owner"])
+def test_owners_and_superusers_change_and_delete_workflows(
+    user, staff_user, superuser, method, ok, actor
+):
+    owner = staff_user if actor == "staff owner" else user
+    client = bearer_client(superuser if actor == "superuser" else owner)
+    workflow = make_workflow(owner, VALID, name="mine")
+
+    response = change(client, method, workflow)
+
+    assert response.status_code == ok, response.content
+    if method == "delete":
+        assert not Workflow.objects.exists()
+    else:
+        workflow.refresh_from_db()
+        assert (workflow.name, workflow.owner) == ("changed", owner)
+
+
+@pytest.mark.parametrize("method", ["put", "patch", "delete"])
+def test_staff_who_do_not_own_a_workflow_get_403_and_change_nothing(user, staff_user, method):
+    workflow = make_workflow(user, VALID, name="mine")
+    before = Workflow.objects.values().get(id=workflow.id)
+
+    response = change(bearer_client(staff_user), method, workflow)
+
+    assert response.status_code == 403
+    assert response.json() == {"detail": NOT_OWNER}
+    assert Workflow.objects.values().get(id=workflow.id) == before
+
+
+def test_staff_may_still_read_list_and_run_every_workflow(user, other_user, staff_user):
     ids = {make_workflow(user).id, make_workflow(other_user).id}
     staff = bearer_client(staff_user)
     target = next(iter(ids))
 
     listed = staff.get("/api/v1/workflows").json()
-    patched = staff.patch(f"/api/v1/workflows/{target}", {"name": "by staff"}, format="json")
+    read = staff.get(f"/api/v1/workflows/{target}")
+    run = staff.post("/api/v1/executions", {"workflow_id": str(target)}, format="json")
 
     assert {uuid.UUID(w["id"]) for w in listed["results"]} == ids
-    assert patched.status_code == 200
-    assert Workflow.objects.get(id=target).name == "by staff"
+    assert read.status_code == 200
+    assert run.status_code == 201
+
+
+def test_a_bad_body_from_staff_who_do_not_own_the_workflow_is_403_not_400(user, staff_user):
+    workflow = make_workflow(user, VALID, name="mine")
+    url = f"/api/v1/workflows/{workflow.id}"
+
+    response = bearer_client(staff_user).put(url, {"definition": None}, format="json")
+
+    assert response.status_code == 403
+    workflow.refresh_from_db()
+    assert workflow.definition == VALID
 
 
 def test_workflow_created_by_staff_belongs_to_staff(staff_user, user):

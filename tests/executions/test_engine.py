@@ -6,10 +6,14 @@ from collections import Counter
 from datetime import timedelta
 
 import pytest
+from channels.db import database_sync_to_async
 
 import tests.executions.nodes  # noqa: F401  registers the test node types
-from tests.executions.engine_helpers import no_dispatch, run  # noqa: F401
-from tests.factories import chain, node
+from executions import services
+from executions.engine.runner import run_execution
+from executions.models import Execution, Workflow
+from tests.executions.engine_helpers import create, no_dispatch, reload, run  # noqa: F401
+from tests.factories import chain, make_user, node
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("no_dispatch")]
 
@@ -301,3 +305,52 @@ async def test_branches_run_concurrently():
     execution, _ = await run(definition)
     assert execution.status == "completed"
     assert execution.execution_time < 1.2
+
+
+@database_sync_to_async
+def edit_workflow(execution, definition: dict) -> None:
+    workflow = Workflow.objects.get(id=execution.workflow_id)
+    services.workflow_update(workflow=workflow, definition=definition)
+
+
+BEFORE_EDIT = chain(node("before", "transform", expression="a"))
+AFTER_EDIT = chain(node("after", "transform", expression="b"), node("more", "log", message="m"))
+
+
+async def test_an_execution_runs_the_definition_it_was_created_with():
+    execution = await create(BEFORE_EDIT, {"a": "old", "b": "new"})
+    await edit_workflow(execution, AFTER_EDIT)
+
+    await run_execution(execution.id)
+
+    execution = await reload(execution)
+    assert (execution.status, execution.result) == ("completed", "old")
+    assert [run.node_id for run in execution.nodes.all()] == ["before"]
+    assert execution.definition == BEFORE_EDIT
+
+
+@database_sync_to_async
+def claimed_then_lost(definition: dict, input_data: dict) -> Execution:
+    """An execution of a workflow safe to repeat, claimed and then handed back."""
+    user = make_user()
+    workflow = services.workflow_create(
+        owner=user, name="repeatable", definition=definition, retry_on_worker_loss=True
+    )
+    execution = services.execution_create(owner=user, workflow=workflow, input_data=input_data)
+    claimed = services.execution_start(execution_id=execution.id, runner="lost")
+    services.workflow_update(workflow=workflow, definition=AFTER_EDIT)
+    services.execution_interrupt(
+        execution_id=execution.id, reason="Runner lost shut down", claim_token=claimed.claim_token
+    )
+    return Execution.objects.get(id=execution.id)
+
+
+async def test_a_rerun_after_a_lost_worker_runs_the_definition_it_was_created_with():
+    execution = await claimed_then_lost(BEFORE_EDIT, {"a": "old", "b": "new"})
+    assert execution.status == "pending"
+
+    await run_execution(execution.id)
+
+    execution = await reload(execution)
+    assert (execution.status, execution.result, execution.runs) == ("completed", "old", 2)
+    assert [run.node_id for run in execution.nodes.all()] == ["before"]

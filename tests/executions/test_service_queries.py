@@ -58,3 +58,22 @@ def test_the_end_of_a_run_reads_twice_and_writes_four_rows(running):
     assert executed == ["SELECT", "SELECT", "UPDATE", "INSERT", "INSERT", "UPDATE"]
     running.refresh_from_db()
     assert (running.status, running.result, running.progress) == ("completed", 1, 100)
+
+
+def test_the_writes_of_a_run_neither_read_nor_rewrite_its_definition_copy(running):
+    def run_on() -> None:
+        services.execution_progress(execution_id=running.id, progress=50, message="half")
+        services.execution_node_update(
+            execution_id=running.id, node_id="only", status=NodeStatus.FAILED, error="e"
+        )
+        services.execution_log(execution_id=running.id, node_id=None, level="info", message="m")
+        services.execution_complete(execution_id=running.id, result=1)
+
+    with CaptureQueriesContext(connection) as queries:
+        run_on()
+
+    # A definition may be large: copying it on every event would cost each write.
+    assert queries.captured_queries
+    assert not [q["sql"] for q in queries.captured_queries if '"definition"' in q["sql"]]
+    running.refresh_from_db()
+    assert running.definition == running.workflow.definition

@@ -131,15 +131,10 @@ function watchScrolling() {
 }
 
 async function main() {
-  const [execution, workflow] = await Promise.all([
-    showTimes(),
-    api("GET", `/workflows/${root.dataset.workflowId}`).catch(() => null),
-  ]);
+  const execution = await showTimes();
   $("input-data").textContent = JSON.stringify(execution.input_data, null, 2);
-  const definition = workflow?.definition ?? {
-    nodes: execution.nodes.map((node) => ({ id: node.node_id, type: node.node_type })),
-    edges: [],
-  };
+  // The definition this execution runs, not the workflow's as edited since.
+  const definition = execution.definition;
   dag = new DagView($("dag"), definition);
   $("node-summary").textContent = `0 of ${definition.nodes.length} done`;
   $("cancel").addEventListener("click", cancel);
