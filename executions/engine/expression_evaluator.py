@@ -110,7 +110,8 @@ def answer(raw: bytes) -> bytes:
     request = json.loads(raw)
     _, hard = resource.getrlimit(resource.RLIMIT_AS)
     resource.setrlimit(resource.RLIMIT_AS, (request["memory_bytes"], hard))
-    signal.setitimer(signal.ITIMER_PROF, request["cpu_seconds"])
+    # Zero would disarm the timer: the bound is never less than a millisecond.
+    signal.setitimer(signal.ITIMER_PROF, max(request["cpu_seconds"], 0.001))
     try:
         return evaluate(request)
     except JMESPathError as exc:

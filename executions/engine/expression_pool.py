@@ -105,10 +105,15 @@ class Evaluator:
             return EvaluationFailed("memory")
         return EvaluationFailed("internal", f"the evaluator ended with status {code}")
 
-    def kill(self) -> None:
+    def end(self) -> None:
+        """End the process (its pipes stay open)."""
         if self.alive:
             self.process.kill()
         self.process.wait()
+
+    def kill(self) -> None:
+        """End the process and close its pipes."""
+        self.end()
         self.process.stdin.close()
         self.process.stdout.close()
 
@@ -181,7 +186,11 @@ class EvaluatorPool:
         return handed if handed is not None else self._start()
 
     def _start(self) -> Evaluator:
-        evaluator = Evaluator(self._generation)
+        try:
+            evaluator = Evaluator(self._generation)
+        except OSError as exc:
+            self._hand_back(None)
+            raise EvaluationFailed("internal", f"no evaluator process could start: {exc}") from exc
         with self._lock:
             self._all.add(evaluator)
         return evaluator
@@ -224,15 +233,18 @@ class EvaluatorPool:
         """End every child; evaluations running now fail, later ones start new children."""
         with self._lock:
             self._generation += 1
-            evaluators, self._all = list(self._all), set()
+            idle, busy = self._idle, self._all.difference(self._idle)
             waiters, self._waiters = list(self._waiters), deque()
-            self._idle, self._slots = [], len(waiters)
+            self._idle, self._all, self._slots = [], set(), len(waiters)
         for loop, waiter in waiters:
             # Each waiter may start a child of its own.
             if not loop.is_closed():
                 loop.call_soon_threadsafe(self._give, waiter, None)
-        for evaluator in evaluators:
+        for evaluator in idle:
             evaluator.kill()
+        for evaluator in busy:
+            # Its evaluation, watching its pipes, closes them when it sees the end.
+            evaluator.end()
 
     def pids(self) -> list[int]:
         """The process ids of the children alive now."""

@@ -2,6 +2,7 @@
 
 import asyncio
 import os
+import signal
 
 import jmespath
 import pytest
@@ -9,6 +10,7 @@ from django.test import override_settings
 
 from executions.engine.expression_pool import evaluator_pool
 from executions.engine.expressions import expression_search
+from executions.exceptions import NodeFailed
 from executions.models import Workflow
 from tests.executions.engine_helpers import no_dispatch, run  # noqa: F401
 from tests.factories import chain, node
@@ -155,6 +157,37 @@ async def test_stopping_the_pool_ends_its_evaluators():
 
     assert evaluator_pool.pids() == []
     assert not any(alive(pid) for pid in pids)
+    assert await expression_search("@", 3) == 3
+
+
+async def test_stopping_the_pool_mid_evaluation_fails_that_evaluation_only():
+    running = asyncio.ensure_future(expression_search(CPU_BOMB, "x"))
+    while not evaluator_pool.pids():
+        await asyncio.sleep(0.01)
+    (pid,) = evaluator_pool.pids()
+
+    evaluator_pool.stop()
+
+    with pytest.raises(NodeFailed, match="could not be evaluated: the evaluator ended"):
+        await running
+    assert not alive(pid)
+    assert await expression_search("@", 1) == 1
+
+
+@override_settings(EXECUTIONS_EXPRESSION_TIMEOUT=0.1)
+async def test_an_evaluator_that_gets_no_cpu_is_ended_by_the_wall_clock_bound():
+    assert await expression_search("@", 1) == 1
+    (pid,) = evaluator_pool.pids()
+    os.kill(pid, signal.SIGSTOP)  # as if the machine gave it no CPU at all
+
+    with pytest.raises(NodeFailed) as failed:
+        await expression_search("@", 2)
+
+    assert str(failed.value) == (
+        "expression did not finish within 2.3 s: the machine gave it too little of its "
+        "0.1 s of CPU time (EXECUTIONS_EXPRESSION_TIMEOUT)."
+    )
+    assert not alive(pid)
     assert await expression_search("@", 3) == 3
 
 
