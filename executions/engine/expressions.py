@@ -11,6 +11,7 @@ from typing import Any
 
 import jmespath
 from django.conf import settings
+from django.core import checks
 from jmespath.exceptions import JMESPathError
 
 from executions.engine.expression_pool import ANSWER_OVERHEAD, EvaluationFailed, evaluator_pool
@@ -22,6 +23,31 @@ WALL_FACTOR = 3
 WALL_EXTRA_SECONDS = 2
 QUOTES = "'\"`"
 OPENING, CLOSING = "([{", ")]}"
+
+
+# The evaluator process itself takes about 16 MiB of address space.
+MIN_MEMORY_BYTES = 32 * 1024 * 1024
+
+
+@checks.register
+def check_expression_settings(**kwargs) -> list[checks.Error]:
+    """Bounds that would make every expression fail, or none be bounded."""
+    minimums = {
+        "EXECUTIONS_EXPRESSION_MAX_LENGTH": 1,
+        "EXECUTIONS_EXPRESSION_MAX_DEPTH": 1,
+        "EXECUTIONS_EXPRESSION_TIMEOUT": 0.001,
+        "EXECUTIONS_EXPRESSION_MAX_MEMORY_BYTES": MIN_MEMORY_BYTES,
+        "EXECUTIONS_EXPRESSION_MAX_OUTPUT_BYTES": 1,
+        "EXECUTIONS_EXPRESSION_WORKERS": 1,
+    }
+    return [
+        checks.Error(
+            f"{name} is {getattr(settings, name)!r}; it must be at least {minimum}.",
+            id="executions.E101",
+        )
+        for name, minimum in minimums.items()
+        if not getattr(settings, name) >= minimum
+    ]
 
 
 class InvalidExpression(ExecutionsError):

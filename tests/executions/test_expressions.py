@@ -9,7 +9,7 @@ import pytest
 from django.test import override_settings
 
 from executions.engine.expression_pool import evaluator_pool
-from executions.engine.expressions import expression_search
+from executions.engine.expressions import check_expression_settings, expression_search
 from executions.exceptions import NodeFailed
 from executions.models import Workflow
 from tests.executions.engine_helpers import no_dispatch, run  # noqa: F401
@@ -272,3 +272,18 @@ def test_expressions_at_the_bounds_are_accepted(api, expression):
     response = api.post("/api/v1/workflows", {"name": "n", "definition": definition}, format="json")
 
     assert response.status_code == 201, response.json()
+
+
+# --- settings -----------------------------------------------------------------
+
+
+def test_the_default_settings_pass_the_system_check():
+    assert check_expression_settings() == []
+
+
+@override_settings(EXECUTIONS_EXPRESSION_TIMEOUT=0, EXECUTIONS_EXPRESSION_WORKERS=0)
+def test_settings_that_cannot_work_fail_the_system_check():
+    assert [error.msg for error in check_expression_settings()] == [
+        "EXECUTIONS_EXPRESSION_TIMEOUT is 0; it must be at least 0.001.",
+        "EXECUTIONS_EXPRESSION_WORKERS is 0; it must be at least 1.",
+    ]
