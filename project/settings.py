@@ -331,6 +331,22 @@ EXECUTIONS_HTTP_MAX_RESPONSE_BYTES = int(
 # Longest an http_request node's call may take, from resolving the host to the
 # last byte of the body; a node's own timeout_seconds can only be shorter.
 EXECUTIONS_HTTP_MAX_SECONDS = float(os.environ.get("EXECUTIONS_HTTP_MAX_SECONDS", "30"))
+# Bounds of the JMESPath expressions of transform and condition nodes. At
+# validation: characters, and nesting of (), [] and {}.
+EXECUTIONS_EXPRESSION_MAX_LENGTH = int(os.environ.get("EXECUTIONS_EXPRESSION_MAX_LENGTH", "1000"))
+EXECUTIONS_EXPRESSION_MAX_DEPTH = int(os.environ.get("EXECUTIONS_EXPRESSION_MAX_DEPTH", "20"))
+# At run time, in an evaluator process: CPU seconds per evaluation, the
+# process's address space, and the result's size as compact JSON. Past one
+# the node's attempt fails.
+EXECUTIONS_EXPRESSION_TIMEOUT = float(os.environ.get("EXECUTIONS_EXPRESSION_TIMEOUT", "2"))
+EXECUTIONS_EXPRESSION_MAX_MEMORY_BYTES = int(
+    os.environ.get("EXECUTIONS_EXPRESSION_MAX_MEMORY_BYTES", str(256 * 1024 * 1024))
+)
+EXECUTIONS_EXPRESSION_MAX_OUTPUT_BYTES = int(
+    os.environ.get("EXECUTIONS_EXPRESSION_MAX_OUTPUT_BYTES", str(1024 * 1024))
+)
+# Evaluator processes per server or worker process; more evaluations wait their turn.
+EXECUTIONS_EXPRESSION_WORKERS = int(os.environ.get("EXECUTIONS_EXPRESSION_WORKERS", "2"))
 # Threads that serve WebSocket sockets' database reads in one server process.
 REALTIME_DB_THREADS = int(os.environ.get("REALTIME_DB_THREADS", "8"))
 

@@ -9,6 +9,7 @@ from rest_framework.test import APIClient
 
 from executions.dispatch import stop_in_process_runs
 from executions.engine.db import close_db_threads
+from executions.engine.expression_pool import evaluator_pool
 from realtime.db import close_read_threads
 from realtime.publish import publisher_loop
 from tests.factories import make_token, make_user
@@ -24,10 +25,12 @@ def fresh_throttles():
 
 @pytest.fixture(autouse=True)
 def fresh_channel_layer():
-    """Each test gets an empty channel layer, and no execution outlives its test."""
+    """Each test gets an empty channel layer, and no execution (nor expression
+    evaluator process) outlives its test."""
     channel_layers.backends.clear()
     yield
     stop_in_process_runs()
+    evaluator_pool.stop()
     close_publisher_connections()
     channel_layers.backends.clear()
 

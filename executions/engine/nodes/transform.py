@@ -1,10 +1,8 @@
-import jmespath
-from jmespath.exceptions import JMESPathError
 from rest_framework import serializers
 
+from executions.engine.expressions import InvalidExpression, expression_check, expression_search
 from executions.engine.fields import StrictCharField
 from executions.engine.registry import NodeType, register
-from executions.exceptions import NodeFailed
 
 
 class TransformParams(serializers.Serializer):
@@ -12,21 +10,19 @@ class TransformParams(serializers.Serializer):
 
     def validate_expression(self, value: str) -> str:
         try:
-            jmespath.compile(value)
-        except JMESPathError as exc:
-            raise serializers.ValidationError(f"not a valid JMESPath expression: {exc}") from exc
+            expression_check(value)
+        except InvalidExpression as exc:
+            raise serializers.ValidationError(str(exc)) from exc
         return value
 
 
 @register
 class Transform(NodeType):
-    """Output is the JMESPath ``expression`` applied to the node's input."""
+    """Output is the JMESPath ``expression`` applied to the node's input, evaluated
+    within the bounds of ``executions.engine.expressions``."""
 
     type_name = "transform"
     params_serializer = TransformParams
 
     async def run(self, ctx, params, data):
-        try:
-            return jmespath.search(params["expression"], data)
-        except JMESPathError as exc:
-            raise NodeFailed(f"expression {params['expression']!r} failed: {exc}") from exc
+        return await expression_search(params["expression"], data)
