@@ -107,6 +107,7 @@ class Run:
         # Of every node that completed, as soon as it did.
         self.outputs: dict[str, Any] = {}
         self.budget = OutputBudget(graph)  # their sizes, against the output limits
+        self.log_cut = execution.log_cut
         # The nodes whose completion was handled: their children may be ready.
         self.handled: set[str] = set()
         self.started = 0
@@ -334,12 +335,15 @@ class Run:
         )
 
     async def log(self, node_id: str | None, level: str, message: str) -> None:
-        await self.write(
+        if self.log_cut:
+            return  # past the log's limits: nothing more is recorded
+        recorded = await self.write(
             services.execution_log,
             node_id=node_id,
             level=level,
             message=message,
         )
+        self.log_cut = self.log_cut or not recorded
 
 
 class ProgressSlots:

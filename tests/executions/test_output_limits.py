@@ -124,3 +124,39 @@ def test_measuring_stops_once_past_the_limit():
 
     assert 50_000 < size <= 50_000 + 10_010
     assert json_size(INPUT, stop_after=10**9) == SIZE
+
+
+async def test_a_run_past_the_log_limit_records_one_warning_and_every_other_event(
+    settings, monkeypatch
+):
+    settings.EXECUTIONS_MAX_LOG_LINES = 5
+    calls: list[str] = []
+    execution_log = runner.services.execution_log
+    monkeypatch.setattr(
+        runner.services,
+        "execution_log",
+        lambda **kwargs: calls.append(kwargs["message"]) or execution_log(**kwargs),
+    )
+    definition = chain(
+        node("first", "test_chatter", lines=8),
+        node("wait", "delay", seconds=0),
+        node("last", "test_chatter", lines=3),
+    )
+
+    execution, events = await run(definition, INPUT)
+
+    assert execution.status == "completed"
+    logs = [(e["node_id"], e["level"], e["message"]) for e in events if e["type"] == "log"]
+    assert logs[0] == (None, "info", "Execution started")
+    assert logs[1:6] == [("first", "info", f"first line {i}") for i in range(1, 6)]
+    assert logs[6][:2] == (None, "warning")
+    assert "EXECUTIONS_MAX_LOG_LINES" in logs[6][2]
+    assert len(logs) == 7, "nothing after the warning"
+    # The runner stopped asking once the log was cut.
+    assert calls == [f"first line {i}" for i in range(1, 7)]
+    assert [(n, s) for n, s in node_events(events) if s != "running"] == [
+        ("first", "completed"),
+        ("wait", "completed"),
+        ("last", "completed"),
+    ]
+    assert_ends_last_and_gap_free(events, "completed")
