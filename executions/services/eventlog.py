@@ -72,7 +72,7 @@ def change_status(execution: Execution, *, status: str, **changes: Any) -> Execu
     execution.status = status
     for name, value in changes.items():
         setattr(execution, name, value)
-    event_append(execution, EventType.STATUS, execution.state_data())
+    event_append(execution, EventType.STATUS, status_data(execution))
     execution.save()
     return execution
 
@@ -121,6 +121,23 @@ def event_output(output: Any) -> dict:
     if len(text) <= limit:
         return {"output": output}
     return {"output": text[:limit] + "…", "output_truncated": True, "output_size": len(text)}
+
+
+def event_result(result: Any) -> dict:
+    """The result as a status event stores and sends it: cut to the configured
+    size, with a marker (the full result stays on the execution)."""
+    if result is None:
+        return {"result": None}
+    text = json.dumps(result)
+    limit = settings.EXECUTIONS_EVENT_RESULT_LIMIT
+    if len(text) <= limit:
+        return {"result": result}
+    return {"result": text[:limit] + "…", "result_truncated": True, "result_size": len(text)}
+
+
+def status_data(execution: Execution) -> dict:
+    """The execution's state as a ``status`` event carries it: ``event_result``'s result."""
+    return {**execution.state_data(), **event_result(execution.result)}
 
 
 def log_data(node_id: str | None, level: str, message: str) -> dict:

@@ -22,6 +22,7 @@ from executions.services.eventlog import (
     log_data,
     log_line_admit,
     node_event_append,
+    status_data,
 )
 from executions.services.log_statement import log_line_append
 
@@ -36,7 +37,7 @@ def execution_create(*, owner: AbstractBaseUser, workflow: Workflow, input_data:
             message="Waiting to run",
             dispatched_at=timezone.now(),
         )
-        event_append(execution, EventType.STATUS, execution.state_data())
+        event_append(execution, EventType.STATUS, status_data(execution))
         execution.save(update_fields=["last_seq", "last_event_at"])
         transaction.on_commit(partial(dispatch.execution_dispatch, execution.id), robust=True)
     return execution
