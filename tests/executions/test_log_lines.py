@@ -178,3 +178,29 @@ def test_past_the_byte_limit_the_line_that_does_not_fit_is_cut(running, settings
     assert [w["message"].split(":")[0] for w in cut_warnings(running)] == [
         "The log was cut at 10 bytes of messages (EXECUTIONS_MAX_LOG_BYTES)"
     ]
+
+
+def test_concurrent_lines_past_the_limit_leave_exactly_one_warning(running, settings):
+    settings.EXECUTIONS_MAX_LOG_LINES = 30
+    before = running.last_seq
+    threads, lines_each = 4, 15
+    kept: list[bool] = []
+
+    def write(worker: int) -> None:
+        try:
+            for i in range(lines_each):
+                kept.append(log(running, f"{worker}-{i}", claim_token=running.claim_token))
+        finally:
+            connection.close()
+
+    workers = [threading.Thread(target=write, args=(w,)) for w in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+
+    recorded = events(running)
+    assert kept.count(True) == 30
+    assert len(cut_warnings(running)) == 1
+    assert [e.seq for e in recorded] == list(range(1, before + 30 + 2))
+    assert recorded[-1].data == cut_warnings(running)[0]
