@@ -6,9 +6,9 @@ statement moves the head (the ``UPDATE`` takes the row lock, allocates the
 next ``seq`` and counts the line against ``EXECUTIONS_MAX_LOG_LINES`` and
 ``EXECUTIONS_MAX_LOG_BYTES``) and inserts the event with it. Outside a
 transaction the statement commits by itself, in one round trip instead of
-five; inside one, it joins it. The
-event's ``post_save`` signal is sent as ``save()`` would send it, so the push
-after commit is the same as for every other event.
+five; inside one, it joins it. The event's ``post_save`` signal is sent as
+``save()`` would send it, so the push after commit is the same as for every
+other event.
 """
 
 from functools import cache

@@ -171,8 +171,7 @@ def execution_log(
         if recorded is None:
             return False
         event_append(execution, EventType.LOG, recorded)
-        execution.save(update_fields=[*LOG_HEAD_FIELDS])
+        execution.save(
+            update_fields=["last_seq", "last_event_at", "log_lines", "log_bytes", "log_cut"]
+        )
         return recorded is data
-
-
-LOG_HEAD_FIELDS = ("last_seq", "last_event_at", "log_lines", "log_bytes", "log_cut")
