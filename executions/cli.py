@@ -18,6 +18,15 @@ BAR_WIDTH = 30
 # The server closes sockets that send nothing for REALTIME_IDLE_TIMEOUT (120 s).
 PING_SECONDS = 30
 TERMINAL = {"completed", "failed", "cancelled"}
+# C0 and C1 control characters (and DEL), as Python would write them: text a
+# workflow wrote cannot move the cursor, recolour or retitle the terminal, and
+# one message stays on one line.
+ESCAPES = {
+    **{code: f"\\x{code:02x}" for code in (*range(0x20), *range(0x7F, 0xA0))},
+    ord("\n"): "\\n",
+    ord("\r"): "\\r",
+    ord("\t"): "\\t",
+}
 
 
 class ClientError(Exception):
@@ -42,21 +51,28 @@ def api_request(base_url: str, token: str, method: str, path: str, body=None) ->
         with urllib.request.urlopen(request, timeout=30) as response:
             return json.load(response)
     except urllib.error.HTTPError as exc:
-        raise ClientError(f"{method} {path} -> {exc.code}: {exc.read().decode()}") from exc
+        body = printable(exc.read().decode(errors="replace"))
+        raise ClientError(f"{method} {path} -> {exc.code}: {body}") from exc
     except OSError as exc:
         raise ClientError(f"Could not reach {base_url}: {exc}") from exc
+
+
+def printable(text: object) -> str:
+    """``text`` with its control characters escaped, e.g. ESC as ``\\x1b``."""
+    return str(text).translate(ESCAPES)
 
 
 def progress_line(message: dict) -> str:
     """A ``status`` message as a progress bar with the status and message."""
     filled = BAR_WIDTH * message["progress"] // 100
     bar = "#" * filled + "." * (BAR_WIDTH - filled)
-    return f"[{bar}] {message['progress']:3d}% {message['status']:<9} {message['message']}"
+    status, text = printable(message["status"]), printable(message["message"])
+    return f"[{bar}] {message['progress']:3d}% {status:<9} {text}"
 
 
 def node_line(message: dict) -> str:
     """A ``node`` message, e.g. ``  node wait completed (1.00 s)``."""
-    line = f"  node {message['node_id']} {message['status']}"
+    line = f"  node {printable(message['node_id'])} {printable(message['status'])}"
     details = []
     if message.get("attempt", 0) > 1:
         details.append(f"attempt {message['attempt']}")
@@ -65,7 +81,7 @@ def node_line(message: dict) -> str:
     if details:
         line += f" ({', '.join(details)})"
     if message.get("error"):
-        line += f": {message['error']}"
+        line += f": {printable(message['error'])}"
     return line
 
 
@@ -74,7 +90,7 @@ def outcome_lines(message: dict) -> list[str]:
     if message["status"] == "completed":
         return [f"result: {json.dumps(message['result'])}"]
     if message["status"] == "failed":
-        return [f"error: {message['error']}"]
+        return [f"error: {printable(message['error'])}"]
     return []
 
 
@@ -88,10 +104,11 @@ def render(message: dict) -> str:
     if message["type"] == "node":
         return node_line(message)
     if message["type"] == "log":
-        source = message.get("node_id") or "engine"
-        return f"  log {message['level']:<7} [{source}] {message['message']}"
+        source = printable(message.get("node_id") or "engine")
+        level, text = printable(message["level"]), printable(message["message"])
+        return f"  log {level:<7} [{source}] {text}"
     if message["type"] == "error":
-        return f"error: {message['message']}"
+        return f"error: {printable(message['message'])}"
     return json.dumps(message)
 
 
@@ -167,7 +184,8 @@ def follow(
                     message = json.loads(frame)
                     if message["type"] == "pong":
                         continue
-                    last_status = message if message["type"] == "status" else last_status
+                    if message["type"] == "status":
+                        message = last_status = whole_result(base_url, token, message)
                     screen.show(message)
             except ConnectionClosed:
                 pass
@@ -180,6 +198,17 @@ def follow(
     if code != 1000:
         raise ClientError(f"The server closed the stream with code {code}.")
     return last_status
+
+
+def whole_result(base_url: str, token: str, message: dict) -> dict:
+    """A ``status`` message with its whole result: read over REST when the
+    message carries a cut one (``result_truncated``)."""
+    if not message.get("result_truncated"):
+        return message
+    path = f"/api/v1/executions/{message['execution_id']}"
+    result = api_request(base_url, token, "GET", path)["result"]
+    kept = {k: v for k, v in message.items() if k not in ("result_truncated", "result_size")}
+    return {**kept, "result": result}
 
 
 def check_completed(last: dict) -> None:

@@ -98,6 +98,12 @@ class Execution(models.Model):
     # recorded. Only ``executions.services`` moves it, under the row lock.
     last_seq = models.PositiveIntegerField(default=0)
     last_event_at = models.DateTimeField(null=True, blank=True)
+    # The log lines written while it runs, and their messages' bytes, as counted
+    # against EXECUTIONS_MAX_LOG_LINES and EXECUTIONS_MAX_LOG_BYTES; once
+    # ``log_cut``, later lines are dropped. Moved with the head, under its lock.
+    log_lines = models.PositiveIntegerField(default=0)
+    log_bytes = models.PositiveBigIntegerField(default=0)
+    log_cut = models.BooleanField(default=False)
     cancel_requested_at = models.DateTimeField(null=True, blank=True)
     # Who runs it: the runner's name, a token that fences off a runner that
     # lost its claim, and until when the claim holds without a heartbeat.

@@ -305,6 +305,24 @@ EXECUTIONS_MAX_PARALLEL_NODES = int(os.environ.get("EXECUTIONS_MAX_PARALLEL_NODE
 # Node outputs longer than this many characters of JSON are cut in node events
 # (the full output stays in the execution's detail).
 EXECUTIONS_EVENT_OUTPUT_LIMIT = int(os.environ.get("EXECUTIONS_EVENT_OUTPUT_LIMIT", "2048"))
+# A result longer than this many characters of JSON is cut in status events
+# (stored and sent) with "result_truncated": true; the full result stays in
+# the execution's detail.
+EXECUTIONS_EVENT_RESULT_LIMIT = int(os.environ.get("EXECUTIONS_EVENT_RESULT_LIMIT", str(64 * 1024)))
+# Largest output a node may produce, and largest input the engine assembles
+# for a node with several parents, in bytes of JSON; past it the attempt fails.
+EXECUTIONS_MAX_NODE_OUTPUT_BYTES = int(
+    os.environ.get("EXECUTIONS_MAX_NODE_OUTPUT_BYTES", str(1024 * 1024))
+)
+# All the node outputs of one execution stored together, plus its result, in
+# bytes of JSON; the node whose output would pass it fails, and so does the run.
+EXECUTIONS_MAX_EXECUTION_OUTPUT_BYTES = int(
+    os.environ.get("EXECUTIONS_MAX_EXECUTION_OUTPUT_BYTES", str(16 * 1024 * 1024))
+)
+# Log lines, and bytes of log messages, recorded per execution; past either
+# one warning says the log was cut and later lines are dropped.
+EXECUTIONS_MAX_LOG_LINES = int(os.environ.get("EXECUTIONS_MAX_LOG_LINES", "10000"))
+EXECUTIONS_MAX_LOG_BYTES = int(os.environ.get("EXECUTIONS_MAX_LOG_BYTES", str(4 * 1024 * 1024)))
 # Progress-only status events recorded per execution per second, at most.
 EXECUTIONS_PROGRESS_EVENTS_PER_SECOND = float(
     os.environ.get("EXECUTIONS_PROGRESS_EVENTS_PER_SECOND", "5")

@@ -2,13 +2,16 @@
 
 Every stored event becomes ``{"type", "execution_id", ...its data, "seq",
 "timestamp"}``. A ``status`` message therefore carries exactly the seed's
-fields plus ``seq`` and ``timestamp``, which old clients ignore.
+fields plus ``seq`` and ``timestamp``, which old clients ignore, and, when
+its result was too long to send whole, ``result_truncated`` and
+``result_size`` (``executions.services.eventlog.event_result``).
 """
 
 import json
 from datetime import UTC, datetime
 
 from executions.models import EventType, Execution, ExecutionEvent
+from executions.services.eventlog import event_result, status_data
 
 
 def format_timestamp(moment: datetime) -> str:
@@ -17,10 +20,14 @@ def format_timestamp(moment: datetime) -> str:
 
 
 def event_message(event: ExecutionEvent) -> dict:
+    data = event.data
+    if event.type == EventType.STATUS and _uncut_result(data):
+        # Stored before results were cut in the log; sent as they are now.
+        data = {**data, **event_result(data["result"])}
     return {
         "type": event.type,
         "execution_id": str(event.execution_id),
-        **event.data,
+        **data,
         "seq": event.seq,
         "timestamp": format_timestamp(event.created_at),
     }
@@ -31,10 +38,14 @@ def snapshot_message(execution: Execution) -> dict:
     return {
         "type": EventType.STATUS.value,
         "execution_id": str(execution.id),
-        **execution.state_data(),
+        **status_data(execution),
         "seq": execution.last_seq,
         "timestamp": format_timestamp(execution.last_event_at or execution.created_at),
     }
+
+
+def _uncut_result(data: dict) -> bool:
+    return data.get("result") is not None and "result_truncated" not in data
 
 
 def error_message(text: str) -> dict:

@@ -20,7 +20,8 @@ class NodeContext:
     skip_downstream_requested: bool = field(default=False, init=False)
 
     async def log(self, message: str, level: str = "info") -> None:
-        """Record a log line (``debug``, ``info``, ``warning`` or ``error``) for this node."""
+        """Record a log line (``debug``, ``info``, ``warning`` or ``error``) for this node;
+        dropped once the execution's log is cut (``EXECUTIONS_MAX_LOG_LINES``)."""
         await self._log(level, message)
 
     def progress(self, fraction: float) -> None:

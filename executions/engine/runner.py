@@ -9,7 +9,6 @@ are cancelled at their next ``await`` (a ``delay`` at once).
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections import deque
 from typing import Any
@@ -21,6 +20,7 @@ from executions.dispatch import runner_name
 from executions.engine.context import NodeContext
 from executions.engine.db import db
 from executions.engine.graph import Graph, InvalidDefinition, parse_definition
+from executions.engine.outputs import OutputBudget
 from executions.exceptions import ClaimLost, InvalidTransition, NodeFailed
 from executions.models import Execution, ExecutionStatus, NodeStatus
 from executions.selectors import executions_cancel_requested
@@ -106,6 +106,8 @@ class Run:
         self.fraction = dict.fromkeys(graph.nodes, 0.0)
         # Of every node that completed, as soon as it did.
         self.outputs: dict[str, Any] = {}
+        self.budget = OutputBudget(graph)  # their sizes, against the output limits
+        self.log_cut = execution.log_cut
         # The nodes whose completion was handled: their children may be ready.
         self.handled: set[str] = set()
         self.started = 0
@@ -271,12 +273,16 @@ class Run:
     async def attempt(self, node_id: str, ctx: NodeContext) -> tuple[Any, str | None]:
         """Run one attempt; record success and return ``(output, None)``, or ``(None, error)``."""
         node = self.graph.nodes[node_id]
+        # Checked before the input is built, from the parents' measured outputs.
+        error = self.budget.input_error(self.graph.parents[node_id])
+        if error is not None:
+            return None, error
         try:
             output = await asyncio.wait_for(
                 node.node_type.run(ctx, node.params, self.node_input(node_id)),
                 node.timeout_seconds,
             )
-            json.dumps(output)
+            error = self.budget.admit(node_id, output)
         except TimeoutError:
             error = f"timed out after {node.timeout_seconds:g} s"
             await self.log(None, "warning", f"Node '{node_id}' {error}")
@@ -286,6 +292,8 @@ class Run:
         except Exception as exc:
             logger.exception("Node %s of execution %s crashed", node_id, self.id)
             return None, f"{type(exc).__name__}: {exc}"
+        if error is not None:
+            return None, error
         self.status[node_id] = NodeStatus.COMPLETED
         self.fraction[node_id] = 1.0
         self.outputs[node_id] = output
@@ -327,12 +335,15 @@ class Run:
         )
 
     async def log(self, node_id: str | None, level: str, message: str) -> None:
-        await self.write(
+        if self.log_cut:
+            return  # past the log's limits: nothing more is recorded
+        recorded = await self.write(
             services.execution_log,
             node_id=node_id,
             level=level,
             message=message,
         )
+        self.log_cut = self.log_cut or not recorded
 
 
 class ProgressSlots:

@@ -74,7 +74,7 @@ def change_status(execution: Execution, *, status: str, **changes: Any) -> Execu
     execution.status = status
     for name, value in changes.items():
         setattr(execution, name, value)
-    event_append(execution, EventType.STATUS, execution.state_data())
+    event_append(execution, EventType.STATUS, status_data(execution))
     execution.save()
     return execution
 
@@ -125,12 +125,65 @@ def event_output(output: Any) -> dict:
     return {"output": text[:limit] + "…", "output_truncated": True, "output_size": len(text)}
 
 
+def event_result(result: Any) -> dict:
+    """The result as a status event stores and sends it: cut to the configured
+    size, with a marker (the full result stays on the execution)."""
+    if result is None:
+        return {"result": None}
+    text = json.dumps(result)
+    limit = settings.EXECUTIONS_EVENT_RESULT_LIMIT
+    if len(text) <= limit:
+        return {"result": result}
+    return {"result": text[:limit] + "…", "result_truncated": True, "result_size": len(text)}
+
+
+def status_data(execution: Execution) -> dict:
+    """The execution's state as a ``status`` event carries it: ``event_result``'s result."""
+    return {**execution.state_data(), **event_result(execution.result)}
+
+
 def log_data(node_id: str | None, level: str, message: str) -> dict:
     return {"node_id": node_id, "level": level, "message": message}
 
 
 def log_append(execution: Execution, node_id: str | None, level: str, message: str) -> None:
+    """Append an engine line that goes with a change of state; never cut."""
     event_append(execution, EventType.LOG, log_data(node_id, level, message))
+
+
+def log_size(message: str) -> int:
+    """What a line's message counts against ``EXECUTIONS_MAX_LOG_BYTES``."""
+    return len(message.encode())
+
+
+def log_cut_data(*, over_lines: bool) -> dict:
+    """The one warning that ends a log cut at its limit."""
+    if over_lines:
+        limit = f"{settings.EXECUTIONS_MAX_LOG_LINES} lines (EXECUTIONS_MAX_LOG_LINES)"
+    else:
+        limit = f"{settings.EXECUTIONS_MAX_LOG_BYTES} bytes of messages (EXECUTIONS_MAX_LOG_BYTES)"
+    return log_data(
+        None,
+        "warning",
+        f"The log was cut at {limit}: later lines are not recorded. Log less, or raise the limit.",
+    )
+
+
+def log_line_admit(execution: Execution, data: dict) -> dict | None:
+    """Count a line against the locked execution's log limits; return what to
+    append for it (the line, or the warning that cuts the log), or ``None``
+    once the log is cut. ``log_statement`` does the same in SQL."""
+    if execution.log_cut:
+        return None
+    size = log_size(data["message"])
+    over_lines = execution.log_lines >= settings.EXECUTIONS_MAX_LOG_LINES
+    over_bytes = execution.log_bytes + size > settings.EXECUTIONS_MAX_LOG_BYTES
+    execution.log_lines += 1
+    execution.log_bytes += size
+    if over_lines or over_bytes:
+        execution.log_cut = True
+        return log_cut_data(over_lines=over_lines)
+    return data
 
 
 def event_append(execution: Execution, event_type: str, data: dict) -> ExecutionEvent:

@@ -22,7 +22,9 @@ from executions.services.eventlog import (
     locked_with_workflow,
     log_append,
     log_data,
+    log_line_admit,
     node_event_append,
+    status_data,
 )
 from executions.services.log_statement import log_line_append
 
@@ -47,7 +49,7 @@ def execution_create(*, owner: AbstractBaseUser, workflow: Workflow, input_data:
             message="Waiting to run",
             dispatched_at=timezone.now(),
         )
-        event_append(execution, EventType.STATUS, execution.state_data())
+        event_append(execution, EventType.STATUS, status_data(execution))
         execution.save(update_fields=["last_seq", "last_event_at"])
         transaction.on_commit(partial(dispatch.execution_dispatch, execution.id), robust=True)
     return execution
@@ -182,15 +184,26 @@ def execution_log(
     level: str,
     message: str,
     claim_token: Any = None,
-) -> None:
-    """Append a log line to an execution that has not ended."""
+) -> bool:
+    """Append a log line to an execution that has not ended.
+
+    ``False`` once its log is cut (``EXECUTIONS_MAX_LOG_LINES``,
+    ``EXECUTIONS_MAX_LOG_BYTES``): one warning took this line's place, or the
+    log had been cut before; later lines are not recorded either.
+    """
     data = log_data(node_id, level, message)
-    if connection.vendor == "postgresql" and log_line_append(
-        execution_id=execution_id, claim_token=claim_token, data=data
-    ):
-        return
+    if connection.vendor == "postgresql":
+        kept = log_line_append(execution_id=execution_id, claim_token=claim_token, data=data)
+        if kept is not None:
+            return kept
     # Other databases, and the reason a one-statement append wrote nothing.
     with transaction.atomic():
         execution = locked_open(execution_id, claim_token)
-        event_append(execution, EventType.LOG, data)
-        execution.save(update_fields=["last_seq", "last_event_at"])
+        recorded = log_line_admit(execution, data)
+        if recorded is None:
+            return False
+        event_append(execution, EventType.LOG, recorded)
+        execution.save(
+            update_fields=["last_seq", "last_event_at", "log_lines", "log_bytes", "log_cut"]
+        )
+        return recorded is data

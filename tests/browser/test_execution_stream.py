@@ -303,3 +303,37 @@ def test_coming_back_online_reconnects_at_once(harness):
 
     assert harness.evaluate("sockets.length") == 2
     assert harness.evaluate("sockets[1].url").endswith("?last_seq=2")
+
+
+def test_a_cut_result_is_read_whole_before_the_end_is_delivered(harness):
+    whole = {"rows": list(range(100))}
+    asked: list[str] = []
+
+    def detail(route) -> None:
+        asked.append(route.request.url)
+        body = {"id": EXECUTION, "status": "completed", "result": whole}
+        route.fulfill(status=200, content_type="application/json", body=json.dumps(body))
+
+    harness.route(f"{ORIGIN}/api/v1/executions/{EXECUTION}", detail)
+    cut = {
+        **status(2, "completed"),
+        "result": json.dumps(whole)[:20] + "…",
+        "result_truncated": True,
+        "result_size": len(json.dumps(whole)),
+    }
+
+    harness.evaluate(
+        """async (messages) => {
+            follow({ lastSeq: 0, onEnd: (message) => seen.ends.push(message) });
+            sockets[0].open();
+            for (const message of messages) sockets[0].emit(message);
+            await until(() => seen.ends.length === 1);
+        }""",
+        [status(1), cut],
+    )
+
+    assert asked == [f"{ORIGIN}/api/v1/executions/{EXECUTION}"]
+    (end,) = harness.evaluate("seen.ends")
+    assert end == {**status(2, "completed"), "result": whole}
+    assert harness.evaluate("seen.events.at(-1)") == end
+    assert harness.evaluate("stream.state") == "ended"

@@ -1,5 +1,6 @@
 """``manage.py run --follow`` and ``manage.py watch`` against the real server."""
 
+import json
 import re
 import subprocess
 import sys
@@ -134,3 +135,40 @@ def test_watch_follows_a_running_execution_live_until_it_ends(server):
     assert re.search(r"^  node wait cancelled \(\d+\.\d\d s\)$", rest, re.M)
     assert "  node after skipped" in printed
     assert BAR.match(lines[-1]).groups()[1] == "cancelled"
+
+
+def two_sinks(server, name: str) -> dict:
+    """A workflow whose result holds its input twice: ``{"a": input, "b": input}``."""
+    return create_workflow(
+        server, name, {"nodes": [node("a", "delay", seconds=0), node("b", "delay", seconds=0)]}
+    )
+
+
+def test_run_follow_prints_the_whole_of_a_result_cut_in_its_events(server):
+    two_sinks(server, "twice")
+    text = "x" * 40_000  # the result: over 64 KiB of JSON (EXECUTIONS_EVENT_RESULT_LIMIT)
+
+    done = manage(server, "run", "twice", "--input", json.dumps({"text": text}), "--follow")
+
+    assert done.returncode == 0, done.stderr
+    execution_id = done.stdout.splitlines()[0].removeprefix("execution ")
+    assert stored_events(server, execution_id)[-1]["result_truncated"] is True
+    assert done.stdout.splitlines()[-1] == "result: " + json.dumps(
+        {"a": {"text": text}, "b": {"text": text}}
+    )
+
+
+def test_watch_prints_a_result_larger_than_the_clients_largest_frame(server):
+    workflow = two_sinks(server, "large")
+    text = "y" * 700_000  # the result: 1.4 MB, over the client's 1 MiB frame limit
+    status, execution = server.request(
+        "POST", "/api/v1/executions", {"workflow_id": workflow["id"], "input_data": {"t": text}}
+    )
+    assert status == 201, execution
+
+    done = manage(server, "watch", execution["id"], "--from-start")
+
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert BAR.match(lines[-2]).groups()[:2] == ("100", "completed")
+    assert lines[-1] == "result: " + json.dumps({"a": {"t": text}, "b": {"t": text}})

@@ -62,3 +62,20 @@ class Shout(NodeType):
     async def run(self, ctx, params, data):
         await ctx.log(f"shouting {params['field']}")
         return {**data, params["field"]: str(data[params["field"]]).upper()}
+
+
+class ChatterParams(serializers.Serializer):
+    lines = StrictIntegerField(min_value=0)
+
+
+@register
+class Chatter(NodeType):
+    """Writes ``lines`` log lines, then passes its input on."""
+
+    type_name = "test_chatter"
+    params_serializer = ChatterParams
+
+    async def run(self, ctx, params, data):
+        for line in range(1, params["lines"] + 1):
+            await ctx.log(f"{ctx.node_id} line {line}")
+        return data

@@ -2,7 +2,7 @@
 
 import io
 
-from executions.cli import Screen, node_line
+from executions.cli import Screen, node_line, whole_result
 
 
 class Terminal(io.StringIO):
@@ -67,3 +67,62 @@ def test_elsewhere_every_message_is_a_line():
 
     bar = "[" + "#" * 15 + "." * 15 + "]  50% running   m"
     assert out.getvalue().splitlines() == [bar, "  node n running", bar]
+
+
+HOSTILE = "\x1b]0;owned\x07\x1b[2J\x1b[31mred\x9b1m\r\nsecond\tline\x7f"
+ESCAPED = "\\x1b]0;owned\\x07\\x1b[2J\\x1b[31mred\\x9b1m\\r\\nsecond\\tline\\x7f"
+
+
+def test_text_from_a_workflow_is_printed_with_its_control_characters_escaped():
+    out = io.StringIO()
+    screen = Screen(out)
+
+    screen.show({"type": "log", "node_id": "n\x1b", "level": "info", "message": HOSTILE})
+    screen.show(
+        {"type": "node", "node_id": "n", "status": "failed", "attempt": 1, "error": HOSTILE}
+    )
+    screen.show(status(10, message=HOSTILE))
+    screen.show({"type": "error", "message": HOSTILE})
+    screen.show(status(100, "failed", message="Failed", error=HOSTILE))
+    screen.close()
+
+    assert out.getvalue().splitlines() == [
+        f"  log info    [n\\x1b] {ESCAPED}",
+        f"  node n failed: {ESCAPED}",
+        "[" + "#" * 3 + "." * 27 + "]  10% running   " + ESCAPED,
+        f"error: {ESCAPED}",
+        "[" + "#" * 30 + "] 100% failed    Failed",
+        f"error: {ESCAPED}",
+    ]
+    assert not any(ord(c) < 0x20 and c != "\n" for c in out.getvalue())
+
+
+def test_on_a_terminal_only_the_screen_itself_writes_escapes():
+    out = Terminal()
+    screen = Screen(out)
+
+    screen.show({"type": "log", "node_id": None, "level": "info", "message": HOSTILE})
+    screen.close()
+
+    assert out.getvalue() == f"\r\x1b[2K  log info    [engine] {ESCAPED}\n"
+
+
+def test_a_cut_result_is_read_whole_over_rest(monkeypatch):
+    asked = []
+
+    def api_request(base_url, token, method, path, body=None):
+        asked.append((base_url, token, method, path))
+        return {"id": "e1", "result": {"whole": True}}
+
+    monkeypatch.setattr("executions.cli.api_request", api_request)
+    cut = status(100, "completed", execution_id="e1", result='{"wh…', result_truncated=True)
+    cut["result_size"] = 17
+
+    assert whole_result("http://h", "t", cut) == {
+        **status(100, "completed", execution_id="e1"),
+        "result": {"whole": True},
+    }
+    assert asked == [("http://h", "t", "GET", "/api/v1/executions/e1")]
+    whole = status(100, "completed", execution_id="e1", result={"a": 1})
+    assert whole_result("http://h", "t", whole) is whole
+    assert len(asked) == 1

@@ -34,8 +34,8 @@ def running(monkeypatch):
     return services.execution_start(execution_id=execution.id, runner="w1")
 
 
-def log(execution, message: str, **kwargs) -> None:
-    services.execution_log(
+def log(execution, message: str, **kwargs) -> bool:
+    return services.execution_log(
         execution_id=execution.id, node_id="n", level="info", message=message, **kwargs
     )
 
@@ -125,3 +125,82 @@ def test_concurrent_lines_get_gap_free_seqs_in_time_order(running):
         lines = [e.data.get("message", "") for e in recorded]
         mine = [line for line in lines if line.startswith(f"{w}-")]
         assert mine == [f"{w}-{i}" for i in range(lines_each)]
+
+
+def cut_warnings(execution) -> list[dict]:
+    return [
+        e.data
+        for e in events(execution)
+        if e.type == "log" and e.data["message"].startswith("The log was cut")
+    ]
+
+
+def test_past_the_line_limit_one_warning_takes_the_next_line_and_later_ones_are_dropped(
+    running, pushed, settings
+):
+    settings.EXECUTIONS_MAX_LOG_LINES = 2
+    token = running.claim_token
+    kept = [
+        services.execution_log(
+            execution_id=running.id, node_id="n", level="info", message=f"l{i}", claim_token=token
+        )
+        for i in range(1, 5)
+    ]
+    services.execution_progress(execution_id=running.id, progress=50, claim_token=token)
+
+    assert kept == [True, True, False, False]
+    recorded = events(running)
+    lines = [e.data["message"] for e in recorded if e.type == "log" and e.data["node_id"] == "n"]
+    assert lines == ["l1", "l2"]
+    assert cut_warnings(running) == [
+        {
+            "node_id": None,
+            "level": "warning",
+            "message": "The log was cut at 2 lines (EXECUTIONS_MAX_LOG_LINES): later lines are "
+            "not recorded. Log less, or raise the limit.",
+        }
+    ]
+    assert recorded[-1].type == "status" and recorded[-1].data["progress"] == 50
+    assert [e.seq for e in recorded] == list(range(1, len(recorded) + 1))
+    assert [m["event"]["seq"] for m in pushed][-4:] == [e.seq for e in recorded][-4:]
+    running.refresh_from_db()
+    assert (running.log_lines, running.log_cut) == (3, True)
+
+
+def test_past_the_byte_limit_the_line_that_does_not_fit_is_cut(running, settings):
+    settings.EXECUTIONS_MAX_LOG_BYTES = 10
+
+    kept = [log(running, text) for text in ("12345", "é1234", "1")]
+
+    # "é1234" is 6 bytes: 11 in all, one past the limit.
+    assert kept == [True, False, False]
+    assert [e.data["message"] for e in events(running) if e.data.get("node_id") == "n"] == ["12345"]
+    assert [w["message"].split(":")[0] for w in cut_warnings(running)] == [
+        "The log was cut at 10 bytes of messages (EXECUTIONS_MAX_LOG_BYTES)"
+    ]
+
+
+def test_concurrent_lines_past_the_limit_leave_exactly_one_warning(running, settings):
+    settings.EXECUTIONS_MAX_LOG_LINES = 30
+    before = running.last_seq
+    threads, lines_each = 4, 15
+    kept: list[bool] = []
+
+    def write(worker: int) -> None:
+        try:
+            for i in range(lines_each):
+                kept.append(log(running, f"{worker}-{i}", claim_token=running.claim_token))
+        finally:
+            connection.close()
+
+    workers = [threading.Thread(target=write, args=(w,)) for w in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+
+    recorded = events(running)
+    assert kept.count(True) == 30
+    assert len(cut_warnings(running)) == 1
+    assert [e.seq for e in recorded] == list(range(1, before + 30 + 2))
+    assert recorded[-1].data == cut_warnings(running)[0]

@@ -82,7 +82,7 @@ def test_document_is_asyncapi_3_with_every_message_on_the_channel(document, vali
 
 
 @pytest.mark.django_db(transaction=True)
-@override_settings(EXECUTIONS_EVENT_OUTPUT_LIMIT=12)
+@override_settings(EXECUTIONS_EVENT_OUTPUT_LIMIT=12, EXECUTIONS_EVENT_RESULT_LIMIT=4)
 async def test_every_message_the_server_sends_matches_its_schema(user, token, validators):
     failing = await record(make_workflow, owner=user, definition=EVERYTHING)
     completing = await record(
@@ -121,6 +121,7 @@ async def test_every_message_the_server_sends_matches_its_schema(user, token, va
     node_states = {m["status"] for m in seen if m["type"] == "node"}
     assert node_states == {"running", "completed", "failed", "skipped", "cancelled"}
     assert any(m.get("output_truncated") for m in seen)
+    assert any(m.get("result_truncated") for m in seen)
     assert {m["node_id"] is None for m in seen if m["type"] == "log"} == {True, False}
     assert {m["status"] for m in seen if m["type"] == "status"} >= {"failed", "completed"}
 
@@ -159,6 +160,8 @@ VALID_NODE = {
         {**VALID_STATUS, "status": "paused"},
         {**VALID_STATUS, "timestamp": "2026-11-28T10:00:01Z"},
         {**VALID_STATUS, "extra": 1},
+        {**VALID_STATUS, "result_truncated": True},  # without result_size
+        {**VALID_STATUS, "result_truncated": False, "result_size": 3},
         {**VALID_NODE, "status": "running"},  # output on a running node
         {k: v for k, v in VALID_NODE.items() if k != "output"},  # completed without output
         {**VALID_NODE, "status": "failed", "output": None},

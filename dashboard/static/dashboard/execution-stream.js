@@ -21,6 +21,9 @@
  * - a `ping` every 25 s; no answer within 10 s counts as a lost connection;
  * - a lost connection is retried with exponential backoff and jitter (at once
  *   when the browser comes back online), resuming with `?last_seq=N`;
+ * - a status whose result was cut (`result_truncated`: longer than the
+ *   server's EXECUTIONS_EVENT_RESULT_LIMIT) is delivered with the whole result,
+ *   read from `GET /api/v1/executions/{id}` first;
  * - it stops after the terminal status (completed, failed, cancelled), or for
  *   good on a refusal (close codes 4400, 4401, 4403, 4404; see `onFail`).
  *
@@ -224,7 +227,7 @@ export class ExecutionStream {
     if (this.lastSeq === null) return this._deliver(message); // the snapshot
     if (message.seq <= this.lastSeq) return; // seen already
     if (message.seq > this.lastSeq + 1) await this._fill(message.seq - 1);
-    if (!this.ended && message.seq === this.lastSeq + 1) this._deliver(message);
+    if (!this.ended && message.seq === this.lastSeq + 1) await this._deliver(message);
   }
 
   /** Deliver the stored events after lastSeq, up to `upto`, from the REST API. */
@@ -239,10 +242,24 @@ export class ExecutionStream {
       const page = await response.json();
       for (const event of page.results) {
         if (this.ended || event.seq > upto) return;
-        if (event.seq === this.lastSeq + 1) this._deliver(event);
+        if (event.seq === this.lastSeq + 1) await this._deliver(event);
       }
       url = page.next;
     }
+  }
+
+  /** A status whose result was cut (`result_truncated`), with the whole result
+   * from `GET /api/v1/executions/{id}`; the markers are dropped. */
+  async _withWholeResult(message) {
+    const url = new URL(`/api/v1/executions/${this.executionId}`, this.options.baseUrl).toString();
+    const response = await this.options.fetch(url, {
+      headers: { Accept: "application/json", ...this.options.headers },
+      credentials: "same-origin",
+    });
+    if (!response.ok) throw new Error(`GET ${url} answered ${response.status}`);
+    const { result } = await response.json();
+    const { result_truncated, result_size, ...rest } = message;
+    return { ...rest, result };
   }
 
   _eventsUrl() {
@@ -251,7 +268,10 @@ export class ExecutionStream {
     return url.toString();
   }
 
-  _deliver(message) {
+  async _deliver(message) {
+    if (message.type === "status" && message.result_truncated) {
+      message = await this._withWholeResult(message);
+    }
     this.lastSeq = message.seq;
     const handler = { status: "onStatus", node: "onNode", log: "onLog" }[message.type];
     this.options[handler](message);
