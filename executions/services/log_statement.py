@@ -13,7 +13,6 @@ from functools import cache
 
 from django.db import connection
 from django.db.models.signals import post_save
-from django.utils import timezone
 
 from executions.models import EventType, Execution, ExecutionEvent
 from executions.states import TERMINAL_STATUSES
@@ -39,7 +38,7 @@ def _statement() -> str:
         WITH head AS (
             UPDATE {_table(Execution)}
             SET {e("last_seq")} = {e("last_seq")} + 1,
-                {e("last_event_at")} = GREATEST({e("last_event_at")}, %(now)s)
+                {e("last_event_at")} = GREATEST({e("last_event_at")}, STATEMENT_TIMESTAMP())
             WHERE {e("id")} = %(execution_id)s
               AND {e("status")} <> ALL(%(terminal)s)
               AND (%(claim_token)s::uuid IS NULL OR {e("claim_token")} = %(claim_token)s::uuid)
@@ -61,10 +60,8 @@ def log_line_append(*, execution_id, claim_token, data: dict) -> ExecutionEvent 
     """
     stored = ExecutionEvent._meta.get_field("data").get_db_prep_value(data, connection)
     with connection.cursor() as cursor:
-        # Dated once the connection is ready (after its health check), as the
-        # statement that records it starts.
+        # Dated by the database's clock, as the statement that records it starts.
         params = {
-            "now": timezone.now(),
             "execution_id": execution_id,
             "terminal": sorted(TERMINAL_STATUSES),
             "claim_token": claim_token,
