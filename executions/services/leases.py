@@ -76,39 +76,47 @@ def executions_redispatch_stale(*, older_than: float, queued: int | None = None)
     long after each re-dispatch (``Execution.redispatches``); each re-dispatch
     is claimed by a conditional ``UPDATE`` of ``dispatched_at``, so of several
     maintenance loops one sends it; and given ``queued``, the dispatches waiting
-    in the broker, at most ``pending - queued`` are sent: the queue never holds
-    more dispatches than there are pending executions, and none at all is sent
-    while it holds one for each.
+    in the broker, at most ``pending - queued`` are sent: re-dispatching never
+    takes the queue past one task per pending execution, and sends nothing
+    while it holds that many.
     """
     now = database_now()
+    count = 0
+    for execution_id, dispatched_at, redispatches in _stale(now, older_than, queued):
+        if _redispatch_claim(execution_id, dispatched_at, redispatches, now):
+            transaction.on_commit(partial(dispatch.execution_dispatch, execution_id), robust=True)
+            count += 1
+    return count
+
+
+def _stale(now: datetime, older_than: float, queued: int | None) -> list[tuple]:
+    """``(id, dispatched_at, redispatches)`` of the executions to dispatch again, oldest first."""
     stale = Execution.objects.filter(
         _due_for_redispatch(now, older_than),
         status=ExecutionStatus.PENDING,
         dispatched_at__lt=now - timedelta(seconds=older_than),
-    )
-    candidates = list(
-        stale.order_by("dispatched_at").values_list("id", "dispatched_at", "redispatches")[
-            :REDISPATCH_BATCH
-        ]
-    )
+    ).order_by("dispatched_at", "id")
+    candidates = list(stale.values_list("id", "dispatched_at", "redispatches")[:REDISPATCH_BATCH])
     if candidates and queued is not None:
         missing = Execution.objects.filter(status=ExecutionStatus.PENDING).count() - queued
         candidates = candidates[: max(0, missing)]
-    count = 0
-    with transaction.atomic():
-        for execution_id, dispatched_at, redispatches in candidates:
-            claimed = Execution.objects.filter(
-                id=execution_id,
-                status=ExecutionStatus.PENDING,
-                dispatched_at=dispatched_at,
-                redispatches=redispatches,
-            ).update(dispatched_at=now, redispatches=F("redispatches") + 1)
-            if claimed:
-                transaction.on_commit(
-                    partial(dispatch.execution_dispatch, execution_id), robust=True
-                )
-                count += claimed
-    return count
+    return candidates
+
+
+def _redispatch_claim(
+    execution_id: Any, dispatched_at: datetime, times: int, now: datetime
+) -> bool:
+    """Whether this loop moved the dispatch time on, as read, and may send it.
+
+    Each claim commits by itself: no loop holds rows that another waits for.
+    """
+    claimed = Execution.objects.filter(
+        id=execution_id,
+        status=ExecutionStatus.PENDING,
+        dispatched_at=dispatched_at,
+        redispatches=times,
+    ).update(dispatched_at=now, redispatches=F("redispatches") + 1)
+    return claimed == 1
 
 
 def _due_for_redispatch(now: datetime, older_than: float) -> Q:
