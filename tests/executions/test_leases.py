@@ -194,6 +194,26 @@ async def test_shutdown_hands_runs_back(dispatched, retry, status):
     assert "shut down" in (handed_back.error or handed_back.message)
 
 
+@pytest.mark.parametrize("retry", [True, False])
+async def test_a_run_handed_back_after_a_cancel_was_requested_ends_cancelled(
+    dispatched, monkeypatch, retry
+):
+    # The request was made elsewhere and this runner has not polled it yet.
+    monkeypatch.setattr("executions.dispatch.execution_cancel_notify", lambda execution_id: None)
+    execution = await create(chain(node("wait", "delay", seconds=30)), retry=retry)
+    run = asyncio.create_task(run_execution(execution.id))
+    while not await database_sync_to_async(
+        lambda: ExecutionEvent.objects.filter(execution=execution, type="node").exists()
+    )():
+        await asyncio.sleep(0.02)
+    await database_sync_to_async(services.execution_cancel)(execution_id=execution.id)
+    assert release_local_runs() == 1
+    await asyncio.wait_for(run, 5)
+    handed_back = await reload(execution)
+    assert (handed_back.status, handed_back.error) == ("cancelled", None)
+    assert dispatched == [execution.id]  # created; not run again
+
+
 @database_sync_to_async
 def start_with_nodes(execution, nodes, *, runner="w1"):
     """What a runner records before it is lost: its claim, its nodes, the first running."""
