@@ -429,3 +429,21 @@ async def test_with_celery_the_queue_never_grows_past_the_pending_executions(set
         assert queue_length() == 3
     finally:
         purge()
+
+
+async def test_of_two_loops_that_read_the_same_stale_executions_one_dispatches_them(
+    dispatched, monkeypatch
+):
+    from executions.services import leases
+
+    ids = await pending_dispatched_ago(3, 120)
+    dispatched.clear()
+    now = await database_sync_to_async(database_now)()
+    read_by_both = await database_sync_to_async(leases._stale)(now, 60, None)
+    assert [row[0] for row in read_by_both] == ids
+    redispatch = database_sync_to_async(leases.executions_redispatch_stale)
+    assert await redispatch(older_than=60) == 3
+    # The other loop goes on from what it read before the first one's claims.
+    monkeypatch.setattr(leases, "_stale", lambda *args: read_by_both)
+    assert await redispatch(older_than=60) == 0
+    assert dispatched == ids
