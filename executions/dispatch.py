@@ -38,6 +38,16 @@ def execution_dispatch(execution_id: Any) -> None:
         run_here(execution_id)
 
 
+def dispatches_waiting() -> int | None:
+    """Dispatches sent and not yet taken by a runner, or ``None`` when unknown
+    (in this process's loop they are taken at once)."""
+    if settings.EXECUTIONS_RUNNER != "celery":
+        return None
+    from executions.queue import queue_length
+
+    return queue_length()
+
+
 def run_here(execution_id: Any) -> concurrent.futures.Future:
     """Run an execution on this process's runner loop."""
     from executions.engine.runner import run_execution

@@ -10,7 +10,7 @@ import logging
 
 from django.conf import settings
 
-from executions import selectors, services
+from executions import dispatch, selectors, services
 from executions.dispatch import in_process_loop
 from executions.engine.db import db
 
@@ -42,8 +42,22 @@ async def maintain_once() -> None:
         execution = await db(services.execution_interrupt, execution_id=execution_id, reason=reason)
         if execution is not None:
             logger.warning("Execution %s: %s; now %s", execution_id, reason, execution.status)
+    await redispatch_stale()
+
+
+async def redispatch_stale() -> None:
+    """Dispatch again what the broker seems to have lost, never adding to its backlog."""
+    try:
+        queued = await asyncio.to_thread(dispatch.dispatches_waiting)
+    except Exception:
+        logger.warning(
+            "Could not read the broker's queue; nothing is dispatched again", exc_info=True
+        )
+        return
     count = await db(
-        services.executions_redispatch_stale, older_than=settings.EXECUTIONS_REDISPATCH_AFTER
+        services.executions_redispatch_stale,
+        older_than=settings.EXECUTIONS_REDISPATCH_AFTER,
+        queued=queued,
     )
     if count:
         logger.warning("Dispatched %d pending executions again", count)

@@ -111,6 +111,9 @@ class Execution(models.Model):
     claim_token = models.UUIDField(null=True, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     dispatched_at = models.DateTimeField(null=True, blank=True)
+    redispatches = models.PositiveIntegerField(
+        default=0, help_text="times it was dispatched again since it was last queued to run"
+    )
     runs = models.PositiveSmallIntegerField(default=0, help_text="times a runner claimed it")
 
     class Meta:

@@ -9,6 +9,7 @@ a second delivery never runs it twice.
 import uuid
 
 from celery import Celery
+from kombu.exceptions import ChannelError
 
 app = Celery("executions")
 app.config_from_object("django.conf:settings", namespace="CELERY")
@@ -20,3 +21,15 @@ def run_execution_task(execution_id: str) -> None:
     from executions.dispatch import run_here
 
     run_here(uuid.UUID(execution_id)).result()
+
+
+def queue_length() -> int:
+    """The tasks waiting in the broker's queue (every priority), not yet taken by a worker."""
+    with app.pool.acquire(block=True) as connection:
+        try:
+            declared = connection.default_channel.queue_declare(
+                queue=app.conf.task_default_queue, passive=True
+            )
+        except ChannelError:
+            return 0  # Redis drops an empty list: no queue means nothing waits
+    return declared.message_count

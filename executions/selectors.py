@@ -5,7 +5,7 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import QuerySet
-from django.utils import timezone
+from django.db.models.functions import Now
 
 from executions.models import Execution, ExecutionEvent, ExecutionStatus, Workflow
 
@@ -56,8 +56,7 @@ def executions_cancel_requested(*, execution_ids: list) -> list:
 
 
 def executions_with_expired_lease() -> list[tuple[Any, str]]:
-    """``(id, claimed_by)`` of running executions whose runner stopped renewing its claim."""
-    expired = Execution.objects.filter(
-        status=ExecutionStatus.RUNNING, lease_expires_at__lt=timezone.now()
-    )
+    """``(id, claimed_by)`` of running executions whose runner stopped renewing its
+    claim, by the database's clock (the one leases are written with)."""
+    expired = Execution.objects.filter(status=ExecutionStatus.RUNNING, lease_expires_at__lt=Now())
     return list(expired.values_list("id", "claimed_by")[:500])

@@ -378,7 +378,10 @@ EXECUTIONS_LEASE_SECONDS = float(os.environ.get("EXECUTIONS_LEASE_SECONDS", "30"
 # How often each runner looks for lost executions and lost dispatches.
 EXECUTIONS_REAPER_INTERVAL = float(os.environ.get("EXECUTIONS_REAPER_INTERVAL", "5"))
 # Pending executions dispatched longer ago than this are dispatched again
-# (the broker may have lost the message, e.g. when Redis restarted).
+# (the broker may have lost the message, e.g. when Redis restarted); the wait
+# doubles after each re-dispatch of one execution, to 32 times this, and
+# nothing is sent again while the broker's queue holds a task for each
+# pending execution.
 EXECUTIONS_REDISPATCH_AFTER = float(os.environ.get("EXECUTIONS_REDISPATCH_AFTER", "60"))
 # Times an execution may be claimed in all (first run plus reruns after a
 # lost runner, for workflows with retry_on_worker_loss).

@@ -117,6 +117,9 @@ class Run:
         self.stop_reason = 0
         self.loop = asyncio.get_running_loop()
         self.progress = ProgressReporter(self)
+        # A rerun counts from zero again; what an earlier run reported stands
+        # until this one passes it (the services keep the highest value).
+        self.progress.recorded(execution.progress)
 
     def request_stop(self, reason: int) -> None:
         """Ask the run to stop (``CANCEL``, ``RELEASE`` or ``ABANDON``); any thread."""

@@ -5,9 +5,9 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.utils import timezone
 
 from executions import dispatch
+from executions.clock import locked_now
 from executions.exceptions import AlreadyFinished, InvalidTransition
 from executions.models import Execution, ExecutionStatus, NodeRun, NodeStatus
 from executions.services.eventlog import (
@@ -78,13 +78,13 @@ def _finish_locked(
     stop_nodes(execution, skip_pending=True, runs=runs)
     if log:
         log_append(execution, None, "error" if status == ExecutionStatus.FAILED else "info", log)
-    now = timezone.now()
+    now = locked_now(execution)
     changes: dict[str, Any] = {"finished_at": now, "error": error, "lease_expires_at": None}
     if status == ExecutionStatus.COMPLETED:
         changes.update(progress=100, result=result)
     message = FINISH_MESSAGES[status]
     if execution.started_at is not None:
-        changes["execution_time"] = (now - execution.started_at).total_seconds()
+        changes["execution_time"] = max(0.0, (now - execution.started_at).total_seconds())
         message += f" in {changes['execution_time']:.2f} s"
     return change_status(execution, status=status, message=message, **changes)
 
@@ -113,7 +113,7 @@ def execution_cancel(
         if execution.status == ExecutionStatus.PENDING:
             return _finish_locked_cancelled(execution, requested_by)
         if execution.cancel_requested_at is None:
-            execution.cancel_requested_at = timezone.now()
+            execution.cancel_requested_at = locked_now(execution)
             who = f" by {requested_by.get_username()}" if requested_by else ""
             log_append(execution, None, "info", f"Cancellation requested{who}")
             execution.save(update_fields=["cancel_requested_at", "last_seq", "last_event_at"])
@@ -125,7 +125,7 @@ def execution_cancel(
 
 def _finish_locked_cancelled(execution: Execution, requested_by) -> Execution:
     who = f" by {requested_by.get_username()}" if requested_by else ""
-    execution.cancel_requested_at = timezone.now()
+    execution.cancel_requested_at = locked_now(execution)
     log_append(execution, None, "info", f"Cancelled{who} before it started")
     return change_status(
         execution,

@@ -5,8 +5,9 @@ import json
 from typing import Any
 
 from django.conf import settings
-from django.utils import timezone
+from django.db.models.functions import Now
 
+from executions.clock import LOCKED_NOW, locked_now
 from executions.exceptions import ClaimLost, InvalidTransition
 from executions.models import EventType, Execution, ExecutionEvent, NodeRun, NodeStatus
 from executions.states import NODE_FINISHED_STATUSES, TERMINAL_STATUSES, can_transition
@@ -37,10 +38,15 @@ def check_claim(execution: Execution, claim_token: Any) -> None:
 
 def locked(execution_id: Any, claim_token: Any = None) -> Execution:
     """The locked execution, ended or not (and still this runner's, when
-    ``claim_token`` is given)."""
+    ``claim_token`` is given), read with the database's time (``locked_now``)."""
     # Without its definition copy: no write needs it, and a deferred field is
     # left out of the row's every later save().
-    execution = Execution.objects.select_for_update().defer("definition").get(id=execution_id)
+    execution = (
+        Execution.objects.select_for_update()
+        .defer("definition")
+        .annotate(**{LOCKED_NOW: Now()})
+        .get(id=execution_id)
+    )
     check_claim(execution, claim_token)
     return execution
 
@@ -57,10 +63,12 @@ def locked_open(execution_id: Any, claim_token: Any = None) -> Execution:
 
 
 def locked_with_workflow(execution_id: Any) -> Execution:
-    """The locked execution (its row only) with its workflow, ended or not."""
+    """The locked execution (its row only) with its workflow, ended or not, read
+    with the database's time (``locked_now``)."""
     return (
         Execution.objects.select_for_update(of=("self",))
         .select_related("workflow")
+        .annotate(**{LOCKED_NOW: Now()})
         .get(id=execution_id)
     )
 
@@ -88,13 +96,13 @@ def node_event_append(
     output: Any = UNSET,
     error: str | None = None,
 ) -> None:
-    now = timezone.now()
+    now = locked_now(execution)
     if status == NodeStatus.RUNNING:
         run.attempts = attempt or run.attempts + 1
         run.started_at, run.finished_at, run.duration, run.error = now, None, None, None
     elif status in NODE_FINISHED_STATUSES and run.status == NodeStatus.RUNNING:
         run.finished_at = now
-        run.duration = (now - run.started_at).total_seconds()
+        run.duration = max(0.0, (now - run.started_at).total_seconds())
     if status == NodeStatus.COMPLETED:
         run.output = None if output is UNSET else output
     if status == NodeStatus.FAILED:
@@ -189,10 +197,10 @@ def log_line_admit(execution: Execution, data: dict) -> dict | None:
 def event_append(execution: Execution, event_type: str, data: dict) -> ExecutionEvent:
     """Append the next event; the caller holds the row lock and saves the execution.
 
-    An event is never dated before the one it follows, even if the clock of
-    this process is behind the clock of the one that wrote that one.
+    Events are dated by the database's clock, and never before the one they
+    follow (the locked read's time may precede a write that held the lock).
     """
-    now = timezone.now()
+    now = locked_now(execution)
     if execution.last_event_at is not None:
         now = max(now, execution.last_event_at)
     execution.last_seq += 1

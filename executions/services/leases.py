@@ -1,14 +1,16 @@
 """Runners' claims: lease renewals, lost runners, dispatches that went unanswered."""
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.utils import timezone
+from django.db.models import F, Q
+from django.db.models.functions import Now
 
 from executions import dispatch
+from executions.clock import database_now, locked_now
 from executions.models import Execution, ExecutionStatus
 from executions.services.endings import execution_finish
 from executions.services.eventlog import (
@@ -19,30 +21,41 @@ from executions.services.eventlog import (
     stop_nodes,
 )
 
+# Pending executions looked at per maintenance pass.
+REDISPATCH_BATCH = 500
+# The wait before a re-dispatch doubles with each one, this many times at most.
+REDISPATCH_DOUBLINGS = 5
+
 
 def executions_lease_renew(*, claim_tokens: list) -> set:
     """Extend the leases of the runs holding these claims; return the claims still held."""
     held = Execution.objects.filter(status=ExecutionStatus.RUNNING, claim_token__in=claim_tokens)
-    # Only the lease moves: no state changes, so no event and no row lock.
-    held.update(
-        lease_expires_at=timezone.now() + timedelta(seconds=settings.EXECUTIONS_LEASE_SECONDS)
-    )
+    # Only the lease moves: no state changes, so no event and no row lock. It
+    # is dated by the database's clock, the one every runner judges it by.
+    held.update(lease_expires_at=Now() + timedelta(seconds=settings.EXECUTIONS_LEASE_SECONDS))
     return set(held.values_list("claim_token", flat=True))
 
 
 def execution_interrupt(
     *, execution_id: Any, reason: str, claim_token: Any = None
 ) -> Execution | None:
-    """A running execution lost its runner (``reason`` says how): run it again from
-    the start if its workflow allows that, else fail it. ``None`` if it is not
-    running any more, or (without ``claim_token``) its lease has not expired."""
+    """A running execution lost its runner (``reason`` says how): cancel it if
+    that was asked for, else run it again from the start if its workflow allows
+    that, else fail it. ``None`` if it is not running any more, or (without
+    ``claim_token``) its lease has not expired by the database's clock."""
     with transaction.atomic():
         execution = locked_with_workflow(execution_id)
         if execution.status != ExecutionStatus.RUNNING:
             return None
-        if claim_token is None and execution.lease_expires_at > timezone.now():
+        if claim_token is None and execution.lease_expires_at > locked_now(execution):
             return None
         check_claim(execution, claim_token)
+        if execution.cancel_requested_at is not None:
+            return execution_finish(
+                execution_id=execution.id,
+                status=ExecutionStatus.CANCELLED,
+                log=f"{reason}; the execution is cancelled, as was requested",
+            )
         limit = settings.EXECUTIONS_MAX_RUNS
         if execution.workflow.retry_on_worker_loss and execution.runs < limit:
             return _requeue(execution, reason)
@@ -54,20 +67,70 @@ def execution_interrupt(
         )
 
 
-def executions_redispatch_stale(*, older_than: float) -> int:
-    """Dispatch again the pending executions dispatched longer than ``older_than`` s ago."""
-    cutoff = timezone.now() - timedelta(seconds=older_than)
+def executions_redispatch_stale(*, older_than: float, queued: int | None = None) -> int:
+    """Dispatch again the pending executions whose dispatch went unanswered; how many.
+
+    Nothing tells a dispatch the broker lost from one waiting behind others
+    (every worker busy), so re-dispatching is bounded lest a backlog feed itself:
+    an execution is due ``older_than`` seconds after its dispatch and twice as
+    long after each re-dispatch (``Execution.redispatches``); each re-dispatch
+    is claimed by a conditional ``UPDATE`` of ``dispatched_at``, so of several
+    maintenance loops one sends it; and given ``queued``, the dispatches waiting
+    in the broker, at most ``pending - queued`` are sent: re-dispatching never
+    takes the queue past one task per pending execution, and sends nothing
+    while it holds that many.
+    """
+    now = database_now()
     count = 0
-    with transaction.atomic():
-        stale = Execution.objects.select_for_update(skip_locked=True).filter(
-            status=ExecutionStatus.PENDING, dispatched_at__lt=cutoff
-        )
-        for execution in stale[:500]:
-            execution.dispatched_at = timezone.now()
-            execution.save(update_fields=["dispatched_at"])
-            transaction.on_commit(partial(dispatch.execution_dispatch, execution.id), robust=True)
+    for execution_id, dispatched_at, redispatches in _stale(now, older_than, queued):
+        if _redispatch_claim(execution_id, dispatched_at, redispatches, now):
+            transaction.on_commit(partial(dispatch.execution_dispatch, execution_id), robust=True)
             count += 1
     return count
+
+
+def _stale(now: datetime, older_than: float, queued: int | None) -> list[tuple]:
+    """``(id, dispatched_at, redispatches)`` of the executions to dispatch again, oldest first."""
+    stale = Execution.objects.filter(
+        _due_for_redispatch(now, older_than),
+        status=ExecutionStatus.PENDING,
+        dispatched_at__lt=now - timedelta(seconds=older_than),
+    ).order_by("dispatched_at", "id")
+    candidates = list(stale.values_list("id", "dispatched_at", "redispatches")[:REDISPATCH_BATCH])
+    if candidates and queued is not None:
+        missing = Execution.objects.filter(status=ExecutionStatus.PENDING).count() - queued
+        candidates = candidates[: max(0, missing)]
+    return candidates
+
+
+def _redispatch_claim(
+    execution_id: Any, dispatched_at: datetime, times: int, now: datetime
+) -> bool:
+    """Whether this loop moved the dispatch time on, as read, and may send it.
+
+    Each claim commits by itself: no loop holds rows that another waits for.
+    """
+    claimed = Execution.objects.filter(
+        id=execution_id,
+        status=ExecutionStatus.PENDING,
+        dispatched_at=dispatched_at,
+        redispatches=times,
+    ).update(dispatched_at=now, redispatches=F("redispatches") + 1)
+    return claimed == 1
+
+
+def _due_for_redispatch(now: datetime, older_than: float) -> Q:
+    """Re-dispatched ``n`` times: due ``older_than * 2**n`` seconds after the last."""
+    due = Q()
+    for doublings in range(REDISPATCH_DOUBLINGS + 1):
+        cutoff = now - timedelta(seconds=older_than * 2**doublings)
+        times = (
+            Q(redispatches=doublings)
+            if doublings < REDISPATCH_DOUBLINGS
+            else Q(redispatches__gte=doublings)
+        )
+        due |= times & Q(dispatched_at__lt=cutoff)
+    return due
 
 
 def _requeue(execution: Execution, reason: str) -> Execution:
@@ -75,12 +138,14 @@ def _requeue(execution: Execution, reason: str) -> Execution:
     log_append(execution, None, "warning", f"{reason}; running the execution again from the start")
     execution.claim_token = None
     execution.lease_expires_at = None
-    execution.dispatched_at = timezone.now()
+    execution.dispatched_at = locked_now(execution)
+    execution.redispatches = 0
     transaction.on_commit(partial(dispatch.execution_dispatch, execution.id), robust=True)
+    # Its progress stays: a rerun reports progress again from where the first
+    # run got to, never lower.
     return change_status(
         execution,
         status=ExecutionStatus.PENDING,
-        progress=0,
         message=f"Waiting to run again ({reason})",
         started_at=None,
     )

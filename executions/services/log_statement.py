@@ -16,7 +16,6 @@ from functools import cache
 from django.conf import settings
 from django.db import connection
 from django.db.models.signals import post_save
-from django.utils import timezone
 
 from executions.models import EventType, Execution, ExecutionEvent
 from executions.services.eventlog import log_cut_data, log_size
@@ -46,7 +45,7 @@ def _statement() -> str:
         WITH head AS (
             UPDATE {_table(Execution)}
             SET {e("last_seq")} = {e("last_seq")} + 1,
-                {e("last_event_at")} = GREATEST({e("last_event_at")}, %(now)s),
+                {e("last_event_at")} = GREATEST({e("last_event_at")}, STATEMENT_TIMESTAMP()),
                 {e("log_lines")} = {e("log_lines")} + 1,
                 {e("log_bytes")} = {e("log_bytes")} + %(size)s,
                 {e("log_cut")} = NOT ({e("log_lines")} < %(max_lines)s
@@ -82,10 +81,8 @@ def log_line_append(*, execution_id, claim_token, data: dict) -> bool | None:
     field = ExecutionEvent._meta.get_field("data")
     cuts = {over: log_cut_data(over_lines=over) for over in (True, False)}
     with connection.cursor() as cursor:
-        # Dated once the connection is ready (after its health check), as the
-        # statement that records it starts.
+        # Dated by the database's clock, as the statement that records it starts.
         params = {
-            "now": timezone.now(),
             "execution_id": execution_id,
             "terminal": sorted(TERMINAL_STATUSES),
             "claim_token": claim_token,

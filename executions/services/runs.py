@@ -9,9 +9,9 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
-from django.utils import timezone
 
 from executions import dispatch
+from executions.clock import locked_now
 from executions.exceptions import TooManyActiveExecutions
 from executions.models import EventType, Execution, ExecutionStatus, NodeRun, NodeStatus, Workflow
 from executions.services.eventlog import (
@@ -47,10 +47,10 @@ def execution_create(*, owner: AbstractBaseUser, workflow: Workflow, input_data:
             input_data=input_data,
             definition=workflow.definition,
             message="Waiting to run",
-            dispatched_at=timezone.now(),
         )
         event_append(execution, EventType.STATUS, status_data(execution))
-        execution.save(update_fields=["last_seq", "last_event_at"])
+        execution.dispatched_at = locked_now(execution)
+        execution.save(update_fields=["last_seq", "last_event_at", "dispatched_at"])
         transaction.on_commit(partial(dispatch.execution_dispatch, execution.id), robust=True)
     return execution
 
@@ -85,7 +85,7 @@ def execution_start(*, execution_id: Any, runner: str = "") -> Execution | None:
         execution = locked_with_workflow(execution_id)
         if execution.status != ExecutionStatus.PENDING:
             return None
-        now = timezone.now()
+        now = locked_now(execution)
         log_append(execution, None, "info", "Execution started")
         return change_status(
             execution,

@@ -11,7 +11,9 @@ from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from executions.clock import database_now
 from realtime.models import SocketTicket
+from tests.clock import process_clock_off_by
 from tests.conftest import bearer_client
 from tests.factories import make_execution, make_token
 from tests.realtime.helpers import (
@@ -108,6 +110,24 @@ async def test_an_expired_ticket_is_refused_with_4401(held_execution, user):
         text, code = await receive_refusal(socket)
     assert code == 4401
     assert "expired" in text
+
+
+async def test_a_ticket_issued_by_a_server_whose_clock_is_behind_opens_a_socket(
+    held_execution, user
+):
+    with process_clock_off_by(-3600):
+        ticket = (await issue_ticket(user))["ticket"]
+    await assert_served(ticket_path(held_execution.id, ticket))
+
+
+async def test_an_expired_ticket_is_refused_by_a_server_whose_clock_is_behind(held_execution, user):
+    ticket = (await issue_ticket(user))["ticket"]
+    expired = await database_sync_to_async(database_now)() - timedelta(seconds=1)
+    await database_sync_to_async(SocketTicket.objects.update)(expires_at=expired)
+    with process_clock_off_by(-3600):
+        async with open_socket(ticket_path(held_execution.id, ticket)) as socket:
+            _, code = await receive_refusal(socket)
+    assert code == 4401
 
 
 async def test_a_ticket_within_its_lifetime_is_accepted(held_execution, user, settings):
