@@ -175,8 +175,8 @@ def group_members(execution_id: Any) -> set[str]:
     loop_layer = layer._get_layer()  # Redis pub/sub: this event loop's subscriptions
     name = loop_layer._get_group_channel_name(group)
     members = set(loop_layer.groups.get(name, ()))
-    if name in loop_layer._get_shard(name)._subscribed_to:
-        members.add(f"(still subscribed to {name} in Redis)")
+    if not members and name in loop_layer._get_shard(name)._subscribed_to:
+        return {f"(nobody, but still subscribed to {name} in Redis)"}
     return members
 
 
