@@ -195,7 +195,8 @@ class ExecutionConsumer(AsyncJsonWebsocketConsumer):
             else:
                 self.last_seq = max(self.last_seq, resume_from)
                 await self.catch_up_locked()
-                if execution.is_finished and not self.finished:
+                # Unless a close (4403, 1013, ...) cut the resume short.
+                if execution.is_finished and not self.ending:
                     await self.finish()
             self.started = True
 

@@ -16,6 +16,7 @@ from tests.realtime.helpers import (
     parsed,
     path_for,
     receive,
+    receive_until_close,
     record,
     stored_events,
 )
@@ -124,3 +125,32 @@ async def test_pings_are_answered_while_a_gap_is_filled_from_the_log(
         send.released.set()
         assert (await receive(socket))["seq"] == 3
         await assert_open(socket)
+
+
+async def test_a_close_decided_during_a_resume_of_a_finished_execution_is_not_a_1000(
+    held_execution, user, token, monkeypatch, settings
+):
+    """1000 would tell the client the stream is complete; it has not had the end yet."""
+    settings.REALTIME_RECHECK_INTERVAL = RECHECK_INTERVAL
+    execution_id = held_execution.id
+    await record(services.execution_start, execution_id=execution_id)
+    await record(services.execution_complete, execution_id=execution_id, result=None)
+    send = HeldSend(monkeypatch, 2)
+    closing = asyncio.Event()
+    close_soon = ExecutionConsumer.close_soon
+
+    def close_soon_and_tell(consumer, text, code):
+        close_soon(consumer, text, code)
+        closing.set()
+
+    monkeypatch.setattr(ExecutionConsumer, "close_soon", close_soon_and_tell)
+    async with open_socket(path_for(execution_id, "last_seq=0"), bearer(token)) as socket:
+        assert (await receive(socket))["seq"] == 1
+        await asyncio.wait_for(send.reached.wait(), 5)
+        await database_sync_to_async(type(user).objects.filter(pk=user.pk).update)(is_active=False)
+        await asyncio.wait_for(closing.wait(), 5)
+        send.released.set()
+        messages, code = await receive_until_close(socket)
+    assert [m.get("seq") for m in messages] == [2, None]  # the event being sent, the error
+    assert messages[-1]["type"] == "error" and "deactivated" in messages[-1]["message"]
+    assert code == 4403
