@@ -102,7 +102,8 @@ class ExecutionConsumer(AsyncJsonWebsocketConsumer):
         super().__init__(*args, **kwargs)
         self.lock = asyncio.Lock()
         self.inbox: deque[dict] = deque(maxlen=INBOX_SIZE)
-        self.inbox_filled = asyncio.Event()
+        # The task sending what waits in the inbox, when there is one.
+        self._sending: asyncio.Task | None = None
         self.tasks: set[asyncio.Task] = set()
         self.guard = InboundGuard()
         self.last_heard = 0.0
@@ -147,7 +148,7 @@ class ExecutionConsumer(AsyncJsonWebsocketConsumer):
                 "(REALTIME_MAX_SOCKETS_PER_USER). Close some before opening more.",
                 CLOSE_TOO_MANY_SOCKETS,
             )
-        self.spawn(self.stream(execution))
+        self._sending = self.spawn(self.stream(execution))
 
     def handshake_problem(self) -> tuple[str, int] | None:
         """Why this socket cannot be served, and the close code; None sets ``execution_id``."""
@@ -173,13 +174,14 @@ class ExecutionConsumer(AsyncJsonWebsocketConsumer):
         await self.channel_layer.group_add(self.group, self.channel_name)
 
     async def stream(self, execution) -> None:
-        """The socket's sending task: the snapshot or the resumed events, then what waits."""
+        """The socket's first sending task: the snapshot or the resumed events, then what
+        arrived meanwhile."""
         await self.send_initial(execution, self.resume_from)
-        while not self.ending:
-            await self.inbox_filled.wait()
-            self.inbox_filled.clear()
-            async with self.lock:
-                await self.forward_inbox_locked()
+        await self.send_inbox()
+
+    async def send_inbox(self) -> None:
+        async with self.lock:
+            await self.forward_inbox_locked()
 
     async def send_initial(self, execution, resume_from: int | None) -> None:
         """Send the snapshot, or the stored events after ``resume_from``."""
@@ -326,18 +328,18 @@ class ExecutionConsumer(AsyncJsonWebsocketConsumer):
             return
         self.inbox.append(event)
         if self.started and not self.lock.locked() and len(self.inbox) == 1:
-            # Nothing else is being sent: forward it now, saving the stream task a turn.
+            # Nothing else is being sent: forward it now, without a task.
             async with self.lock:
                 await self.forward_inbox_locked(gaps=False)
-        if self.inbox:
-            self.inbox_filled.set()
+        if self.inbox and (self._sending is None or self._sending.done()):
+            self._sending = self.spawn(self.send_inbox())
 
     async def forward_inbox_locked(self, *, gaps: bool = True) -> None:
         """Forward the live events that waited, reading from the log any gap before one."""
         while self.inbox and not self.ending:
             seq = self.inbox[0]["seq"]
             if seq > self.last_seq + 1 and not gaps:
-                return  # a read from the log: the stream task's work
+                return  # a read from the log: work for a sending task
             event = self.inbox.popleft()
             if seq == self.last_seq + 1:
                 await self.forward(event)
