@@ -23,7 +23,7 @@ from django.utils.http import is_same_domain
 from rest_framework.authtoken.models import Token
 
 from realtime.db import db_read
-from realtime.selectors import Access
+from realtime.selectors import Access, SessionLogin
 from realtime.services import socket_ticket_redeem
 
 SESSION = "session"
@@ -151,13 +151,25 @@ def _reached_at(scope) -> tuple[str, str | None, int] | None:
     return scheme, domain, int(port) if port else DEFAULT_PORTS[scheme]
 
 
-def access_problem(access: Access | None, *, scope, user_id: Any, owner_id: Any) -> str | None:
+SESSION_ENDED = (
+    "Your session ended (you logged out, or your password was changed): log in again, "
+    "then reconnect."
+)
+
+
+def access_problem(
+    access: Access | None, *, scope, user_id: Any, owner_id: Any, session: SessionLogin | None
+) -> str | None:
     """Why a socket's user may no longer watch an execution of ``owner_id``, or None.
 
-    ``access`` is the user's current state (None: deactivated or deleted).
+    ``access`` is the user's current state (None: deactivated or deleted);
+    ``session`` what the socket's session holds now (None: it ended or expired),
+    which matters to session sockets only.
     """
     if access is None:
         return "Your account was deactivated: this socket is closed."
+    if scope.get("auth_method") == SESSION and not session_logged_in(access, session, user_id):
+        return SESSION_ENDED
     if scope.get("auth_method") == TOKEN and access.token_key != scope.get("auth_token"):
         return (
             "The API token this socket was opened with was revoked: get a new one from "
@@ -166,3 +178,13 @@ def access_problem(access: Access | None, *, scope, user_id: Any, owner_id: Any)
     if owner_id != user_id and not access.is_staff:
         return "You may no longer see this execution: this socket is closed."
     return None
+
+
+def session_logged_in(access: Access, session: SessionLogin | None, user_id: Any) -> bool:
+    """Whether ``session`` still logs in ``user_id``, as Django's ``get_user`` would decide:
+    a logout flushes the session, a password change changes the user's session auth hash."""
+    return (
+        session is not None
+        and session.user_id == str(user_id)
+        and session.auth_hash in access.session_hashes
+    )

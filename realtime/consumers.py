@@ -5,6 +5,14 @@ state, and forwards only events newer than the last ``seq`` it sent, filling
 any gap from the event log. That makes every stream complete, ordered and
 free of duplicates even when the channel layer drops or reorders messages.
 
+The consumer's own loop only reads: the client's frames (answered at once,
+e.g. ``ping``) and the layer's messages. What may take long (the snapshot or
+a resume of thousands of events, a gap fill) runs in tasks the consumer owns,
+one at a time under ``lock``, and live events that arrive meanwhile wait in
+``inbox``. Whatever ends the consumer (a disconnect, an error, the server
+cancelling it), it gives back all it holds: its tasks, its watchdog entry and
+socket slot, its group membership.
+
 Every refusal and every close the server decides on is preceded by an
 ``error`` message that says why; the close codes are listed below and in
 docs/protocol.md.
@@ -12,23 +20,32 @@ docs/protocol.md.
 
 import asyncio
 import json
+import logging
 import uuid
+from collections import deque
+from collections.abc import Coroutine
 
 from channels.consumer import get_handler_name
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 
 from executions.selectors import events_after, execution_visible_to
 from realtime import events
 from realtime.auth import SESSION, TICKET, access_problem, origin_allowed
 from realtime.db import db_read
+from realtime.layers import LocalChannelLayer
 from realtime.limits import InboundGuard
 from realtime.publish import bind_consumer_loop, group_name_for
-from realtime.selectors import Access
+from realtime.selectors import Access, SessionLogin
 from realtime.watchdog import watchdog
 
+logger = logging.getLogger(__name__)
+
 CLOSE_NORMAL = 1000
+CLOSE_INTERNAL_ERROR = 1011
+CLOSE_TRY_AGAIN_LATER = 1013
 CLOSE_BAD_REQUEST = 4400
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
@@ -40,6 +57,12 @@ CLOSE_TOO_MANY_SOCKETS = 4429
 
 # Events read from the log at once when a socket catches up (resume, gap fill).
 CATCH_UP_PAGE = 200
+# Live events held for a socket while it is busy sending; past this the oldest
+# are dropped, and read from the log instead when their turn comes.
+INBOX_SIZE = 1000
+
+# The database is restarting, out of connections, or locked for too long.
+TRANSIENT_DB_ERRORS = (OperationalError, InterfaceError)
 
 NOT_FOUND = "Execution not found: check the id, and that you may see this execution."
 UNAUTHENTICATED = (
@@ -50,51 +73,74 @@ BAD_TICKET = (
     "This ticket is unknown, expired or already used: get a new one from "
     "POST /api/v1/ws-tickets right before connecting; each works once."
 )
+DATABASE_UNAVAILABLE = (
+    "The server could not read the database just now: reconnect in a few seconds, "
+    "with ?last_seq=<the last seq you received> to miss nothing."
+)
+INTERNAL_ERROR = (
+    "The server failed while serving this socket: reconnect "
+    "with ?last_seq=<the last seq you received> to miss nothing."
+)
 
 
 class ExecutionConsumer(AsyncJsonWebsocketConsumer):
     execution_id: uuid.UUID | None = None
+    resume_from: int | None = None
+    user_id = None
+    owner_id = None
+    # The session a cookie-authenticated socket was opened with.
+    session_key: str | None = None
+    group: str | None = None
     last_seq = 0
     finished = False
     # Set once the snapshot or the resumed events went out; until then the
-    # watchdog leaves the socket alone (its catch-up would race the first send).
+    # watchdog leaves the socket alone (its catch-up would race the first send)
+    # and live events wait in the inbox.
     started = False
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.lock = asyncio.Lock()
+        self.inbox: deque[dict] = deque(maxlen=INBOX_SIZE)
+        # The task sending what waits in the inbox, when there is one.
+        self._sending: asyncio.Task | None = None
+        self.tasks: set[asyncio.Task] = set()
+        self.guard = InboundGuard()
+        self.last_heard = 0.0
+        self._stale_at: int | None = None
+        self._closing: asyncio.Task | None = None
+
+    async def __call__(self, scope, receive, send) -> None:
+        # Channels runs ``disconnect`` only when the client disconnects: not
+        # when a handler raises, nor when the server cancels the consumer.
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self.release()
+
+    @property
+    def ending(self) -> bool:
+        """The stream is over, or its close is on its way: nothing more is forwarded."""
+        return self.finished or self._closing is not None
 
     async def connect(self) -> None:
         loop = asyncio.get_running_loop()
         bind_consumer_loop(loop)
-        self.lock = asyncio.Lock()
-        self.group = None
-        self.guard = InboundGuard()
         self.last_heard = loop.time()
-        self._stale_at: int | None = None
-        self._closing: asyncio.Task | None = None
         await self.accept()
-        user = self.scope.get("user")
-        if user is None or not user.is_authenticated:
-            bad_ticket = self.scope.get("auth_problem") == TICKET
-            return await self.refuse(
-                BAD_TICKET if bad_ticket else UNAUTHENTICATED, CLOSE_UNAUTHENTICATED
-            )
-        if self.scope.get("auth_method") == SESSION and not origin_allowed(self.scope):
-            return await self.refuse(
-                "Origin not allowed for a cookie-authenticated socket.", CLOSE_FORBIDDEN
-            )
-        try:
-            execution_id = uuid.UUID(self.scope["url_route"]["kwargs"]["execution_id"])
-        except ValueError:
-            return await self.refuse(NOT_FOUND, CLOSE_NOT_FOUND)
-        resume_from, problem = parse_last_seq(self.scope.get("query_string", b""))
-        if problem:
-            return await self.refuse(problem, CLOSE_BAD_REQUEST)
+        problem = self.handshake_problem()
+        if problem is not None:
+            return await self.refuse(*problem)
         # Subscribe, then read the execution once: that read authorizes the
         # socket, and anything recorded after it arrives live.
-        self.execution_id = execution_id
         await self.subscribe()
-        execution = await db_read(execution_visible_to)(user, execution_id)
+        user = self.scope["user"]
+        execution = await db_read(execution_visible_to)(user, self.execution_id)
         if execution is None:
             return await self.refuse(NOT_FOUND, CLOSE_NOT_FOUND)
         self.user_id, self.owner_id = user.pk, execution.owner_id
+        if self.scope.get("auth_method") == SESSION:
+            self.session_key = self.scope["session"].session_key
         limit = settings.REALTIME_MAX_SOCKETS_PER_USER
         if not watchdog().admit(self, limit=limit):
             return await self.refuse(
@@ -102,12 +148,40 @@ class ExecutionConsumer(AsyncJsonWebsocketConsumer):
                 "(REALTIME_MAX_SOCKETS_PER_USER). Close some before opening more.",
                 CLOSE_TOO_MANY_SOCKETS,
             )
-        await self.send_initial(execution, resume_from)
+        self._sending = self.spawn(self.stream(execution))
+
+    def handshake_problem(self) -> tuple[str, int] | None:
+        """Why this socket cannot be served, and the close code; None sets ``execution_id``."""
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            bad_ticket = self.scope.get("auth_problem") == TICKET
+            return BAD_TICKET if bad_ticket else UNAUTHENTICATED, CLOSE_UNAUTHENTICATED
+        if self.scope.get("auth_method") == SESSION and not origin_allowed(self.scope):
+            return "Origin not allowed for a cookie-authenticated socket.", CLOSE_FORBIDDEN
+        try:
+            execution_id = uuid.UUID(self.scope["url_route"]["kwargs"]["execution_id"])
+        except ValueError:
+            return NOT_FOUND, CLOSE_NOT_FOUND
+        self.resume_from, problem = parse_last_seq(self.scope.get("query_string", b""))
+        if problem:
+            return problem, CLOSE_BAD_REQUEST
+        self.execution_id = execution_id
+        return None
 
     async def subscribe(self) -> None:
         """Join the execution's group (whose messages wait until ``connect`` returns)."""
         self.group = group_name_for(self.execution_id)
         await self.channel_layer.group_add(self.group, self.channel_name)
+
+    async def stream(self, execution) -> None:
+        """The socket's first sending task: the snapshot or the resumed events, then what
+        arrived meanwhile."""
+        await self.send_initial(execution, self.resume_from)
+        await self.send_inbox()
+
+    async def send_inbox(self) -> None:
+        async with self.lock:
+            await self.forward_inbox_locked()
 
     async def send_initial(self, execution, resume_from: int | None) -> None:
         """Send the snapshot, or the stored events after ``resume_from``."""
@@ -123,12 +197,13 @@ class ExecutionConsumer(AsyncJsonWebsocketConsumer):
             else:
                 self.last_seq = max(self.last_seq, resume_from)
                 await self.catch_up_locked()
-                if execution.is_finished and not self.finished:
+                # Unless a close (4403, 1013, ...) cut the resume short.
+                if execution.is_finished and not self.ending:
                     await self.finish()
             self.started = True
 
     async def refuse(self, text: str, code: int) -> None:
-        self.finished = True
+        self.stop()
         await self.send_json(events.error_message(text))
         await self.close(code=code)
 
@@ -139,15 +214,55 @@ class ExecutionConsumer(AsyncJsonWebsocketConsumer):
                 await self.refuse(text, code)
 
     def close_soon(self, text: str, code: int) -> None:
-        """``close_because`` from synchronous code (the watchdog's callbacks)."""
-        if not self.finished and self._closing is None:
-            self._closing = asyncio.get_running_loop().create_task(self.close_because(text, code))
+        """``close_because`` without waiting: what is being sent stops at the next event."""
+        if not self.ending:
+            self._closing = self.spawn(self.close_because(text, code))
 
-    async def disconnect(self, code: int) -> None:
+    def stop(self) -> None:
+        """The stream is over: free the user's socket slot at once, so they can reconnect."""
         self.finished = True
         watchdog().discard(self)
-        if self.group is not None:
-            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def disconnect(self, code: int) -> None:
+        self.stop()
+
+    async def release(self) -> None:
+        """Give back everything the socket holds; runs however the consumer ends."""
+        self.stop()
+        tasks = [task for task in self.tasks if task is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        group, self.group = self.group, None
+        if group is not None:
+            try:
+                await self.channel_layer.group_discard(group, self.channel_name)
+            except Exception:
+                logger.warning("A closed socket could not leave %s", group, exc_info=True)
+        if isinstance(self.channel_layer, LocalChannelLayer):
+            self.channel_layer.forget_channel(self.channel_name)
+
+    def spawn(self, work: Coroutine) -> asyncio.Task:
+        """Run ``work`` as a task of this socket's, cancelled when the socket ends."""
+        task = asyncio.get_running_loop().create_task(self.guarded(work))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return task
+
+    async def guarded(self, work: Coroutine) -> None:
+        """Await ``work``; if it fails, log that once and close, so the client reconnects."""
+        try:
+            await work
+        except StopConsumer:
+            raise
+        except TRANSIENT_DB_ERRORS:
+            logger.exception(
+                "A socket of execution %s could not read the database", self.execution_id
+            )
+            self.close_soon(DATABASE_UNAVAILABLE, CLOSE_TRY_AGAIN_LATER)
+        except Exception:
+            logger.exception("A socket of execution %s failed", self.execution_id)
+            self.close_soon(INTERNAL_ERROR, CLOSE_INTERNAL_ERROR)
 
     # Channels closes the database connections of its shared sync thread before
     # every handler and after a disconnect: a hop to that one thread per
@@ -159,7 +274,7 @@ class ExecutionConsumer(AsyncJsonWebsocketConsumer):
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']}")
-        await handler(message)
+        await self.guarded(handler(message))
 
     async def websocket_disconnect(self, message: dict) -> None:
         await self.disconnect(message["code"])
@@ -168,12 +283,12 @@ class ExecutionConsumer(AsyncJsonWebsocketConsumer):
     # Client -> server
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        if self.finished:
+        if self.ending:
             return  # closing: frames still on their way are ignored
         self.last_heard = asyncio.get_running_loop().time()
         problem = self.guard.check(text_data, bytes_data, self.last_heard)
         if problem is not None:
-            return await self.close_because(*problem)
+            return self.close_soon(*problem)
         if text_data is None:
             return await self.send_json(
                 events.error_message("Binary frames are not supported; send JSON text.")
@@ -209,14 +324,28 @@ class ExecutionConsumer(AsyncJsonWebsocketConsumer):
     async def execution_event(self, message: dict) -> None:
         """Called for each event published to this execution's group."""
         event = message["event"]
-        async with self.lock:
-            if self.finished or event["seq"] <= self.last_seq:
-                return
-            if event["seq"] == self.last_seq + 1:
+        if self.ending or event["seq"] <= self.last_seq:
+            return
+        self.inbox.append(event)
+        if self.started and not self.lock.locked() and len(self.inbox) == 1:
+            # Nothing else is being sent: forward it now, without a task.
+            async with self.lock:
+                await self.forward_inbox_locked(gaps=False)
+        if self.inbox and (self._sending is None or self._sending.done()):
+            self._sending = self.spawn(self.send_inbox())
+
+    async def forward_inbox_locked(self, *, gaps: bool = True) -> None:
+        """Forward the live events that waited, reading from the log any gap before one."""
+        while self.inbox and not self.ending:
+            seq = self.inbox[0]["seq"]
+            if seq > self.last_seq + 1 and not gaps:
+                return  # a read from the log: work for a sending task
+            event = self.inbox.popleft()
+            if seq == self.last_seq + 1:
                 await self.forward(event)
-            else:
-                # The layer dropped something: the log has it all.
-                await self.catch_up_locked(upto=event["seq"])
+            elif seq > self.last_seq:
+                # The layer, or a full inbox, dropped something: the log has it all.
+                await self.catch_up_locked(upto=seq)
 
     # The watchdog's periodic checks
 
@@ -230,21 +359,22 @@ class ExecutionConsumer(AsyncJsonWebsocketConsumer):
                 CLOSE_IDLE,
             )
 
-    def observe_access(self, access: Access | None) -> None:
-        """Called by the watchdog with the user's current state (None: inactive)."""
+    def observe_access(self, access: Access | None, session: SessionLogin | None) -> None:
+        """Called by the watchdog with the user's current state (None: inactive) and,
+        for a session socket, what its session holds (None: it ended)."""
         problem = access_problem(
-            access, scope=self.scope, user_id=self.user_id, owner_id=self.owner_id
+            access, scope=self.scope, user_id=self.user_id, owner_id=self.owner_id, session=session
         )
         if problem is not None:
             self.close_soon(problem, CLOSE_FORBIDDEN)
 
     def observe_head(self, head: int | None) -> None:
         """Called by the watchdog with the newest seq in the log."""
-        if not self.started or self.finished or head is None or head <= self.last_seq:
+        if not self.started or self.ending or head is None or head <= self.last_seq:
             self._stale_at = None
         elif self._stale_at == self.last_seq:
             self._stale_at = None
-            asyncio.get_running_loop().create_task(self.catch_up())
+            self.spawn(self.catch_up())
         else:
             self._stale_at = self.last_seq
 
@@ -254,12 +384,12 @@ class ExecutionConsumer(AsyncJsonWebsocketConsumer):
 
     async def catch_up_locked(self, upto: int | None = None) -> None:
         """Forward the stored events after ``last_seq`` (up to ``upto``), a page at a time."""
-        while not self.finished:
+        while not self.ending:
             stored = await db_read(events_after)(
                 self.execution_id, self.last_seq, upto=upto, limit=CATCH_UP_PAGE
             )
             for event in stored:
-                if self.finished:
+                if self.ending:
                     return
                 await self.forward(events.event_message(event))
             if len(stored) < CATCH_UP_PAGE:
@@ -272,7 +402,7 @@ class ExecutionConsumer(AsyncJsonWebsocketConsumer):
             await self.finish()
 
     async def finish(self) -> None:
-        self.finished = True
+        self.stop()
         await self.close(code=CLOSE_NORMAL)
 
 

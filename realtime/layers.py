@@ -6,7 +6,9 @@ member to expire old messages on each receive and each group send, and sends
 a deep copy of each group message to each member from a task of its own: with
 a thousand sockets that was a third of the server's time. Here expiry runs at
 most once a second, and a group message is copied once and put straight onto
-each member's queue (consumers only read messages).
+each member's queue (consumers only read messages). Expiry drops old messages
+but never a group membership: a connected socket is never silently cut off
+from its execution's events.
 
 ``RedisPubSubChannelLayer`` gives every socket an unbounded queue: a socket
 that stops draining it would grow the server's memory without limit. Here a
@@ -60,10 +62,30 @@ class LocalChannelLayer(InMemoryChannelLayer):
         return queue
 
     def _clean_expired(self) -> None:
+        """Drop the messages that waited longer than ``expiry``; never a group membership.
+
+        Channels' own also takes the channel of an expired message out of all its
+        groups, and ends every membership older than ``group_expiry``: a socket
+        that read slowly for ``expiry`` seconds, or stayed open for a day, would
+        silently get no more live events. Here a membership lasts until its
+        consumer leaves the group, which it does however it ends.
+        """
         now = time.monotonic()
-        if now - self._expired_at >= self.expiry_interval:
-            self._expired_at = now
-            super()._clean_expired()
+        if now - self._expired_at < self.expiry_interval:
+            return
+        self._expired_at = now
+        wall_clock = time.time()
+        for channel, queue in list(self.channels.items()):
+            while not queue.empty() and queue._queue[0][0] < wall_clock:
+                queue.get_nowait()
+                logger.debug("Dropped a message that waited too long for a socket")
+            # A queue someone waits on stays: their receive must see what comes next.
+            if queue.empty() and not queue._getters:
+                self.channels.pop(channel, None)
+
+    def forget_channel(self, channel: str) -> None:
+        """Drop what still waits for ``channel``, whose consumer has ended."""
+        self.channels.pop(channel, None)
 
     async def send(self, channel, message):
         assert isinstance(message, dict), "message is not a dict"

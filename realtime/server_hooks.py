@@ -1,8 +1,9 @@
 """Small hooks on daphne, installed when it serves the project.
 
-Close codes 1008 and 1009: autobahn (under daphne) refuses an application's
-close code unless it is 1000 or 3000-4999, though RFC 6455 lets an endpoint
-send 1008 (policy violation) and 1009 (message too big). The hook sends those
+Close codes 1008, 1009, 1011 and 1013: autobahn (under daphne) refuses an
+application's close code unless it is 1000 or 3000-4999, though RFC 6455 and
+its registry let an endpoint send 1008 (policy violation), 1009 (message too
+big), 1011 (internal error) and 1013 (try again later). The hook sends those
 close frames itself.
 
 Bounded send buffers, closing a client that stopped reading with 4408. Why a
@@ -77,8 +78,9 @@ from realtime import events
 logger = logging.getLogger(__name__)
 
 CLOSE_SLOW_CONSUMER = 4408
-# Sent by the application (realtime.limits); autobahn's sendClose refuses them.
-RFC_CLOSE_CODES = {1008, 1009}
+# Sent by the application (realtime.limits, realtime.consumers); autobahn's
+# sendClose refuses them.
+RFC_CLOSE_CODES = {1008, 1009, 1011, 1013}
 POLL_SECONDS = 0.02
 # daphne checks every connection's timeouts and pings every 2 s, all at once;
 # here a slice of them at a time, so that each is still checked every 2 s.

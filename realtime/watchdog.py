@@ -10,11 +10,14 @@ Every ``REALTIME_RECHECK_INTERVAL`` seconds one task per event loop:
   from the log. So a dropped terminal event reaches its subscribers within
   about two intervals;
 * reads, in one more query, whether each socket's user is still active and
-  staff, and their current API token, so that a socket whose access was
-  revoked is closed within about one interval.
+  staff, their current API token and session auth hash, and, in one more
+  when some sockets were opened with a session cookie, what those sessions
+  hold now; so that a socket whose access was revoked, or whose session
+  ended (logout, password change), is closed within about one interval.
 
-That is two queries per interval per process, whatever the number of
-sockets. The watchdog also counts each user's sockets, for the per-user cap.
+That is three queries per interval per process at most, whatever the number
+of sockets. The watchdog also counts each user's sockets, for the per-user
+cap.
 """
 
 import asyncio
@@ -28,7 +31,7 @@ from django.conf import settings
 
 from executions.selectors import execution_heads
 from realtime.db import db_read
-from realtime.selectors import Access, socket_users_access
+from realtime.selectors import Access, SessionLogin, socket_sessions, socket_users_access
 
 logger = logging.getLogger(__name__)
 
@@ -36,12 +39,13 @@ logger = logging.getLogger(__name__)
 class Watched(Protocol):
     execution_id: Any
     user_id: Any
+    session_key: str | None
 
     def observe_clock(self, now: float) -> None: ...
 
     def observe_head(self, head: int | None) -> None: ...
 
-    def observe_access(self, access: Access | None) -> None: ...
+    def observe_access(self, access: Access | None, session: SessionLogin | None) -> None: ...
 
 
 class LogWatchdog:
@@ -75,14 +79,25 @@ class LogWatchdog:
             now = loop.time()
             for subscriber in subscribers:
                 subscriber.observe_clock(now)
-            heads = await self._read(execution_heads, {s.execution_id for s in subscribers})
-            if heads is not None:
-                for subscriber in subscribers:
-                    subscriber.observe_head(heads.get(subscriber.execution_id))
-            access = await self._read(socket_users_access, {s.user_id for s in subscribers})
-            if access is not None:
-                for subscriber in subscribers:
-                    subscriber.observe_access(access.get(subscriber.user_id))
+            await self._check_heads(subscribers)
+            await self._check_access(subscribers)
+
+    async def _check_heads(self, subscribers: list[Watched]) -> None:
+        heads = await self._read(execution_heads, {s.execution_id for s in subscribers})
+        if heads is not None:
+            for subscriber in subscribers:
+                subscriber.observe_head(heads.get(subscriber.execution_id))
+
+    async def _check_access(self, subscribers: list[Watched]) -> None:
+        access = await self._read(socket_users_access, {s.user_id for s in subscribers})
+        session_keys = {s.session_key for s in subscribers if s.session_key is not None}
+        sessions = await self._read(socket_sessions, session_keys) if session_keys else {}
+        if access is None or sessions is None:
+            return
+        for subscriber in subscribers:
+            subscriber.observe_access(
+                access.get(subscriber.user_id), sessions.get(subscriber.session_key)
+            )
 
     @staticmethod
     async def _read(selector: Callable, ids: set) -> dict | None:

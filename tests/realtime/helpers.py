@@ -8,11 +8,14 @@ from datetime import datetime
 from typing import Any
 
 from channels.db import database_sync_to_async
+from channels.layers import InMemoryChannelLayer, get_channel_layer
 from channels.testing import WebsocketCommunicator
 
 import realtime.signals
 from executions.models import ExecutionEvent
 from project.asgi import application
+from realtime.publish import group_name_for
+from realtime.watchdog import watchdog
 
 # Generous: a message that is due arrives in milliseconds; this only bounds a failure.
 TIMEOUT = 5
@@ -161,3 +164,34 @@ class Publisher:
             return
         for _ in range(self.repeat):
             self.original(group, message)
+
+
+def group_members(execution_id: Any) -> set[str]:
+    """The channels in the execution's group, as this process's layer routes them."""
+    layer = get_channel_layer()
+    group = group_name_for(execution_id)
+    if isinstance(layer, InMemoryChannelLayer):
+        return set(layer.groups.get(group, ()))
+    loop_layer = layer._get_layer()  # Redis pub/sub: this event loop's subscriptions
+    name = loop_layer._get_group_channel_name(group)
+    members = set(loop_layer.groups.get(name, ()))
+    if not members and name in loop_layer._get_shard(name)._subscribed_to:
+        return {f"(nobody, but still subscribed to {name} in Redis)"}
+    return members
+
+
+def watched(execution_id: Any) -> list:
+    """The sockets of this execution the event loop's watchdog checks."""
+    return [s for s in watchdog().subscribers if s.execution_id == execution_id]
+
+
+def socket_slots(user_id: Any) -> int:
+    """The sockets counted against the user's REALTIME_MAX_SOCKETS_PER_USER on this loop."""
+    return watchdog().sockets_per_user.get(user_id, 0)
+
+
+def assert_released(execution_id: Any, user_id: Any) -> None:
+    """Nothing of an ended socket remains: no watchdog entry, no socket slot, no membership."""
+    assert watched(execution_id) == []
+    assert socket_slots(user_id) == 0
+    assert group_members(execution_id) == set()

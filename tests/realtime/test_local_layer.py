@@ -1,5 +1,6 @@
 """The single-process channel layer."""
 
+import asyncio
 import time
 
 import pytest
@@ -44,25 +45,69 @@ async def test_a_full_queue_drops_its_oldest_message():
     assert [(await layer.receive(channel))["n"] for _ in range(3)] == [7, 8, 9]
 
 
-async def test_expired_messages_and_their_channels_are_cleaned_at_most_once_a_second(
+def later(monkeypatch, seconds: float) -> None:
+    """Let the wall clock (message and membership times) read ``seconds`` ahead."""
+    real_time = time.time
+    monkeypatch.setattr(time, "time", lambda: real_time() + seconds)
+
+
+async def test_expired_messages_are_dropped_at_most_once_a_second_and_memberships_stay(
     monkeypatch,
 ):
     layer = LocalChannelLayer(expiry=60)
-    stale, fresh = await layer.new_channel(), await layer.new_channel()
-    for channel in (stale, fresh):
+    slow, fresh = await layer.new_channel(), await layer.new_channel()
+    for channel in (slow, fresh):
         await layer.group_add("run", channel)
     await layer.group_send("run", {"type": "x", "n": 1})
     await layer.receive(fresh)
-    # The stale channel never read its message; a minute later it has expired.
-    real_time = time.time
-    monkeypatch.setattr(time, "time", lambda: real_time() + 61)
+    # The slow channel has not read its message yet; a minute later it has expired.
+    later(monkeypatch, 61)
     await layer.group_send("run", {"type": "x", "n": 2})
     # Cleaned less than a second ago: nothing is walked yet.
-    assert stale in layer.groups["run"]
+    assert layer.channels[slow].qsize() == 2
     layer._expired_at -= layer.expiry_interval
     await layer.group_send("run", {"type": "x", "n": 3})
-    assert stale not in layer.groups["run"]
+    # 1 was dropped; the slow reader is still a member and gets everything after it.
+    assert set(layer.groups["run"]) == {slow, fresh}
+    assert [(await layer.receive(slow))["n"] for _ in range(2)] == [2, 3]
     assert [(await layer.receive(fresh))["n"] for _ in range(2)] == [2, 3]
+
+
+async def test_a_membership_older_than_the_group_expiry_stays(monkeypatch):
+    layer = LocalChannelLayer(expiry=1, group_expiry=1)
+    channel = await layer.new_channel()
+    await layer.group_add("run", channel)
+    later(monkeypatch, 10)
+    layer._expired_at -= layer.expiry_interval
+    await layer.group_send("run", {"type": "x", "n": 1})
+    assert channel in layer.groups["run"]
+    assert (await layer.receive(channel))["n"] == 1
+
+
+async def test_a_queue_emptied_by_expiry_is_dropped_unless_someone_waits_on_it(monkeypatch):
+    layer = LocalChannelLayer(expiry=1)
+    waiting, gone = await layer.new_channel(), await layer.new_channel()
+    for channel in (waiting, gone):
+        await layer.group_add("run", channel)
+    await layer.group_send("run", {"type": "x", "n": 1})
+    await layer.receive(waiting)
+    receiver = asyncio.ensure_future(layer.receive(waiting))
+    await asyncio.sleep(0)  # the receiver waits on its (empty) queue
+    later(monkeypatch, 10)
+    layer._expired_at -= layer.expiry_interval
+    layer._clean_expired()  # 1 expired for the other channel
+    assert gone not in layer.channels
+    await layer.group_send("run", {"type": "x", "n": 2})
+    assert (await asyncio.wait_for(receiver, 5))["n"] == 2
+    assert (await asyncio.wait_for(layer.receive(gone), 5))["n"] == 2
+
+
+async def test_a_forgotten_channel_keeps_nothing():
+    layer = LocalChannelLayer()
+    channel = await layer.new_channel()
+    await layer.send(channel, {"type": "x"})
+    layer.forget_channel(channel)
+    assert channel not in layer.channels
 
 
 @pytest.mark.parametrize("name", ["bad name!", "x" * 200])
