@@ -12,7 +12,13 @@ from executions.models import Execution
 from tests.executions.engine_helpers import no_dispatch  # noqa: F401
 from tests.factories import make_execution, make_user, make_workflow
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("no_dispatch")]
+# PostgreSQL's row locks are the point (SQLite's writers take turns on one
+# lock, executions/sqlite, so two creates never overlap there).
+pytestmark = [
+    pytest.mark.services,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("no_dispatch"),
+]
 
 
 def waiting_on_a_lock(pid: int) -> bool:
@@ -23,8 +29,7 @@ def waiting_on_a_lock(pid: int) -> bool:
 
 
 def test_two_creates_at_one_below_the_cap_do_not_both_pass(settings):
-    if connection.vendor != "postgresql":
-        pytest.skip("SQLite's writers take turns on one lock (executions/sqlite): no overlap")
+    assert connection.vendor == "postgresql"
     settings.EXECUTIONS_MAX_ACTIVE_PER_USER = 2
     user = make_user()
     workflow = make_workflow(user)

@@ -84,7 +84,7 @@ async def test_sockets_and_a_zero_limit_are_not_held_back():
 
 
 def test_the_served_application_bounds_its_http_requests():
-    http = application.application_mapping["http"]
+    http = application.app.application_mapping["http"]
     assert isinstance(http, ConcurrentRequestLimit)
     assert http.app is django_asgi_app
     assert http.limit == 16
