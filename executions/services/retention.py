@@ -111,18 +111,43 @@ def _finished_executions_prune(*, cutoff: datetime, dry_run: bool, batch: int) -
             "node_runs": NodeRun.objects.filter(execution__in=old).count(),
         }
     counts = {"executions": 0, "events": 0, "node_runs": 0}
-    while ids := list(old.order_by().values_list("pk", flat=True)[:batch]):
-        events = ExecutionEvent.objects.filter(execution_id__in=ids)
-        counts["events"] += delete_in_batches(events, batch=batch)
-        nodes = NodeRun.objects.filter(execution_id__in=ids)
-        counts["node_runs"] += delete_in_batches(nodes, batch=batch)
-        # Its children are gone: this deletes the execution rows and nothing else.
-        _, per_model = old.filter(pk__in=ids).delete()
-        deleted = per_model.get(Execution._meta.label, 0)
+    while heads := dict(old.order_by().values_list("pk", "last_seq")[:batch]):
+        deleted = 0
+        for chunk in _chunks_of_events(heads, batch=batch):
+            counts["events"] += _events_delete(chunk, heads=heads, batch=batch)
+            counts["node_runs"] += NodeRun.objects.filter(execution_id__in=chunk).delete()[0]
+            # Their children are gone: this deletes the execution rows and nothing else.
+            _, per_model = old.filter(pk__in=chunk).only("pk").delete()
+            deleted += per_model.get(Execution._meta.label, 0)
         counts["executions"] += deleted
         if not deleted:
             break
     return counts
+
+
+def _chunks_of_events(heads: dict, *, batch: int) -> Iterator[list]:
+    """Execution ids in groups of at most ``batch`` events (a larger log: alone)."""
+    chunk, events = [], 0
+    for execution_id, last_seq in heads.items():
+        if chunk and events + last_seq > batch:
+            yield chunk
+            chunk, events = [], 0
+        chunk.append(execution_id)
+        events += last_seq
+    if chunk:
+        yield chunk
+
+
+def _events_delete(chunk: list, *, heads: dict, batch: int) -> int:
+    """Delete the events of ``chunk``: a finished log is seq 1..last_seq, so a long
+    one goes ``batch`` seqs at a time, straight from the (execution, seq) index."""
+    if len(chunk) > 1 or heads[chunk[0]] <= batch:
+        return ExecutionEvent.objects.filter(execution_id__in=chunk).delete()[0]
+    deleted = 0
+    for upto in range(batch, heads[chunk[0]] + batch, batch):
+        rows = ExecutionEvent.objects.filter(execution_id=chunk[0], seq__lte=upto)
+        deleted += rows.delete()[0]
+    return deleted
 
 
 @contextmanager

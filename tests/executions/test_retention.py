@@ -29,7 +29,9 @@ def workflow(user):
     return make_workflow(user)
 
 
-def make_run(workflow, status: str, *, days_ago: float, finished: bool = True) -> Execution:
+def make_run(
+    workflow, status: str, *, days_ago: float, finished: bool = True, events: int = EVENTS
+) -> Execution:
     """An execution that was created, and (``finished``) ended, ``days_ago`` days ago."""
     moment = timezone.now() - timedelta(days=days_ago)
     execution = Execution.objects.create(
@@ -37,12 +39,12 @@ def make_run(workflow, status: str, *, days_ago: float, finished: bool = True) -
         owner=workflow.owner,
         status=status,
         finished_at=moment if finished else None,
-        last_seq=EVENTS,
+        last_seq=events,
     )
     Execution.objects.filter(pk=execution.pk).update(created_at=moment)
     ExecutionEvent.objects.bulk_create(
         ExecutionEvent(execution=execution, seq=seq, type="log", data={}, created_at=moment)
-        for seq in range(1, EVENTS + 1)
+        for seq in range(1, events + 1)
     )
     NodeRun.objects.bulk_create(
         NodeRun(execution=execution, node_id=f"n{n}", node_type="delay", position=n)
@@ -173,9 +175,11 @@ def deletes_by_table() -> tuple[dict, list]:
     return wrapper, seen
 
 
-@override_settings(EXECUTIONS_RETENTION_BATCH=2)
+@override_settings(EXECUTIONS_RETENTION_BATCH=4)
 def test_a_large_prune_deletes_in_small_statements_of_their_own(workflow, monkeypatch):
-    old = [make_run(workflow, ExecutionStatus.COMPLETED, days_ago=40) for _ in range(5)]
+    for _ in range(5):
+        make_run(workflow, ExecutionStatus.COMPLETED, days_ago=40, events=2)
+    make_run(workflow, ExecutionStatus.COMPLETED, days_ago=40, events=10)
     wrapper, seen = deletes_by_table()
     commits = []
     commit = connection.commit
@@ -185,18 +189,22 @@ def test_a_large_prune_deletes_in_small_statements_of_their_own(workflow, monkey
         counts = executions_prune()
 
     assert remaining() == set()
-    assert counts["executions"] == len(old)
-    assert counts["events"] == 5 * EVENTS
-    events = [(rows, atomic) for table, rows, atomic in seen if table.endswith("executionevent")]
-    nodes = [rows for table, rows, _ in seen if table.endswith("noderun")]
-    executions = [rows for table, rows, _ in seen if table.endswith("execution")]
-    # 2 executions a batch (6 events: 3 statements), 2 more, then 1 (3 events: 2).
-    assert [rows for rows, _ in events if rows] == [2, 2, 2, 2, 2, 2, 2, 1]
+    assert (counts["executions"], counts["events"], counts["node_runs"]) == (6, 20, 12)
+    events = [rows for table, rows, _ in seen if table.endswith("executionevent") and rows]
+    nodes = [rows for table, rows, _ in seen if table.endswith("noderun") and rows]
+    executions = [rows for table, rows, _ in seen if table.endswith("execution") and rows]
+    # At most 4 rows a statement: two short logs together (with their nodes and
+    # executions), the long one 4 seqs at a time.
+    assert sum(events) == 20
+    assert max(events) == 4
+    assert len(events) >= 6
+    assert sum(nodes) == 12
+    assert max(nodes) <= 4
+    assert sum(executions) == 6
+    assert max(executions) <= 4
     # Each statement is its own transaction, committed before the next.
     assert all(depth <= 1 for _, _, depth in seen)
-    assert len(commits) >= len([rows for _, rows, _ in seen if rows])
-    assert max(nodes) == 2
-    assert [rows for rows in executions if rows] == [2, 2, 1]
+    assert len(commits) >= len(events) + len(nodes) + len(executions)
 
 
 def expired_session() -> str:
