@@ -145,13 +145,23 @@ async def follow(ws_url: str, token: str, execution_id: str, ready: asyncio.Even
     return seen
 
 
-async def prune_in_child(env: dict) -> dict:
-    """``manage.py prune_executions`` in a process of its own, timed statement by statement."""
+async def prune_child(env: dict) -> asyncio.subprocess.Process:
+    """A process that will run ``manage.py prune_executions``, set up and waiting for a line
+    on its standard input: its start-up is not measured as the prune."""
     child = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bench.prune", "--child",
-        cwd=processes.ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        cwd=processes.ROOT, env=env,
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )  # fmt: skip
-    out, err = await child.communicate()
+    ready = await child.stdout.readline()
+    if ready.strip() != b"ready":
+        raise RuntimeError(f"the prune did not start: {(await child.stderr.read()).decode()}")
+    return child
+
+
+async def prune_now(child: asyncio.subprocess.Process) -> dict:
+    """Start the waiting prune; its counts and times once it is done."""
+    out, err = await child.communicate(b"go\n")
     if child.returncode:
         raise RuntimeError(f"the prune failed: {err.decode()[-2000:]}")
     return json.loads(out.decode().strip().splitlines()[-1])
@@ -167,16 +177,21 @@ def child_main() -> None:
     from django.core.management import call_command
     from django.db import connection
 
+    connection.ensure_connection()
+    print("ready", flush=True)
+    sys.stdin.readline()
     timer = TransactionTimer(connection)
     output = io.StringIO()
-    started = time.monotonic()
+    started = time.time()
     with connection.execute_wrapper(timer):
         call_command("prune_executions", stdout=output)
     print(
         json.dumps(
             {
                 "output": output.getvalue().strip(),
-                "seconds": time.monotonic() - started,
+                "started": started,
+                "ended": time.time(),
+                "seconds": time.time() - started,
                 "statements": timer.statements,
                 "longest_statement_ms": timer.longest_statement * 1000,
                 "longest_transaction_ms": timer.longest_transaction * 1000,
@@ -318,11 +333,11 @@ async def measure(deployment, load: Load) -> dict:
     ]
     with collector_paused():
         await asyncio.gather(*[event.wait() for event in ready])
+        child = await prune_child(deployment.env)
         baseline_from = time.time() + load.warmup_seconds
         await asyncio.sleep(load.warmup_seconds + load.baseline_seconds)
-        prune_from = time.time()
-        prune = await prune_in_child(deployment.env)
-        prune_until = time.time()
+        prune = await prune_now(child)
+        prune_from, prune_until = prune["started"], prune["ended"]
         await asyncio.sleep(load.baseline_seconds)
         after_until = time.time()
         for execution_id in ids:
