@@ -353,9 +353,13 @@ async def measure(deployment, load: Load) -> dict:
         ]
 
     # Pruning off: the same time before and after it, so that other load on
-    # the machine weighs on both sides alike.
-    off = window((baseline_from, prune_from), (prune_until, after_until))
-    during = window((prune_from, prune_until))
+    # the machine weighs on both sides alike; after it also shows its
+    # aftermath (autovacuum of the deleted rows).
+    phases = {
+        "before": window((baseline_from, prune_from)),
+        "during": window((prune_from, prune_until)),
+        "after": window((prune_until, after_until)),
+    }
 
     problems = live_intact(database_url, ids) + left_over(database_url, load)
     heads = {i: h for i, h in zip(ids, event_heads(database_url, ids), strict=True)}
@@ -367,8 +371,7 @@ async def measure(deployment, load: Load) -> dict:
             problems.append(f"subscriber {index} ended at {stream.last_status!r}")
     return {
         "build_seconds": build_seconds,
-        "off": summary_ms(off) | {"n": len(off)},
-        "during": summary_ms(during) | {"n": len(during)},
+        **{phase: summary_ms(values) | {"n": len(values)} for phase, values in phases.items()},
         "prune": prune,
         "problems": problems,
     }
@@ -396,17 +399,21 @@ def render(results: list[dict], load: Load) -> str:
         f"{load.subscribers_per_execution} subscribers each; "
         f"{load.old_executions:,} old executions x {load.events_per_execution} events to prune",
         "",
-        "| run | push p50 off / during (ms) | p99 off / during (ms) | max off / during (ms) "
-        "| events measured off / during | prune (s) | longest transaction (ms) "
-        "| longest statement (ms) | statements | data setup (s) |",
+        "| run | push p50 before / during / after (ms) | p99 | max | events measured "
+        "| prune (s) | longest transaction (ms) | longest statement (ms) | statements "
+        "| data setup (s) |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for n, r in enumerate(results, 1):
-        off, during, prune = r["off"], r["during"], r["prune"]
+        prune = r["prune"]
+
+        def three(key: str, r=r) -> str:
+            return " / ".join(f"{r[phase][key]:.1f}" for phase in ("before", "during", "after"))
+
+        measured = " / ".join(str(r[phase]["n"]) for phase in ("before", "during", "after"))
         lines.append(
-            f"| {n} | {off['p50']:.1f} / {during['p50']:.1f} | {off['p99']:.1f} / "
-            f"{during['p99']:.1f} | {off['max']:.1f} / {during['max']:.1f} | {off['n']} / "
-            f"{during['n']} | {prune['seconds']:.1f} | {prune['longest_transaction_ms']:.0f} | "
+            f"| {n} | {three('p50')} | {three('p99')} | {three('max')} | {measured} | "
+            f"{prune['seconds']:.1f} | {prune['longest_transaction_ms']:.0f} | "
             f"{prune['longest_statement_ms']:.0f} | {prune['statements']:,} | "
             f"{r['build_seconds']:.0f} |"
         )

@@ -12,6 +12,7 @@ of them.
 """
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -114,11 +115,15 @@ def _finished_executions_prune(*, cutoff: datetime, dry_run: bool, batch: int) -
     while heads := dict(old.order_by().values_list("pk", "last_seq")[:batch]):
         deleted = 0
         for chunk in _chunks_of_events(heads, batch=batch):
+            started = time.monotonic()
             counts["events"] += _events_delete(chunk, heads=heads, batch=batch)
             counts["node_runs"] += NodeRun.objects.filter(execution_id__in=chunk).delete()[0]
             # Their children are gone: this deletes the execution rows and nothing else.
             _, per_model = old.filter(pk__in=chunk).only("pk").delete()
             deleted += per_model.get(Execution._meta.label, 0)
+            # Rest as long as it worked: the live executions' commits (and their
+            # write-ahead log flushes) get at least half of the time between chunks.
+            time.sleep(time.monotonic() - started)
         counts["executions"] += deleted
         if not deleted:
             break

@@ -307,3 +307,28 @@ async def test_the_maintenance_loop_prunes_in_a_thread_of_its_own(due, workflow)
 
     assert await database_sync_to_async(remaining)() == {recent.pk}
     assert await database_sync_to_async(children_of)([old.pk]) == (0, 0)
+
+
+async def test_the_reaper_does_not_wait_for_a_prune_and_prunes_do_not_pile_up(monkeypatch):
+    import threading
+
+    from executions import maintenance
+
+    started, release, calls = threading.Event(), threading.Event(), []
+
+    def slow_prune():
+        calls.append(1)
+        started.set()
+        release.wait(10)
+
+    monkeypatch.setattr(maintenance, "executions_prune_when_due", slow_prune)
+    await maintenance.maintain_once()
+    running = maintenance.prune_in_background()
+    started.wait(10)
+
+    await maintenance.maintain_once()
+
+    assert not running.done()
+    assert calls == [1]
+    release.set()
+    await running
