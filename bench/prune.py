@@ -362,6 +362,11 @@ async def measure(deployment, load: Load) -> dict:
     }
 
     problems = live_intact(database_url, ids) + left_over(database_url, load)
+    with psycopg.connect(database_url) as db:
+        vacuumed = db.execute(
+            "SELECT extract(epoch FROM last_autovacuum) FROM pg_stat_user_tables "
+            "WHERE relname = 'executions_executionevent'"
+        ).fetchone()[0]
     heads = {i: h for i, h in zip(ids, event_heads(database_url, ids), strict=True)}
     for index, stream in enumerate(streams):
         head = heads[ids[index // load.subscribers_per_execution]]
@@ -373,6 +378,8 @@ async def measure(deployment, load: Load) -> dict:
         "build_seconds": build_seconds,
         **{phase: summary_ms(values) | {"n": len(values)} for phase, values in phases.items()},
         "prune": prune,
+        # When autovacuum last cleaned the events table, in seconds after the prune ended.
+        "autovacuum_after": None if vacuumed is None else float(vacuumed) - prune_until,
         "problems": problems,
     }
 
@@ -393,6 +400,11 @@ def event_heads(database_url: str, ids: list[str]) -> list[int]:
     return [rows[i] for i in ids]
 
 
+def vacuumed(result: dict) -> str:
+    seconds = result["autovacuum_after"]
+    return "not yet" if seconds is None else f"{seconds:+.0f}"
+
+
 def render(results: list[dict], load: Load) -> str:
     lines = [
         f"{load.live_executions} live executions x {load.events_per_second:g} events/s, "
@@ -401,8 +413,8 @@ def render(results: list[dict], load: Load) -> str:
         "",
         "| run | push p50 before / during / after (ms) | p99 | max | events measured "
         "| prune (s) | longest transaction (ms) | longest statement (ms) | statements "
-        "| data setup (s) |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| data setup (s) | events autovacuumed (s after the prune) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for n, r in enumerate(results, 1):
         prune = r["prune"]
@@ -415,7 +427,7 @@ def render(results: list[dict], load: Load) -> str:
             f"| {n} | {three('p50')} | {three('p99')} | {three('max')} | {measured} | "
             f"{prune['seconds']:.1f} | {prune['longest_transaction_ms']:.0f} | "
             f"{prune['longest_statement_ms']:.0f} | {prune['statements']:,} | "
-            f"{r['build_seconds']:.0f} |"
+            f"{r['build_seconds']:.0f} | {vacuumed(r)} |"
         )
     lines.append("")
     lines += [f"run {n}: {r['prune']['output']}" for n, r in enumerate(results, 1)]
