@@ -1,8 +1,9 @@
 """Deleting what nobody needs any more: old finished executions, expired sessions.
 
 Every delete statement removes at most ``EXECUTIONS_RETENTION_BATCH`` rows and
-commits on its own, so a prune of millions of rows never holds a lock for long.
-An execution's events and node rows go before the execution itself, and only
+commits on its own, and the prune rests between chunks as long as each took,
+so a prune of millions of rows never holds a lock for long nor crowds out the
+live executions' writes. An execution's events and node rows go before the execution itself, and only
 executions that have finished are chosen: a finished execution never changes
 again, so nothing of a pending or running one is ever touched.
 
