@@ -9,10 +9,12 @@ import asyncio
 import logging
 
 from django.conf import settings
+from django.db import close_old_connections, connection
 
 from executions import dispatch, selectors, services
 from executions.dispatch import in_process_loop
 from executions.engine.db import db
+from executions.services.retention import executions_prune_when_due
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +39,7 @@ async def maintain_forever() -> None:
 
 
 async def maintain_once() -> None:
+    prune_in_background()
     for execution_id, runner in await db(selectors.executions_with_expired_lease):
         reason = f"Runner {runner or 'unknown'} stopped renewing its claim"
         execution = await db(services.execution_interrupt, execution_id=execution_id, reason=reason)
@@ -61,3 +64,27 @@ async def redispatch_stale() -> None:
     )
     if count:
         logger.warning("Dispatched %d pending executions again", count)
+
+
+_pruning: asyncio.Future | None = None
+
+
+def prune_in_background() -> asyncio.Future:
+    """Prune, when due, in a thread of its own: lost runs are not kept waiting behind it."""
+    global _pruning
+    if _pruning is None or _pruning.done():
+        _pruning = asyncio.get_running_loop().run_in_executor(None, _prune_when_due)
+    return _pruning
+
+
+def _prune_when_due() -> None:
+    close_old_connections()
+    try:
+        counts = executions_prune_when_due()
+        if counts and any(counts.values()):
+            logger.info("Pruned %s", ", ".join(f"{n} {kind}" for kind, n in counts.items()))
+    except Exception:
+        logger.exception("Pruning old executions failed; trying again next interval")
+    finally:
+        # This thread is the default executor's: no connection is left behind in it.
+        connection.close()

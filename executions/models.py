@@ -122,6 +122,8 @@ class Execution(models.Model):
             models.Index(fields=["owner", "status"]),
             models.Index(fields=["status", "lease_expires_at"]),
             models.Index(fields=["status", "dispatched_at"]),
+            # Retention picks the oldest finished executions.
+            models.Index(fields=["status", "finished_at"]),
         ]
 
     def __str__(self) -> str:

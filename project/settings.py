@@ -392,6 +392,16 @@ EXECUTIONS_SHUTDOWN_GRACE_SECONDS = float(os.environ.get("EXECUTIONS_SHUTDOWN_GR
 # Look for lost executions in this process (the server in embedded mode,
 # and every worker).
 EXECUTIONS_MAINTENANCE = env_bool("EXECUTIONS_MAINTENANCE", default=True)
+# Finished executions, with their events and node rows, are deleted this many
+# days after they finished (0 keeps them all); expired sessions and socket
+# tickets go in the same prune.
+EXECUTIONS_RETENTION_DAYS = float(os.environ.get("EXECUTIONS_RETENTION_DAYS", "30"))
+# Rows one delete statement removes at most, each statement its own short
+# transaction; also the executions taken per batch.
+EXECUTIONS_RETENTION_BATCH = int(os.environ.get("EXECUTIONS_RETENTION_BATCH", "1000"))
+# Seconds between prunes by the maintenance loops of all processes together
+# (they share the cache); 0: only `manage.py prune_executions` prunes.
+EXECUTIONS_RETENTION_INTERVAL = float(os.environ.get("EXECUTIONS_RETENTION_INTERVAL", "3600"))
 
 # Celery (worker processes), with the Redis the channel layer already uses.
 CELERY_BROKER_URL = REDIS_URL or "memory://"

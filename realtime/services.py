@@ -1,14 +1,15 @@
-"""Every write of the realtime app: issuing and redeeming socket tickets."""
+"""Every write of the realtime app: issuing, redeeming and pruning socket tickets."""
 
 import hashlib
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Q
 from django.db.models.functions import Now
 
+from executions.services.retention import delete_in_batches
 from realtime.models import SocketTicket
 
 
@@ -46,3 +47,9 @@ def socket_ticket_redeem(*, ticket: str) -> AbstractBaseUser | None:
     if not deleted or stored.expired or not stored.user.is_active:
         return None
     return stored.user
+
+
+def socket_tickets_prune(*, now: datetime, dry_run: bool, batch: int) -> int:
+    """Delete (``dry_run``: count) expired tickets; a used one was deleted when redeemed."""
+    expired = SocketTicket.objects.filter(expires_at__lte=now)
+    return expired.count() if dry_run else delete_in_batches(expired, batch=batch)

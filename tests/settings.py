@@ -11,6 +11,8 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 # Tests start maintenance themselves where they are about it.
 EXECUTIONS_MAINTENANCE = False
+# ... and prune where they are about it.
+EXECUTIONS_RETENTION_INTERVAL = 0
 
 # Throttle counts live in this process, so each test can start from none
 # (clearing a Redis cache would flush the database the other tests share).
