@@ -5,6 +5,7 @@ import json
 from typing import Any
 
 from django.conf import settings
+from django.core import checks
 from django.db.models.functions import Now
 
 from executions.clock import LOCKED_NOW, locked_now
@@ -147,6 +148,19 @@ def event_result(result: Any) -> dict:
     if len(text) <= limit:
         return {"result": result}
     return {"result": text[:limit] + "…", "result_truncated": True, "result_size": len(text)}
+
+
+@checks.register
+def check_text_limits(**kwargs) -> list[checks.Error]:
+    """Limits that would cut every text to nothing."""
+    return [
+        checks.Error(
+            f"{name} is {getattr(settings, name)!r}; it must be at least 1 (characters).",
+            id="executions.E102",
+        )
+        for name in ("EXECUTIONS_EVENT_TEXT_LIMIT", "EXECUTIONS_MAX_ERROR_CHARS")
+        if not getattr(settings, name) >= 1
+    ]
 
 
 def event_text(name: str, text: str | None) -> dict:

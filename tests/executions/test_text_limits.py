@@ -10,6 +10,7 @@ from django.utils import timezone
 import tests.executions.nodes  # noqa: F401  registers the test node types
 from executions import services
 from executions.models import Execution, ExecutionEvent, ExecutionStatus
+from executions.services.eventlog import check_text_limits
 from realtime.events import event_message
 from tests.conftest import bearer_client
 from tests.executions.engine_helpers import no_dispatch, run  # noqa: F401
@@ -108,3 +109,10 @@ def test_events_stored_uncut_are_sent_cut(settings):
     assert {k: event_message(event).get(k) for k in cut("message", "y" * 50, 10)} == cut(
         "message", "y" * 50, 10
     )
+
+
+def test_a_limit_below_one_character_is_a_system_check_error(settings):
+    settings.EXECUTIONS_EVENT_TEXT_LIMIT = 0
+    errors = check_text_limits()
+    assert [error.id for error in errors] == ["executions.E102"]
+    assert "EXECUTIONS_EVENT_TEXT_LIMIT" in errors[0].msg
