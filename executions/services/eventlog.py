@@ -199,7 +199,8 @@ def log_data(node_id: str | None, level: str, message: str) -> dict:
 
 
 def log_append(execution: Execution, node_id: str | None, level: str, message: str) -> None:
-    """Append an engine line that goes with a change of state; never cut."""
+    """Append an engine line that goes with a change of state; never dropped by the
+    log's limits (its message is cut as any line's)."""
     event_append(execution, EventType.LOG, log_data(node_id, level, message))
 
 
