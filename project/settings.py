@@ -309,6 +309,13 @@ EXECUTIONS_EVENT_OUTPUT_LIMIT = int(os.environ.get("EXECUTIONS_EVENT_OUTPUT_LIMI
 # (stored and sent) with "result_truncated": true; the full result stays in
 # the execution's detail.
 EXECUTIONS_EVENT_RESULT_LIMIT = int(os.environ.get("EXECUTIONS_EVENT_RESULT_LIMIT", str(64 * 1024)))
+# Each text of an event (a log line's message, a node's or an execution's
+# error, a status message) longer than this many characters is cut, stored
+# and sent, with "<field>_truncated": true and "<field>_size".
+EXECUTIONS_EVENT_TEXT_LIMIT = int(os.environ.get("EXECUTIONS_EVENT_TEXT_LIMIT", "8192"))
+# A node's error, and an execution's, longer than this many characters is
+# stored cut (ending in "…") on the node and the execution (REST).
+EXECUTIONS_MAX_ERROR_CHARS = int(os.environ.get("EXECUTIONS_MAX_ERROR_CHARS", str(64 * 1024)))
 # Largest output a node may produce, and largest input the engine assembles
 # for a node with several parents, in bytes of JSON; past it the attempt fails.
 EXECUTIONS_MAX_NODE_OUTPUT_BYTES = int(

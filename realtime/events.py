@@ -4,14 +4,18 @@ Every stored event becomes ``{"type", "execution_id", ...its data, "seq",
 "timestamp"}``. A ``status`` message therefore carries exactly the seed's
 fields plus ``seq`` and ``timestamp``, which old clients ignore, and, when
 its result was too long to send whole, ``result_truncated`` and
-``result_size`` (``executions.services.eventlog.event_result``).
+``result_size`` (``executions.services.eventlog.event_result``); any event
+whose text was too long, ``<field>_truncated`` and ``<field>_size``
+(``executions.services.eventlog.event_text``).
 """
 
 import json
 from datetime import UTC, datetime
 
+from django.conf import settings
+
 from executions.models import EventType, Execution, ExecutionEvent
-from executions.services.eventlog import event_result, status_data
+from executions.services.eventlog import event_result, event_text, status_data
 
 
 def format_timestamp(moment: datetime) -> str:
@@ -19,11 +23,23 @@ def format_timestamp(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+# The text fields of each type of event that ``event_text`` cuts.
+TEXT_FIELDS = {
+    EventType.STATUS: ("error", "message"),
+    EventType.NODE: ("error",),
+    EventType.LOG: ("message",),
+}
+
+
 def event_message(event: ExecutionEvent) -> dict:
     data = event.data
     if event.type == EventType.STATUS and _uncut_result(data):
         # Stored before results were cut in the log; sent as they are now.
         data = {**data, **event_result(data["result"])}
+    for name in TEXT_FIELDS.get(event.type, ()):
+        if _uncut_text(data, name):
+            # Stored before texts were cut in the log; sent as they are now.
+            data = {**data, **event_text(name, data[name])}
     return {
         "type": event.type,
         "execution_id": str(event.execution_id),
@@ -46,6 +62,15 @@ def snapshot_message(execution: Execution) -> dict:
 
 def _uncut_result(data: dict) -> bool:
     return data.get("result") is not None and "result_truncated" not in data
+
+
+def _uncut_text(data: dict, name: str) -> bool:
+    text = data.get(name)
+    return (
+        isinstance(text, str)
+        and len(text) > settings.EXECUTIONS_EVENT_TEXT_LIMIT
+        and f"{name}_truncated" not in data
+    )
 
 
 def error_message(text: str) -> dict:

@@ -17,6 +17,7 @@ from executions.services.eventlog import (
     log_append,
     node_event_append,
     stop_nodes,
+    stored_error,
 )
 from executions.states import TERMINAL_STATUSES, can_transition
 
@@ -79,7 +80,11 @@ def _finish_locked(
     if log:
         log_append(execution, None, "error" if status == ExecutionStatus.FAILED else "info", log)
     now = locked_now(execution)
-    changes: dict[str, Any] = {"finished_at": now, "error": error, "lease_expires_at": None}
+    changes: dict[str, Any] = {
+        "finished_at": now,
+        "error": stored_error(error),
+        "lease_expires_at": None,
+    }
     if status == ExecutionStatus.COMPLETED:
         changes.update(progress=100, result=result)
     message = FINISH_MESSAGES[status]

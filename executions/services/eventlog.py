@@ -5,6 +5,7 @@ import json
 from typing import Any
 
 from django.conf import settings
+from django.core import checks
 from django.db.models.functions import Now
 
 from executions.clock import LOCKED_NOW, locked_now
@@ -13,6 +14,8 @@ from executions.models import EventType, Execution, ExecutionEvent, NodeRun, Nod
 from executions.states import NODE_FINISHED_STATUSES, TERMINAL_STATUSES, can_transition
 
 UNSET: Any = object()
+# The column's length: a longer status message is cut to fit it ("…" included).
+MESSAGE_MAX_LENGTH = Execution._meta.get_field("message").max_length
 
 
 def stop_nodes(
@@ -82,6 +85,8 @@ def change_status(execution: Execution, *, status: str, **changes: Any) -> Execu
     execution.status = status
     for name, value in changes.items():
         setattr(execution, name, value)
+    if len(execution.message) > MESSAGE_MAX_LENGTH:
+        execution.message = execution.message[: MESSAGE_MAX_LENGTH - 1] + "…"
     event_append(execution, EventType.STATUS, status_data(execution))
     execution.save()
     return execution
@@ -106,7 +111,7 @@ def node_event_append(
     if status == NodeStatus.COMPLETED:
         run.output = None if output is UNSET else output
     if status == NodeStatus.FAILED:
-        run.error = error
+        run.error = stored_error(error)
     run.status = status
     run.save()
     data: dict[str, Any] = {
@@ -118,7 +123,7 @@ def node_event_append(
     if status == NodeStatus.COMPLETED:
         data.update(event_output(run.output))
     if status == NodeStatus.FAILED:
-        data["error"] = error
+        data.update(event_text("error", run.error))
     if status in NODE_FINISHED_STATUSES and run.duration is not None and run.finished_at == now:
         data["duration"] = run.duration
     event_append(execution, EventType.NODE, data)
@@ -145,17 +150,57 @@ def event_result(result: Any) -> dict:
     return {"result": text[:limit] + "…", "result_truncated": True, "result_size": len(text)}
 
 
+@checks.register
+def check_text_limits(**kwargs) -> list[checks.Error]:
+    """Limits that would cut every text to nothing."""
+    return [
+        checks.Error(
+            f"{name} is {getattr(settings, name)!r}; it must be at least 1 (characters).",
+            id="executions.E102",
+        )
+        for name in ("EXECUTIONS_EVENT_TEXT_LIMIT", "EXECUTIONS_MAX_ERROR_CHARS")
+        if not getattr(settings, name) >= 1
+    ]
+
+
+def event_text(name: str, text: str | None) -> dict:
+    """A text field as an event stores and sends it: cut to the configured
+    length, with a marker (``"<name>_truncated"``) and its full length."""
+    limit = settings.EXECUTIONS_EVENT_TEXT_LIMIT
+    if text is None or len(text) <= limit:
+        return {name: text}
+    return {name: text[:limit] + "…", f"{name}_truncated": True, f"{name}_size": len(text)}
+
+
+def text_cut(text: str, limit: int) -> str:
+    """``text``, or its first ``limit`` characters ending in "…" when longer."""
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def stored_error(error: str | None) -> str | None:
+    """A node's or an execution's error as stored: at most ``EXECUTIONS_MAX_ERROR_CHARS``."""
+    return None if error is None else text_cut(error, settings.EXECUTIONS_MAX_ERROR_CHARS)
+
+
 def status_data(execution: Execution) -> dict:
-    """The execution's state as a ``status`` event carries it: ``event_result``'s result."""
-    return {**execution.state_data(), **event_result(execution.result)}
+    """The execution's state as a ``status`` event carries it: ``event_result``'s
+    result, and its ``error`` and ``message`` as ``event_text`` cuts them."""
+    return {
+        **execution.state_data(),
+        **event_result(execution.result),
+        **event_text("error", execution.error),
+        **event_text("message", execution.message),
+    }
 
 
 def log_data(node_id: str | None, level: str, message: str) -> dict:
-    return {"node_id": node_id, "level": level, "message": message}
+    """A log line as stored and sent: its message cut by ``event_text``."""
+    return {"node_id": node_id, "level": level, **event_text("message", message)}
 
 
 def log_append(execution: Execution, node_id: str | None, level: str, message: str) -> None:
-    """Append an engine line that goes with a change of state; never cut."""
+    """Append an engine line that goes with a change of state; never dropped by the
+    log's limits (its message is cut as any line's)."""
     event_append(execution, EventType.LOG, log_data(node_id, level, message))
 
 

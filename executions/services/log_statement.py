@@ -75,6 +75,9 @@ def log_line_append(*, execution_id, claim_token, data: dict) -> bool | None:
     and push it after commit; ``True`` if it was the line, ``False`` if it was
     the warning that cuts the log (``eventlog.log_line_admit``).
 
+    ``data`` is ``eventlog.log_data``'s: its message is already cut to
+    ``EXECUTIONS_EVENT_TEXT_LIMIT``, and counts as cut.
+
     Returns ``None``, having written nothing, when no such execution exists:
     the caller's locked path then tells which condition failed.
     """

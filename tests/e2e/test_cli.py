@@ -172,3 +172,36 @@ def test_watch_prints_a_result_larger_than_the_clients_largest_frame(server):
     lines = done.stdout.splitlines()
     assert BAR.match(lines[-2]).groups()[:2] == ("100", "completed")
     assert lines[-1] == "result: " + json.dumps({"a": {"t": text}, "b": {"t": text}})
+
+
+def test_watch_prints_a_log_line_larger_than_the_clients_largest_frame_cut(server):
+    workflow = create_workflow(server, "chatty", chain(node("wait", "delay", seconds=60)))
+    status, execution = server.request(
+        "POST", "/api/v1/executions", {"workflow_id": workflow["id"], "input_data": {}}
+    )
+    assert status == 201, execution
+    # A line of 1.5 MB, as a custom node's ctx.log() may write: over the client's 1 MiB frames.
+    code = (
+        "from executions import services; services.execution_log("
+        f"execution_id='{execution['id']}', node_id='wait', level='info', message='z' * 1_500_000)"
+    )
+    logged = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", code],
+        cwd=ROOT,
+        env=server.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert logged.returncode == 0, logged.stderr
+    status, _ = server.request("POST", f"/api/v1/executions/{execution['id']}/cancel")
+    assert status == 202
+
+    done = manage(server, "watch", execution["id"], "--from-start")
+
+    assert done.returncode == 1, done.stderr
+    assert "The execution cancelled." in done.stderr
+    events = stored_events(server, execution["id"])
+    (line,) = [e for e in events if e["type"] == "log" and e["node_id"] == "wait"]
+    assert (line["message_truncated"], line["message_size"]) == (True, 1_500_000)
+    assert f"  log info    [wait] {'z' * 8192}…" in done.stdout.splitlines()

@@ -79,3 +79,23 @@ class Chatter(NodeType):
         for line in range(1, params["lines"] + 1):
             await ctx.log(f"{ctx.node_id} line {line}")
         return data
+
+
+class LoudParams(serializers.Serializer):
+    size = StrictIntegerField(min_value=1)
+    then = serializers.ChoiceField(choices=["log", "fail"])
+
+
+@register
+class Loud(NodeType):
+    """Logs, or fails with, a text of ``size`` characters (as a custom node may)."""
+
+    type_name = "test_loud"
+    params_serializer = LoudParams
+
+    async def run(self, ctx, params, data):
+        text = "é" * params["size"]
+        if params["then"] == "fail":
+            raise NodeFailed(text)
+        await ctx.log(text)
+        return data

@@ -204,3 +204,15 @@ def test_concurrent_lines_past_the_limit_leave_exactly_one_warning(running, sett
     assert len(cut_warnings(running)) == 1
     assert [e.seq for e in recorded] == list(range(1, before + 30 + 2))
     assert recorded[-1].data == cut_warnings(running)[0]
+
+
+def test_a_long_line_is_stored_cut_and_counts_as_cut(running, pushed, settings):
+    settings.EXECUTIONS_EVENT_TEXT_LIMIT = 10
+    kept = "x" * 10 + "…"
+    settings.EXECUTIONS_MAX_LOG_BYTES = len(kept.encode())  # the cut line fits; the whole would not
+    assert log(running, "x" * 1000, claim_token=running.claim_token) is True
+    running.refresh_from_db()
+    cut = {"message": kept, "message_truncated": True, "message_size": 1000}
+    assert events(running)[-1].data == {"node_id": "n", "level": "info", **cut}
+    assert (running.log_lines, running.log_bytes, running.log_cut) == (1, len(kept.encode()), False)
+    assert {k: pushed[-1]["event"][k] for k in cut} == cut

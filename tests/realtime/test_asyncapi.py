@@ -33,11 +33,13 @@ BASE = "urn:asyncapi"
 EVERYTHING = {
     "nodes": [
         node("start", "log", message="begin", level="warning"),
+        node("loud", "log", message="a log line that will be truncated", level="info"),
         node("big", "transform", expression="{text: 'a long output that will be truncated'}"),
         node("gate", "condition", expression="`false`"),
         node("never", "log", message="skipped", level="info"),
         node("slow", "delay", seconds=30),
         {**node("boom", "fail", message="no"), "retries": 1, "retry_backoff_seconds": 0},
+        node("oops", "fail", message="an error that will be truncated"),
     ],
     "edges": [
         {"source": "start", "target": "big"},
@@ -45,6 +47,8 @@ EVERYTHING = {
         {"source": "gate", "target": "never"},
         {"source": "start", "target": "slow"},
         {"source": "big", "target": "boom"},
+        {"source": "start", "target": "loud"},
+        {"source": "start", "target": "oops"},
     ],
 }
 
@@ -82,7 +86,11 @@ def test_document_is_asyncapi_3_with_every_message_on_the_channel(document, vali
 
 
 @pytest.mark.django_db(transaction=True)
-@override_settings(EXECUTIONS_EVENT_OUTPUT_LIMIT=12, EXECUTIONS_EVENT_RESULT_LIMIT=4)
+@override_settings(
+    EXECUTIONS_EVENT_OUTPUT_LIMIT=12,
+    EXECUTIONS_EVENT_RESULT_LIMIT=4,
+    EXECUTIONS_EVENT_TEXT_LIMIT=24,
+)
 async def test_every_message_the_server_sends_matches_its_schema(user, token, validators):
     failing = await record(make_workflow, owner=user, definition=EVERYTHING)
     completing = await record(
@@ -122,6 +130,9 @@ async def test_every_message_the_server_sends_matches_its_schema(user, token, va
     assert node_states == {"running", "completed", "failed", "skipped", "cancelled"}
     assert any(m.get("output_truncated") for m in seen)
     assert any(m.get("result_truncated") for m in seen)
+    for kind, field in (("log", "message"), ("node", "error"), ("status", "error")):
+        assert any(m.get(f"{field}_truncated") for m in seen if m["type"] == kind), kind
+    assert any(m.get("message_truncated") for m in seen if m["type"] == "status")
     assert {m["node_id"] is None for m in seen if m["type"] == "log"} == {True, False}
     assert {m["status"] for m in seen if m["type"] == "status"} >= {"failed", "completed"}
 
