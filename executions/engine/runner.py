@@ -173,6 +173,9 @@ class Run:
                     ready.extend(await self.completed(node_id, task.result()))
         finally:
             stopped.cancel()
+            # Also when cancelled from outside (the process stops its runs):
+            # no node task, nor progress write, outlives the run.
+            await self.halt(running)
         if self.ended:
             return
         await self.progress.close()
@@ -207,6 +210,7 @@ class Run:
         await _finish(self.id, status, claim_token=self.claim_token, **fields)
 
     async def halt(self, running: dict[asyncio.Task, str]) -> None:
+        """Cancel the running nodes, wait until each has stopped, stop recording progress."""
         for task in running:
             task.cancel()
         await asyncio.gather(*running, return_exceptions=True)

@@ -9,10 +9,10 @@ import pytest
 from channels.db import database_sync_to_async
 
 import tests.executions.nodes  # noqa: F401  registers the test node types
-from executions import services
+from executions import dispatch, services
 from executions.engine.runner import run_execution
 from executions.models import Execution, Workflow
-from tests.executions.engine_helpers import create, no_dispatch, reload, run  # noqa: F401
+from tests.executions.engine_helpers import create, no_dispatch, reload, run, stored  # noqa: F401
 from tests.factories import chain, make_user, node
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("no_dispatch")]
@@ -359,3 +359,33 @@ async def test_a_rerun_after_a_lost_worker_runs_the_definition_it_was_created_wi
     execution = await reload(execution)
     assert (execution.status, execution.result, execution.runs) == ("completed", "old", 2)
     assert [run.node_id for run in execution.nodes.all()] == ["before"]
+
+
+async def test_a_run_stopped_from_outside_leaves_no_node_running():
+    execution = await create(chain(node("wait", "delay", seconds=30)))
+    dispatch.run_here(execution.id)
+    await wait_until_node_running(execution.id, "wait")
+
+    dispatch.stop_in_process_runs()
+
+    leftovers = asyncio.run_coroutine_threadsafe(
+        tasks_named("run_node"), dispatch.in_process_loop.loop
+    ).result(5)
+    assert leftovers == []
+
+
+async def wait_until_node_running(execution_id, node_id: str) -> None:
+    """Until the node's running event is in the log (each check is a database read)."""
+    for _ in range(500):
+        events = await stored(execution_id)
+        if any(e["type"] == "node" and e["status"] == "running" for e in events):
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"node {node_id} never started")
+
+
+async def tasks_named(name: str) -> list[asyncio.Task]:
+    """The unfinished tasks of the running loop whose coroutine is ``name``."""
+    return [
+        task for task in asyncio.all_tasks() if task.get_coro().__name__ == name and not task.done()
+    ]
