@@ -10,7 +10,8 @@ the statement that writes or compares it, or read once per transaction with
 the row a service locks (``locked_now``).
 """
 
-from datetime import datetime
+import time
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS
@@ -20,6 +21,8 @@ from django.db.models.sql import Query
 # The attribute that holds the database's time on a row read with ``Now()``
 # annotated (see ``executions.services.eventlog.locked``).
 LOCKED_NOW = "db_now"
+# And this process's monotonic clock at that read, to tell how much later it is.
+READ_AT = "db_now_read_at"
 
 
 def database_now(using: str = DEFAULT_DB_ALIAS) -> datetime:
@@ -37,4 +40,20 @@ def locked_now(instance: Any) -> datetime:
     if now is None:
         now = database_now()
         setattr(instance, LOCKED_NOW, now)
+        setattr(instance, READ_AT, time.monotonic())
     return now
+
+
+def locked_now_mark(instance: Any) -> Any:
+    """Note when the row that carries the database's time was read; returns it."""
+    setattr(instance, READ_AT, time.monotonic())
+    return instance
+
+
+def database_time(instance: Any) -> datetime:
+    """The database's time now, without a query: the time read with the row plus
+    what has elapsed here since (an event is dated as it is appended, not as the
+    transaction that appends it began)."""
+    now = locked_now(instance)
+    elapsed = time.monotonic() - getattr(instance, READ_AT, time.monotonic())
+    return now + timedelta(seconds=max(0.0, elapsed))

@@ -8,7 +8,7 @@ from django.conf import settings
 from django.core import checks
 from django.db.models.functions import Now
 
-from executions.clock import LOCKED_NOW, locked_now
+from executions.clock import LOCKED_NOW, database_time, locked_now, locked_now_mark
 from executions.exceptions import ClaimLost, InvalidTransition
 from executions.models import EventType, Execution, ExecutionEvent, NodeRun, NodeStatus
 from executions.states import NODE_FINISHED_STATUSES, TERMINAL_STATUSES, can_transition
@@ -44,7 +44,7 @@ def locked(execution_id: Any, claim_token: Any = None) -> Execution:
     ``claim_token`` is given), read with the database's time (``locked_now``)."""
     # Without its definition copy: no write needs it, and a deferred field is
     # left out of the row's every later save().
-    execution = (
+    execution = locked_now_mark(
         Execution.objects.select_for_update()
         .defer("definition")
         .annotate(**{LOCKED_NOW: Now()})
@@ -68,7 +68,7 @@ def locked_open(execution_id: Any, claim_token: Any = None) -> Execution:
 def locked_with_workflow(execution_id: Any) -> Execution:
     """The locked execution (its row only) with its workflow, ended or not, read
     with the database's time (``locked_now``)."""
-    return (
+    return locked_now_mark(
         Execution.objects.select_for_update(of=("self",))
         .select_related("workflow")
         .annotate(**{LOCKED_NOW: Now()})
@@ -242,10 +242,11 @@ def log_line_admit(execution: Execution, data: dict) -> dict | None:
 def event_append(execution: Execution, event_type: str, data: dict) -> ExecutionEvent:
     """Append the next event; the caller holds the row lock and saves the execution.
 
-    Events are dated by the database's clock, and never before the one they
-    follow (the locked read's time may precede a write that held the lock).
+    Events are dated by the database's clock as they are appended, and never
+    before the one they follow (the locked read's time may precede a write
+    that held the lock).
     """
-    now = locked_now(execution)
+    now = database_time(execution)
     if execution.last_event_at is not None:
         now = max(now, execution.last_event_at)
     execution.last_seq += 1
