@@ -1,7 +1,10 @@
 """Tuning for the long-running processes: servers and workers."""
 
 import gc
+import sys
 
+from django.conf import settings
+from django.core import checks
 from django.db import connections
 
 
@@ -16,6 +19,33 @@ def tune_garbage_collector() -> None:
     """
     gc.set_threshold(100_000, 20, 100)
     gc.freeze()
+
+
+def tune_thread_switching() -> None:
+    """Hand the interpreter lock to a waiting thread sooner (``PROCESS_SWITCH_INTERVAL``).
+
+    A server's event loop gives up the lock at every system call (each socket
+    write, each poll) and then waits for it while other threads (database
+    calls, in-process runs, sync views) compute. With Python's default of
+    5 ms, each of the several loop turns between an event's commit and its
+    sends could wait that long on a busy machine; queueing on one turn after
+    another is what turned milliseconds into seconds.
+    """
+    sys.setswitchinterval(settings.PROCESS_SWITCH_INTERVAL)
+
+
+@checks.register
+def check_switch_interval(**kwargs) -> list[checks.Error]:
+    value = settings.PROCESS_SWITCH_INTERVAL
+    if isinstance(value, int | float) and 0.00001 <= value <= 0.1:
+        return []
+    return [
+        checks.Error(
+            f"PROCESS_SWITCH_INTERVAL is {value!r}; it must be a number of seconds "
+            "from 0.00001 to 0.1 (Python's default is 0.005).",
+            id="executions.E110",
+        )
+    ]
 
 
 def close_request_connections(**kwargs) -> None:

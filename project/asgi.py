@@ -14,7 +14,11 @@ from django.conf import settings  # noqa: E402
 from django.core.signals import request_finished  # noqa: E402
 
 from executions.maintenance import start_maintenance  # noqa: E402
-from executions.runtime import close_request_connections, tune_garbage_collector  # noqa: E402
+from executions.runtime import (  # noqa: E402
+    close_request_connections,
+    tune_garbage_collector,
+    tune_thread_switching,
+)
 from project.clientaddr import ClientAddressMiddleware  # noqa: E402
 from project.limits import ConcurrentRequestLimit  # noqa: E402
 from realtime import server_hooks  # noqa: E402
@@ -31,10 +35,11 @@ if "daphne.cli" in sys.modules:
     # Served by daphne's command line (tests import daphne.server, not its
     # cli): bound what it buffers for a client that stops reading, and let it
     # send close codes 1008 and 1009; keep garbage collection from pausing the
-    # server, and close each request's connections when it ends rather than
-    # leave them to the collector.
+    # server and its other threads from holding its loop back; close each
+    # request's connections when it ends rather than leave them to the collector.
     server_hooks.install()
     tune_garbage_collector()
+    tune_thread_switching()
     request_finished.connect(close_request_connections)
 
 # The client's address is settled first (TRUSTED_PROXY_HOPS): everything

@@ -285,6 +285,10 @@ REALTIME_MAX_SOCKETS_PER_USER = int(os.environ.get("REALTIME_MAX_SOCKETS_PER_USE
 # deploy, or the benchmark's thousands of sockets from one address, fit.
 REALTIME_HANDSHAKE_RATE = os.environ.get("REALTIME_HANDSHAKE_RATE", "10000/minute")
 
+# Seconds a thread may keep the interpreter lock while another waits for it,
+# in servers and workers (Python's default: 0.005); executions.runtime.
+PROCESS_SWITCH_INTERVAL = float(os.environ.get("PROCESS_SWITCH_INTERVAL", "0.0005"))
+
 # Executions.
 # Threads the engine uses for database writes in one process.
 EXECUTIONS_DB_THREADS = int(os.environ.get("EXECUTIONS_DB_THREADS", "4"))

@@ -1,13 +1,18 @@
 """What the serving process sets up for itself."""
 
 import asyncio
+import sys
 
 import pytest
 from channels.testing import HttpCommunicator
 from django.core.signals import request_finished
 from django.db.backends.signals import connection_created
 
-from executions.runtime import close_request_connections
+from executions.runtime import (
+    check_switch_interval,
+    close_request_connections,
+    tune_thread_switching,
+)
 from project.asgi import application, django_asgi_app
 from project.limits import ConcurrentRequestLimit
 
@@ -88,3 +93,30 @@ def test_the_served_application_bounds_its_http_requests():
     assert isinstance(http, ConcurrentRequestLimit)
     assert http.app is django_asgi_app
     assert http.limit == 16
+
+
+@pytest.fixture
+def restored_switch_interval():
+    before = sys.getswitchinterval()
+    yield
+    sys.setswitchinterval(before)
+
+
+@pytest.mark.usefixtures("restored_switch_interval")
+def test_thread_switching_follows_its_setting(settings):
+    settings.PROCESS_SWITCH_INTERVAL = 0.002
+    tune_thread_switching()
+    assert sys.getswitchinterval() == pytest.approx(0.002)
+
+
+def test_the_default_switch_interval_is_shorter_than_pythons(settings):
+    assert settings.PROCESS_SWITCH_INTERVAL < 0.005
+    assert check_switch_interval() == []
+
+
+@pytest.mark.parametrize("value", [0, -1, 0.5, "fast", None])
+def test_a_switch_interval_that_cannot_work_fails_the_checks(settings, value):
+    settings.PROCESS_SWITCH_INTERVAL = value
+    [error] = check_switch_interval()
+    assert error.id == "executions.E110"
+    assert "PROCESS_SWITCH_INTERVAL" in error.msg

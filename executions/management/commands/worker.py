@@ -10,7 +10,7 @@ from django.core.management.base import BaseCommand, CommandError
 from executions.engine.runner import active_runs, release_local_runs
 from executions.maintenance import start_maintenance
 from executions.queue import app
-from executions.runtime import tune_garbage_collector
+from executions.runtime import tune_garbage_collector, tune_thread_switching
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +34,7 @@ class Command(BaseCommand):
                 "EXECUTIONS_RUNNER unset or 'celery')."
             )
         tune_garbage_collector()
+        tune_thread_switching()
         start_maintenance()
         worker_shutting_down.connect(release_after_grace, weak=False)
         app.worker_main(
