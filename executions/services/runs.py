@@ -192,7 +192,7 @@ def execution_log(
     log had been cut before; later lines are not recorded either.
     """
     data = log_data(node_id, level, message)
-    if connection.vendor == "postgresql":
+    if connection.vendor in ("postgresql", "sqlite"):
         kept = log_line_append(execution_id=execution_id, claim_token=claim_token, data=data)
         if kept is not None:
             return kept
