@@ -83,6 +83,12 @@ class LocalChannelLayer(InMemoryChannelLayer):
             if queue.empty() and not queue._getters:
                 self.channels.pop(channel, None)
 
+    async def group_discard(self, group, channel):
+        await super().group_discard(group, channel)
+        queue = self.channels.get(channel)
+        if queue is not None and queue.empty() and not queue._getters:
+            self.channels.pop(channel, None)
+
     def forget_channel(self, channel: str) -> None:
         """Drop what still waits for ``channel``, whose consumer has ended."""
         self.channels.pop(channel, None)
@@ -96,12 +102,9 @@ class LocalChannelLayer(InMemoryChannelLayer):
     async def receive(self, channel):
         self.require_valid_channel_name(channel)
         self._clean_expired()
-        queue = self._queue(channel)
-        try:
-            _, message = await queue.get()
-        finally:
-            if queue.empty():
-                self.channels.pop(channel, None)
+        # The queue stays while its channel is in use (a socket receives one
+        # message after another); an idle one goes with the next expiry pass.
+        _, message = await self._queue(channel).get()
         return message
 
     async def group_send(self, group, message):
