@@ -8,7 +8,6 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
 django_asgi_app = get_asgi_application()
 
-from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.core.signals import request_finished  # noqa: E402
@@ -22,7 +21,7 @@ from executions.runtime import (  # noqa: E402
 from project.clientaddr import ClientAddressMiddleware  # noqa: E402
 from project.limits import ConcurrentRequestLimit  # noqa: E402
 from realtime import server_hooks  # noqa: E402
-from realtime.auth import SocketAuthMiddleware  # noqa: E402
+from realtime.auth import SocketAuthStack  # noqa: E402
 from realtime.handshakes import HandshakeRateLimit  # noqa: E402
 from realtime.routing import websocket_urlpatterns  # noqa: E402
 
@@ -48,9 +47,7 @@ application = ClientAddressMiddleware(
     ProtocolTypeRouter(
         {
             "http": ConcurrentRequestLimit(django_asgi_app, settings.API_MAX_CONCURRENT_REQUESTS),
-            "websocket": HandshakeRateLimit(
-                AuthMiddlewareStack(SocketAuthMiddleware(URLRouter(websocket_urlpatterns)))
-            ),
+            "websocket": HandshakeRateLimit(SocketAuthStack(URLRouter(websocket_urlpatterns))),
         }
     )
 )

@@ -1,7 +1,8 @@
 """Who is on the other end of a socket: Bearer token, one-time ticket or Django session.
 
-``SocketAuthMiddleware`` sits inside Channels' ``AuthMiddlewareStack``: the
-session has been resolved already. An ``Authorization: Bearer`` header, when
+``SocketAuthMiddleware`` sits inside Channels' cookie and session middleware
+(``SocketAuthStack``): for a socket without a token or ticket, the session's
+user has been resolved already. An ``Authorization: Bearer`` header, when
 present, replaces it; otherwise a ``?ticket=`` from ``POST /api/v1/ws-tickets``
 does. A credential that is present but bad never falls back to the session.
 ``scope["auth_method"]`` records which one authenticated the socket, because
@@ -11,13 +12,22 @@ page cannot get a ticket). Long-lived tokens are never read from the URL:
 URLs end up in logs.
 """
 
+import asyncio
+import threading
+import time
+import weakref
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from channels.auth import AuthMiddleware, get_user
 from channels.db import database_sync_to_async
 from channels.middleware import BaseMiddleware
+from channels.sessions import CookieMiddleware, SessionMiddleware
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AnonymousUser
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
 from django.http.request import split_domain_port, validate_host
 from django.utils.http import is_same_domain
 from rest_framework.authtoken.models import Token
@@ -50,11 +60,93 @@ def _user_for_token(key: str):
     return token.user
 
 
+class TokenLookups:
+    """The token lookups of one event loop: handshakes with the same token share one.
+
+    A lookup in flight is awaited by every handshake that brings its token
+    meanwhile, and a user found is reused for ``REALTIME_RECHECK_INTERVAL``
+    seconds: no longer than an open socket keeps its access after the token is
+    revoked or the user deactivated, until the watchdog's next check. In this
+    process, deleting the token or saving the user forgets it at once. So a
+    storm of thousands of sockets opened with one token reads it about once a
+    second, not once per socket. Unknown tokens are never kept.
+    """
+
+    # Past this many entries, those that expired are dropped (all, if none has).
+    MAX_ENTRIES = 10_000
+
+    def __init__(self) -> None:
+        self.found: dict[str, tuple[float, Any]] = {}
+        self.pending: dict[str, asyncio.Future] = {}
+        # ``forget`` runs in the thread that saved or deleted.
+        self.lock = threading.Lock()
+
+    async def user(self, key: str):
+        entry = self.found.get(key)
+        if entry is not None and entry[0] > time.monotonic():
+            return entry[1]
+        pending = self.pending.get(key)
+        if pending is None:
+            pending = self.pending[key] = asyncio.ensure_future(self._look_up(key))
+        return await asyncio.shield(pending)
+
+    async def _look_up(self, key: str):
+        try:
+            user = await db_read(_user_for_token)(key)
+        finally:
+            self.pending.pop(key, None)
+        if user.is_authenticated:
+            self._keep(key, user)
+        return user
+
+    def _keep(self, key: str, user) -> None:
+        now = time.monotonic()
+        with self.lock:
+            if len(self.found) >= self.MAX_ENTRIES:
+                self.found = {k: e for k, e in self.found.items() if e[0] > now}
+                if len(self.found) >= self.MAX_ENTRIES:
+                    self.found = {}
+            self.found[key] = (now + settings.REALTIME_RECHECK_INTERVAL, user)
+
+    def forget(self, *, key: str | None = None, user_id: Any = None) -> None:
+        with self.lock:
+            self.found = {
+                k: e
+                for k, e in self.found.items()
+                if k != key and (user_id is None or e[1].pk != user_id)
+            }
+
+
+_lookups: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, TokenLookups]" = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def token_lookups() -> TokenLookups:
+    """The token lookups of the running event loop."""
+    loop = asyncio.get_running_loop()
+    if loop not in _lookups:
+        _lookups[loop] = TokenLookups()
+    return _lookups[loop]
+
+
+@receiver(post_delete, sender=Token, dispatch_uid="realtime.forget_deleted_token")
+def forget_deleted_token(sender, instance: Token, **kwargs) -> None:
+    for lookups in list(_lookups.values()):
+        lookups.forget(key=instance.key)
+
+
+@receiver(post_save, sender=get_user_model(), dispatch_uid="realtime.forget_saved_user")
+def forget_saved_user(sender, instance, **kwargs) -> None:
+    for lookups in list(_lookups.values()):
+        lookups.forget(user_id=instance.pk)
+
+
 async def _from_header(authorization: str) -> dict:
     keyword, _, key = authorization.partition(" ")
     if keyword.lower() != "bearer" or not key.strip():
         return {"user": AnonymousUser(), "auth_method": None}
-    user = await db_read(_user_for_token)(key.strip())
+    user = await token_lookups().user(key.strip())
     if not user.is_authenticated:
         return {"user": user, "auth_method": None}
     return {"user": user, "auth_method": TOKEN, "auth_token": key.strip()}
@@ -65,6 +157,26 @@ async def _from_ticket(ticket: str) -> dict:
     if user is None:
         return {"user": AnonymousUser(), "auth_method": None, "auth_problem": TICKET}
     return {"user": user, "auth_method": TICKET}
+
+
+class SessionAuthMiddleware(AuthMiddleware):
+    """Channels' ``AuthMiddleware``, reading the session's user only for sockets that
+    bring neither a token nor a ticket, and in the socket read pool.
+
+    Channels' own reads it for every socket, on the one thread it shares with
+    every sync view: in a storm of handshakes each waited there for the others
+    and for REST, past daphne's handshake timeout.
+    """
+
+    async def resolve_scope(self, scope) -> None:
+        if header(scope, b"authorization") is None and not query_param(scope, "ticket"):
+            scope["user"]._wrapped = await db_read(get_user.func)(scope)
+
+
+def SocketAuthStack(inner):
+    """Cookies, session and user as Channels' ``AuthMiddlewareStack`` resolves them,
+    then the socket's own credentials (``SocketAuthMiddleware``)."""
+    return CookieMiddleware(SessionMiddleware(SessionAuthMiddleware(SocketAuthMiddleware(inner))))
 
 
 class SocketAuthMiddleware(BaseMiddleware):

@@ -39,6 +39,8 @@ def token_reads(monkeypatch) -> list[str]:
         return original(key)
 
     monkeypatch.setattr(realtime.auth, "_user_for_token", counted)
+    # Each handshake reads its token here (reuse is tested in test_security_token_lookups).
+    monkeypatch.setattr(realtime.auth.TokenLookups, "_keep", lambda self, key, user: None)
     return reads
 
 
