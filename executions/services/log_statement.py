@@ -15,10 +15,9 @@ from functools import cache
 
 from django.conf import settings
 from django.db import connection
-from django.db.models.signals import post_save
 
 from executions.models import EventType, Execution, ExecutionEvent
-from executions.services.eventlog import log_cut_data, log_size
+from executions.services.eventlog import event_stored, log_cut_data, log_size
 from executions.states import TERMINAL_STATUSES
 
 
@@ -110,19 +109,5 @@ def log_line_append(*, execution_id, claim_token, data: dict) -> bool | None:
         data=cuts[over_lines] if cut else data,
         created_at=created_at,
     )
-    _saved(event)
+    event_stored(event)
     return not cut
-
-
-def _saved(event: ExecutionEvent) -> None:
-    """Mark ``event`` as stored and send ``post_save`` as ``save()`` would."""
-    event._state.adding = False
-    event._state.db = connection.alias
-    post_save.send(
-        sender=ExecutionEvent,
-        instance=event,
-        created=True,
-        update_fields=None,
-        raw=False,
-        using=connection.alias,
-    )
