@@ -80,6 +80,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last: the middleware above run in the request's thread, not each on its own trip.
+    "executions.api.middleware.SyncMiddlewareChain",
 ]
 
 ROOT_URLCONF = "project.urls"
@@ -218,7 +220,10 @@ API_LOGIN_USERNAME_RATE = os.environ.get("API_LOGIN_USERNAME_RATE", "5/minute")
 # login rate), per user to POST /api/v1/ws-tickets and POST /api/v1/executions.
 API_TOKEN_RATE = os.environ.get("API_TOKEN_RATE", API_LOGIN_RATE)
 API_WS_TICKET_RATE = os.environ.get("API_WS_TICKET_RATE", "60/minute")
-API_EXECUTION_CREATE_RATE = os.environ.get("API_EXECUTION_CREATE_RATE", "60/minute")
+API_EXECUTION_CREATE_RATE = os.environ.get("API_EXECUTION_CREATE_RATE", "1000/minute")
+# Items one POST /api/v1/executions/batch may hold (400 beyond); each counts
+# against API_EXECUTION_CREATE_RATE and EXECUTIONS_MAX_ACTIVE_PER_USER.
+API_EXECUTION_BATCH_MAX_ITEMS = int(os.environ.get("API_EXECUTION_BATCH_MAX_ITEMS", "1000"))
 # Largest request body accepted (413 beyond); put the same limit in front
 # (nginx client_max_body_size), since daphne reads a whole body first.
 API_MAX_BODY_BYTES = int(os.environ.get("API_MAX_BODY_BYTES", str(1024 * 1024)))
@@ -303,7 +308,7 @@ LOGGING = {
 }
 # Executions one user may have pending or running at once; creating one more
 # is refused (429 over REST). 0: no limit.
-EXECUTIONS_MAX_ACTIVE_PER_USER = int(os.environ.get("EXECUTIONS_MAX_ACTIVE_PER_USER", "100"))
+EXECUTIONS_MAX_ACTIVE_PER_USER = int(os.environ.get("EXECUTIONS_MAX_ACTIVE_PER_USER", "1000"))
 # Nodes of one execution that may run at the same time.
 EXECUTIONS_MAX_PARALLEL_NODES = int(os.environ.get("EXECUTIONS_MAX_PARALLEL_NODES", "4"))
 # Node outputs longer than this many characters of JSON are cut in node events

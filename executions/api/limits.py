@@ -134,9 +134,47 @@ def username_in(data) -> str:
 
 
 class ExecutionCreateThrottle(PerUserThrottle):
+    """Executions started per user; a batch of N counts as N single creates."""
+
     scope = "execution_create"
     rate_setting = "API_EXECUTION_CREATE_RATE"
     description = "executions started"
+
+    def __init__(self, executions: int = 1):
+        super().__init__()
+        self.executions = executions
+
+    def allow_request(self, request, view) -> bool:
+        if self.executions == 1:
+            return super().allow_request(request, view)
+        if self.rate is None or (key := self.get_cache_key(request, view)) is None:
+            return True
+        self.key, self.now = key, self.timer()
+        self.history = [t for t in self.cache.get(key, []) if t > self.now - self.duration]
+        if len(self.history) + self.executions > self.num_requests:
+            return self.throttle_failure()
+        self.history[:0] = [self.now] * self.executions  # newest first, as DRF keeps it
+        self.cache.set(key, self.history, self.duration)
+        return True
+
+    def wait(self) -> float | None:
+        if self.executions == 1:
+            return super().wait()
+        if self.executions > self.num_requests:
+            return None  # never: the batch is larger than the whole rate
+        # Until enough of those counted have aged out of the window.
+        must_age = len(self.history) + self.executions - self.num_requests
+        return max(0.0, self.duration - (self.now - self.history[-must_age]))
+
+    def explain(self, wait: float | None) -> str:
+        if self.executions <= (self.num_requests or 0):
+            return super().explain(wait)
+        period = PERIODS[self.rate.split("/")[1][0]]
+        return (
+            f"Too many executions in one batch: {self.executions}, while at most "
+            f"{self.num_requests} may be started per {period} ({self.rate_setting}). "
+            "Split the batch."
+        )
 
 
 class ExplainedThrottlingMixin:

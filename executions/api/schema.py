@@ -95,6 +95,30 @@ class EventPageSerializer(serializers.Serializer):
     )
 
 
+class BatchRequestSerializer(serializers.Serializer):
+    items = ExecutionCreateSerializer(
+        many=True,
+        help_text="What to start, in order: each item as the body of `POST /api/v1/executions`; "
+        "1 to `API_EXECUTION_BATCH_MAX_ITEMS` (1000) of them.",
+    )
+
+
+class BatchCreatedSerializer(serializers.Serializer):
+    results = ExecutionSerializer(
+        many=True, help_text="The executions started, one per item and in their order."
+    )
+
+
+class BatchInvalidSerializer(serializers.Serializer):
+    detail = serializers.CharField(help_text="How many items are invalid; none was started.")
+    results = serializers.ListField(
+        child=serializers.DictField(),
+        help_text="One per item, in order: `{}` for a valid item, else its errors as a single "
+        'create would answer them, e.g. `{"input_data": ["input_data must be a JSON object, '
+        'not list."]}`.',
+    )
+
+
 INVALID = OpenApiResponse(
     OpenApiTypes.OBJECT,
     description="The request does not fit: the body names each wrong field and says how to "
@@ -157,6 +181,26 @@ EXECUTION_OPERATIONS = {
         summary="Start an execution",
         request=ExecutionCreateSerializer,
         responses={201: ExecutionSerializer, 400: INVALID, 429: TOO_MANY},
+    ),
+    "batch": extend_schema(
+        summary="Start many executions at once",
+        description="Up to `API_EXECUTION_BATCH_MAX_ITEMS` (1000) items, each validated as "
+        "`POST /api/v1/executions` validates one, stored in one transaction: all of them, "
+        "or none when any item is invalid (400, with each item's errors in `results`). "
+        "They count as that many creates against `API_EXECUTION_CREATE_RATE` and "
+        "`EXECUTIONS_MAX_ACTIVE_PER_USER`. Each is pushed and dispatched after the commit "
+        "as a single create is.",
+        request=BatchRequestSerializer,
+        responses={
+            201: BatchCreatedSerializer,
+            400: OpenApiResponse(
+                BatchInvalidSerializer,
+                description="Some items are invalid (each item's errors in `results`), or the "
+                'body is (`{"items": ["…"]}`: not a list, empty, more than '
+                "`API_EXECUTION_BATCH_MAX_ITEMS`); nothing was stored.",
+            ),
+            429: TOO_MANY,
+        },
     ),
     "retrieve": extend_schema(
         summary="One execution with its definition and its nodes",

@@ -1,3 +1,7 @@
+import contextlib
+import uuid
+
+from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -149,7 +153,10 @@ class ExecutionCreateSerializer(serializers.Serializer):
     input_data = JSONObjectField(required=False, default=dict)
 
     def validate_workflow_id(self, value):
-        workflow = workflows_visible_to(self.context["request"].user).filter(id=value).first()
+        if "workflows" in self.context:  # a batch read those it names at once
+            workflow = self.context["workflows"].get(value)
+        else:
+            workflow = workflows_visible_to(self.context["request"].user).filter(id=value).first()
         if workflow is None:
             raise serializers.ValidationError(
                 f"Workflow {value} does not exist or you may not run it; "
@@ -163,6 +170,43 @@ class ExecutionCreateSerializer(serializers.Serializer):
                 f"input_data must be a JSON object, not {type(value).__name__}."
             )
         return value
+
+
+class BatchItemsField(serializers.ListField):
+    """A list of at most ``API_EXECUTION_BATCH_MAX_ITEMS`` items, counted before any
+    item is looked at."""
+
+    def to_internal_value(self, data):
+        limit = settings.API_EXECUTION_BATCH_MAX_ITEMS
+        if isinstance(data, list) and len(data) > limit:
+            raise serializers.ValidationError(
+                f"Too many items: {len(data)}, the limit is {limit} per batch "
+                "(API_EXECUTION_BATCH_MAX_ITEMS). Split them into several batches."
+            )
+        return super().to_internal_value(data)
+
+
+class ExecutionBatchSerializer(serializers.Serializer):
+    """The body of a batch. Each item is then validated as ``ExecutionCreateSerializer``
+    validates a single create."""
+
+    items = BatchItemsField(
+        child=JSONObjectField(),
+        allow_empty=False,
+        help_text="What to start, in order: each item as the body of POST "
+        "/api/v1/executions, at most API_EXECUTION_BATCH_MAX_ITEMS (1000) of them.",
+    )
+
+
+def workflow_ids_in(items: list) -> set[uuid.UUID]:
+    """The well-formed workflow ids the items name (the others fail their own validation)."""
+    ids = set()
+    for item in items:
+        value = item.get("workflow_id") if isinstance(item, dict) else None
+        if isinstance(value, str):
+            with contextlib.suppress(ValueError):
+                ids.add(uuid.UUID(value))
+    return ids
 
 
 class ExecutionFilterSerializer(serializers.Serializer):

@@ -2,7 +2,7 @@ from drf_spectacular.utils import extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.decorators import action
-from rest_framework.exceptions import APIException
+from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
@@ -22,11 +22,13 @@ from executions.api.parsers import BoundedJSONParser
 from executions.api.permissions import OwnerMayChange
 from executions.api.serializers import (
     EventQuerySerializer,
+    ExecutionBatchSerializer,
     ExecutionCreateSerializer,
     ExecutionDetailSerializer,
     ExecutionFilterSerializer,
     ExecutionSerializer,
     WorkflowSerializer,
+    workflow_ids_in,
 )
 from executions.exceptions import AlreadyFinished, TooManyActiveExecutions, WorkflowInUse
 from realtime.events import event_message
@@ -42,6 +44,21 @@ class TooManyActive(APIException):
 
     status_code = status.HTTP_429_TOO_MANY_REQUESTS
     default_code = "too_many_active_executions"
+
+
+class BatchInvalid(ValidationError):
+    """Some items of a batch are invalid: each item's errors, in order (``{}`` for
+    the valid ones), and nothing stored."""
+
+    def __init__(self, errors: list[dict]):
+        invalid = sum(1 for item in errors if item)
+        super().__init__(
+            {
+                "detail": f"{invalid} of {len(errors)} items are invalid, so none was started. "
+                "Fix the items whose results list errors, then send the whole batch again.",
+                "results": errors,
+            }
+        )
 
 
 @extend_schema_view(**schema.TOKEN_OPERATIONS)
@@ -102,6 +119,7 @@ class ExecutionViewSet(
     """Executions you started (staff: all). Filter with ``?status=`` and ``?workflow=``."""
 
     def get_throttles(self):
+        # A batch is counted by ``batch`` itself, once it knows how many it holds.
         return [ExecutionCreateThrottle()] if self.action == "create" else []
 
     def get_serializer_class(self):
@@ -134,6 +152,34 @@ class ExecutionViewSet(
         except TooManyActiveExecutions as exc:
             raise TooManyActive(str(exc)) from exc
         return Response(ExecutionSerializer(execution).data, status=status.HTTP_201_CREATED)
+
+    @action(detail=False, methods=["post"])
+    def batch(self, request):
+        """Start up to API_EXECUTION_BATCH_MAX_ITEMS executions in one transaction: all
+        of them, or (any item invalid) none, with each item's errors."""
+        body = ExecutionBatchSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        items = body.validated_data["items"]
+        check_throttle(ExecutionCreateThrottle(executions=len(items)), request, self)
+        workflows = selectors.workflows_visible_to(request.user).filter(
+            id__in=workflow_ids_in(items)
+        )
+        context = {"request": request, "workflows": {w.id: w for w in workflows}}
+        checked = [ExecutionCreateSerializer(data=item, context=context) for item in items]
+        if not all([item.is_valid() for item in checked]):
+            raise BatchInvalid([item.errors for item in checked])
+        try:
+            executions = services.executions_create(
+                owner=request.user,
+                items=[
+                    (item.validated_data["workflow_id"], item.validated_data["input_data"])
+                    for item in checked
+                ],
+            )
+        except TooManyActiveExecutions as exc:
+            raise TooManyActive(str(exc)) from exc
+        results = ExecutionSerializer(executions, many=True).data
+        return Response({"results": results}, status=status.HTTP_201_CREATED)
 
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):

@@ -29,6 +29,7 @@ from executions.services.runs import (
     execution_nodes_skip,
     execution_progress,
     execution_start,
+    executions_create,
 )
 from executions.services.workflows import workflow_create, workflow_delete, workflow_update
 
@@ -46,6 +47,7 @@ __all__ = [
     "execution_nodes_skip",
     "execution_progress",
     "execution_start",
+    "executions_create",
     "executions_lease_renew",
     "executions_redispatch_stale",
     "workflow_create",

@@ -6,7 +6,9 @@ from typing import Any
 
 from django.conf import settings
 from django.core import checks
+from django.db import connection
 from django.db.models.functions import Now
+from django.db.models.signals import post_save
 
 from executions.clock import LOCKED_NOW, database_time, locked_now, locked_now_mark
 from executions.exceptions import ClaimLost, InvalidTransition
@@ -253,4 +255,19 @@ def event_append(execution: Execution, event_type: str, data: dict) -> Execution
     execution.last_event_at = now
     return ExecutionEvent.objects.create(
         execution=execution, seq=execution.last_seq, type=event_type, data=data, created_at=now
+    )
+
+
+def event_stored(event: ExecutionEvent) -> None:
+    """Mark an event inserted without ``save()`` as stored, and send ``post_save``
+    as ``save()`` would (its receivers push it after commit)."""
+    event._state.adding = False
+    event._state.db = connection.alias
+    post_save.send(
+        sender=ExecutionEvent,
+        instance=event,
+        created=True,
+        update_fields=None,
+        raw=False,
+        using=connection.alias,
     )

@@ -18,11 +18,10 @@ from functools import cache
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models.signals import post_save
 from django.utils.dateparse import parse_datetime
 
 from executions.models import EventType, Execution, ExecutionEvent
-from executions.services.eventlog import log_cut_data, log_size
+from executions.services.eventlog import event_stored, log_cut_data, log_size
 from executions.states import TERMINAL_STATUSES
 
 
@@ -151,7 +150,7 @@ def log_line_append(*, execution_id, claim_token, data: dict) -> bool | None:
         data=cuts[over_lines] if cut else data,
         created_at=created_at,
     )
-    _saved(event)
+    event_stored(event)
     return not cut
 
 
@@ -190,7 +189,7 @@ def _sqlite_log_line_append(execution_id, claim_token, data: dict) -> bool | Non
             data=recorded,
             created_at=_aware(created_at),
         )
-        _saved(event)
+        event_stored(event)
     return not cut
 
 
@@ -199,17 +198,3 @@ def _aware(moment) -> datetime:
     if isinstance(moment, str):
         moment = parse_datetime(moment)
     return moment.replace(tzinfo=UTC)
-
-
-def _saved(event: ExecutionEvent) -> None:
-    """Mark ``event`` as stored and send ``post_save`` as ``save()`` would."""
-    event._state.adding = False
-    event._state.db = connection.alias
-    post_save.send(
-        sender=ExecutionEvent,
-        instance=event,
-        created=True,
-        update_fields=None,
-        raw=False,
-        using=connection.alias,
-    )

@@ -1,6 +1,7 @@
 """A run as it goes: created, claimed, its nodes, progress and log lines."""
 
 import uuid
+from collections.abc import Sequence
 from datetime import timedelta
 from functools import partial
 from typing import Any
@@ -11,13 +12,22 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
 
 from executions import dispatch
-from executions.clock import locked_now
+from executions.clock import database_now, locked_now
 from executions.exceptions import TooManyActiveExecutions
-from executions.models import EventType, Execution, ExecutionStatus, NodeRun, NodeStatus, Workflow
+from executions.models import (
+    EventType,
+    Execution,
+    ExecutionEvent,
+    ExecutionStatus,
+    NodeRun,
+    NodeStatus,
+    Workflow,
+)
 from executions.services.eventlog import (
     UNSET,
     change_status,
     event_append,
+    event_stored,
     locked_open,
     locked_with_workflow,
     log_append,
@@ -39,24 +49,57 @@ def execution_create(*, owner: AbstractBaseUser, workflow: Workflow, input_data:
     Raises ``TooManyActiveExecutions`` (and stores nothing) when ``owner`` already
     has ``EXECUTIONS_MAX_ACTIVE_PER_USER`` executions pending or running.
     """
-    with transaction.atomic():
-        check_active_limit(owner)
-        execution = Execution.objects.create(
-            workflow=workflow,
-            owner=owner,
-            input_data=input_data,
-            definition=workflow.definition,
-            message="Waiting to run",
-        )
-        event_append(execution, EventType.STATUS, status_data(execution))
-        execution.dispatched_at = locked_now(execution)
-        execution.save(update_fields=["last_seq", "last_event_at", "dispatched_at"])
-        transaction.on_commit(partial(dispatch.execution_dispatch, execution.id), robust=True)
+    (execution,) = executions_create(owner=owner, items=[(workflow, input_data)])
     return execution
 
 
-def check_active_limit(owner: AbstractBaseUser) -> None:
-    """Refuse a new execution of ``owner`` past ``EXECUTIONS_MAX_ACTIVE_PER_USER``.
+def executions_create(
+    *, owner: AbstractBaseUser, items: Sequence[tuple[Workflow, dict]]
+) -> list[Execution]:
+    """Store a pending execution per ``(workflow, input_data)``, in order and in one
+    transaction, each with its first event; push and dispatch each after commit,
+    as ``execution_create`` does one.
+
+    Raises ``TooManyActiveExecutions`` (and stores nothing) when they would take
+    ``owner`` past ``EXECUTIONS_MAX_ACTIVE_PER_USER``.
+    """
+    with transaction.atomic():
+        check_active_limit(owner, adding=len(items))
+        # One clock read for all: each is dispatched, and its first event dated, now.
+        now = database_now()
+        executions = [
+            Execution(
+                workflow=workflow,
+                owner=owner,
+                input_data=input_data,
+                definition=workflow.definition,
+                message="Waiting to run",
+                last_seq=1,
+                last_event_at=now,
+                dispatched_at=now,
+            )
+            for workflow, input_data in items
+        ]
+        Execution.objects.bulk_create(executions)
+        events = ExecutionEvent.objects.bulk_create(
+            ExecutionEvent(
+                execution=execution,
+                seq=1,
+                type=EventType.STATUS,
+                data=status_data(execution),
+                created_at=now,
+            )
+            for execution in executions
+        )
+        for execution, event in zip(executions, events, strict=True):
+            event_stored(event)  # bulk_create sends no post_save
+            transaction.on_commit(partial(dispatch.execution_dispatch, execution.id), robust=True)
+    return executions
+
+
+def check_active_limit(owner: AbstractBaseUser, *, adding: int = 1) -> None:
+    """Refuse ``adding`` new executions of ``owner`` that would take them past
+    ``EXECUTIONS_MAX_ACTIVE_PER_USER``.
 
     Called inside the creating transaction. The owner's user row is locked first
     (PostgreSQL), so that the creates of one user count and insert one at a time;
@@ -67,12 +110,18 @@ def check_active_limit(owner: AbstractBaseUser) -> None:
         return
     list(get_user_model().objects.select_for_update().filter(pk=owner.pk).values_list("pk"))
     active = Execution.objects.filter(owner=owner, status__in=ACTIVE_STATUSES).count()
-    if active >= limit:
-        raise TooManyActiveExecutions(
-            f"Too many active executions: you have {active} pending or running, the limit is "
-            f"{limit} per user (EXECUTIONS_MAX_ACTIVE_PER_USER). Wait for one to finish, or "
-            "cancel one, then start this again."
-        )
+    if active + adding <= limit:
+        return
+    asked = "" if adding == 1 else f" and asked for {adding} more"
+    remedy = (
+        "Wait for one to finish, or cancel one, then start this again."
+        if adding == 1
+        else f"Start at most {max(0, limit - active)} now, or wait for some to finish."
+    )
+    raise TooManyActiveExecutions(
+        f"Too many active executions: you have {active} pending or running{asked}, the limit "
+        f"is {limit} per user (EXECUTIONS_MAX_ACTIVE_PER_USER). {remedy}"
+    )
 
 
 def execution_start(*, execution_id: Any, runner: str = "") -> Execution | None:

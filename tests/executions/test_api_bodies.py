@@ -21,6 +21,7 @@ PATHS = [
     "/api/v1/workflows",
     "/api/v1/workflows/{workflow}",
     "/api/v1/executions",
+    "/api/v1/executions/batch",
     "/api/v1/executions/{execution}",
     "/api/v1/executions/{execution}/cancel",
     "/api/v1/executions/{execution}/events",

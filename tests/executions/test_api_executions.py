@@ -587,10 +587,9 @@ def test_a_cap_of_zero_means_no_cap(api, user, settings):
     assert [r.status_code for r in responses] == [201] * 5
 
 
-def test_the_default_cap_is_100(api, user):
+def test_the_default_cap_is_1000(api, user):
     workflow = make_workflow(user)
-    for _ in range(100):
-        make_execution(user, workflow)
+    services.executions_create(owner=user, items=[(workflow, {})] * 1000)
 
-    assert_refused_at_the_cap(start(api, workflow), active=100, limit=100)
-    assert Execution.objects.count() == 100
+    assert_refused_at_the_cap(start(api, workflow), active=1000, limit=1000)
+    assert Execution.objects.count() == 1000

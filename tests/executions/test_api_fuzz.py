@@ -43,6 +43,7 @@ def test_no_request_to_any_operation_gets_a_server_error(api_schema, owner_token
         "POST /api/v1/ws-tickets",
         "POST /api/v1/workflows",
         "POST /api/v1/executions",
+        "POST /api/v1/executions/batch",
     }
 
     for operation in operations:

@@ -23,7 +23,9 @@ PASSWORD = "pass-word-123"  # what tests.factories.make_user sets
 def test_the_documented_defaults():
     assert settings.API_TOKEN_RATE == "10/minute"
     assert settings.API_WS_TICKET_RATE == "60/minute"
-    assert settings.API_EXECUTION_CREATE_RATE == "60/minute"
+    assert settings.API_EXECUTION_CREATE_RATE == "1000/minute"
+    assert settings.API_EXECUTION_BATCH_MAX_ITEMS == 1000
+    assert settings.EXECUTIONS_MAX_ACTIVE_PER_USER == 1000
     assert settings.API_MAX_BODY_BYTES == 1024 * 1024
 
 
@@ -104,16 +106,20 @@ def test_execution_creation_is_throttled_per_user(user, other_user, settings):
     assert response.status_code == 201
 
 
-def test_sixty_executions_a_minute_are_allowed_by_default(user):
+def test_a_thousand_executions_a_minute_are_allowed_by_default(user):
     workflow = make_workflow(user)
     client = bearer_client(user)
+    start = {"workflow_id": str(workflow.id)}
     codes = [
-        client.post(
-            "/api/v1/executions", {"workflow_id": str(workflow.id)}, format="json"
-        ).status_code
-        for _ in range(61)
+        client.post("/api/v1/executions", start, format="json").status_code for _ in range(200)
     ]
-    assert codes == [201] * 60 + [429]
+    batch = client.post("/api/v1/executions/batch", {"items": [start] * 800}, format="json")
+    assert codes == [201] * 200 and batch.status_code == 201
+    assert_throttled(
+        client.post("/api/v1/executions", start, format="json"),
+        says="at most 1000 per minute (API_EXECUTION_CREATE_RATE)",
+    )
+    assert Execution.objects.count() == 1000
 
 
 def test_an_empty_rate_means_no_throttle(user, settings):

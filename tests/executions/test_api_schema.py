@@ -18,6 +18,7 @@ ENDPOINTS = {
     ("/api/v1/workflows/{id}", "delete"),
     ("/api/v1/executions", "get"),
     ("/api/v1/executions", "post"),
+    ("/api/v1/executions/batch", "post"),
     ("/api/v1/executions/{id}", "get"),
     ("/api/v1/executions/{id}/cancel", "post"),
     ("/api/v1/executions/{id}/events", "get"),
@@ -171,3 +172,16 @@ def test_workflow_changes_document_403_and_execution_create_429(schema):
     for method in ["put", "patch", "delete"]:
         assert "403" in operation(schema, "/api/v1/workflows/{id}", method)["responses"], method
     assert "429" in operation(schema, "/api/v1/executions", "post")["responses"]
+
+
+def test_the_batch_takes_create_bodies_and_answers_executions(schema):
+    batch = operation(schema, "/api/v1/executions/batch", "post")
+    components = schema["components"]["schemas"]
+
+    body = batch["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    items = components[body.rsplit("/", 1)[1]]["properties"]["items"]
+    assert items["items"] == {"$ref": "#/components/schemas/ExecutionCreateRequest"}
+    created = batch["responses"]["201"]["content"]["application/json"]["schema"]["$ref"]
+    results = components[created.rsplit("/", 1)[1]]["properties"]["results"]
+    assert results["items"] == {"$ref": "#/components/schemas/Execution"}
+    assert {"400", "429"} <= set(batch["responses"])

@@ -5,8 +5,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from executions import services
-from executions.models import NodeStatus
-from tests.factories import make_execution, make_user
+from executions.models import Execution, ExecutionEvent, NodeStatus
+from tests.factories import make_execution, make_user, make_workflow
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -77,3 +77,21 @@ def test_the_writes_of_a_run_neither_read_nor_rewrite_its_definition_copy(runnin
     assert not [q["sql"] for q in queries.captured_queries if '"definition"' in q["sql"]]
     running.refresh_from_db()
     assert running.definition == running.workflow.definition
+
+
+def test_a_create_reads_the_cap_and_the_clock_then_inserts_two_rows(monkeypatch):
+    monkeypatch.setattr("executions.dispatch.execution_dispatch", lambda execution_id: None)
+    user = make_user()
+    workflow = make_workflow(user)
+
+    executed = statements(
+        lambda: services.execution_create(owner=user, workflow=workflow, input_data={})
+    )
+
+    # The owner's row (locked on PostgreSQL) and their active count; the
+    # database's clock; the execution, already at its first event; the event.
+    assert executed == ["SELECT", "SELECT", "SELECT", "INSERT", "INSERT"]
+    execution = Execution.objects.get()
+    event = ExecutionEvent.objects.get(execution=execution)
+    assert (execution.last_seq, event.seq) == (1, 1)
+    assert execution.last_event_at == event.created_at == execution.dispatched_at
