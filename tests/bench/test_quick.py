@@ -10,6 +10,15 @@ from bench.processes import ROOT
 from tests.services import require_postgres_and_redis
 
 DELIVERY = re.compile(r"^delivered / expected .*?(\d+) / (\d+) \((\d+), (\d+)\)", re.MULTILINE)
+# The comparison with django-eventstream: this service's column, then the peer's.
+PEER_DELIVERY = re.compile(
+    r"^peer delivered / expected \S+ \S+\s+" + r"\s+".join([r"(\d+) / (\d+) \((\d+), (\d+)\)"] * 2),
+    re.MULTILINE,
+)
+PEER_RECONNECT = re.compile(
+    r"^peer sent while disconnected: .*?\)\s+" + r"\s+".join([r"(\d+) / (\d+) \((\d+)\)"] * 2),
+    re.MULTILINE,
+)
 
 
 def run_bench(mode: str) -> subprocess.CompletedProcess:
@@ -27,6 +36,15 @@ def assert_complete(result: subprocess.CompletedProcess) -> None:
     delivered, expected, lost, duplicated = map(int, DELIVERY.search(result.stdout).groups())
     assert delivered == expected > 0, result.stdout
     assert (lost, duplicated) == (0, 0), result.stdout
+    figures = list(map(int, PEER_DELIVERY.search(result.stdout).groups()))
+    for delivered, expected, lost, duplicated in (figures[:4], figures[4:]):
+        assert delivered == expected > 0, result.stdout
+        assert (lost, duplicated) == (0, 0), result.stdout
+    # Every subscriber reconnected, and got what was sent while it was away.
+    figures = list(map(int, PEER_RECONNECT.search(result.stdout).groups()))
+    for delivered, expected, reconnected in (figures[:3], figures[3:]):
+        assert delivered == expected > 0, result.stdout
+        assert reconnected > 0, result.stdout
 
 
 @pytest.mark.embedded
