@@ -203,8 +203,8 @@ async def subscribe(
 
 
 async def receive_until(stream: Stream, socket, drop_at: float | None) -> bool:
-    """Receive until the server closes (False) or until ``drop_at`` (True, and
-    the stream notes when it stopped reading)."""
+    """Receive until the server closes (False) or until ``drop_at`` (True: the
+    connection is dropped, and the stream notes when)."""
     loop = asyncio.get_running_loop()
     deadline = None if drop_at is None else loop.time() + drop_at - time.time()
     try:
@@ -213,6 +213,7 @@ async def receive_until(stream: Stream, socket, drop_at: float | None) -> bool:
                 receive(stream, json.loads(frame), time.time())
     except TimeoutError:
         stream.dropped_at = time.time()
+        socket.transport.abort()  # lost, as a network drop: no closing handshake
         return True
     return False
 

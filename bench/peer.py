@@ -31,6 +31,8 @@ from bench.schedule import END_EVENTS
 
 # Handshakes under way at once while the subscribers first connect (not measured).
 CONNECTING = 50
+# How long after the last event was sent the subscribers may still receive.
+GRACE = 30
 
 
 class Subscriber:
@@ -216,7 +218,7 @@ async def measure(server: processes.Server, size, drop: tuple[float, float]) -> 
         await asyncio.sleep(2)
         connected = rss_kib(pid)
         published = await publish(server, size.executions, rate, count, size.stagger, drop_at, drop)
-        failed = await finish(tasks, grace=10)
+        failed = await finish(tasks, grace=GRACE)
         cpu = cpu_seconds([pid]) - cpu[0], time.process_time() - cpu[1]
     streams = [subscriber.stream for subscriber in subscribers]
     expected, lost, duplicated = losses(streams, dict.fromkeys(range(len(streams)), last_seq))
@@ -251,9 +253,13 @@ async def publish(
 
 async def finish(tasks: list, grace: float) -> list[str]:
     """Wait ``grace`` seconds at most for the subscribers to have every event;
-    then stop the rest. Returns the errors of those that failed."""
+    then stop the rest. Returns how each that failed or was stopped ended."""
     _, pending = await asyncio.wait(tasks, timeout=grace)
     for task in pending:
         task.cancel()
     results = await asyncio.gather(*tasks, return_exceptions=True)
-    return [repr(r) for r in results if isinstance(r, BaseException)]
+    return [
+        f"unfinished after {grace} s" if isinstance(r, asyncio.CancelledError) else repr(r)
+        for r in results
+        if isinstance(r, BaseException)
+    ]

@@ -36,15 +36,16 @@ def assert_complete(result: subprocess.CompletedProcess) -> None:
     delivered, expected, lost, duplicated = map(int, DELIVERY.search(result.stdout).groups())
     assert delivered == expected > 0, result.stdout
     assert (lost, duplicated) == (0, 0), result.stdout
-    figures = list(map(int, PEER_DELIVERY.search(result.stdout).groups()))
-    for delivered, expected, lost, duplicated in (figures[:4], figures[4:]):
-        assert delivered == expected > 0, result.stdout
-        assert (lost, duplicated) == (0, 0), result.stdout
-    # Every subscriber reconnected, and got what was sent while it was away.
-    figures = list(map(int, PEER_RECONNECT.search(result.stdout).groups()))
-    for delivered, expected, reconnected in (figures[:3], figures[3:]):
-        assert delivered == expected > 0, result.stdout
-        assert reconnected > 0, result.stdout
+    # Beside django-eventstream, this service loses nothing across a forced
+    # reconnect; the peer's figures are measured (its losses are its own).
+    delivery = list(map(int, PEER_DELIVERY.search(result.stdout).groups()))
+    ours, peer = delivery[:4], delivery[4:]
+    assert ours[0] == ours[1] > 0 and ours[2:] == [0, 0], result.stdout
+    assert peer[0] > 0, result.stdout
+    reconnect = list(map(int, PEER_RECONNECT.search(result.stdout).groups()))
+    ours, peer = reconnect[:3], reconnect[3:]
+    assert ours[0] == ours[1] > 0, result.stdout
+    assert ours[2] > 0 and peer[2] > 0, result.stdout
 
 
 @pytest.mark.embedded
