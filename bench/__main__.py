@@ -13,7 +13,9 @@ memory per idle socket and REST create latency. In the same run it measures
 seed-style polling (GET every 2 s) and a bare Channels consumer that only
 forwards group_send (the framework's floor) under the same load. The
 executions start and end spread over a few seconds; a stress case repeats the
-load with all of them ending within one second.
+load with all of them ending within one second. Once per run, the same load
+goes to django-eventstream (bench.peer) beside the embedded service, every
+subscriber of both forced to reconnect once.
 """
 
 import argparse
@@ -31,7 +33,9 @@ import websockets
 from bench import processes
 from bench.measure import (
     Api,
+    across_reconnect,
     collector_paused,
+    cpu_seconds,
     hold_idle,
     losses,
     poll,
@@ -86,9 +90,12 @@ def emit_workflow(api: Api, size_rate_per_execution: float, count: int) -> str:
     ]
 
 
-async def push_phase(deployment, size: Size, subscribe_to_streams: bool) -> dict:
+async def push_phase(
+    deployment, size: Size, subscribe_to_streams: bool, drop: tuple[float, float] | None = None
+) -> dict:
     """Subscribers on running executions, their latencies and losses; or, without
-    subscribers, seed-style pollers on the same load."""
+    subscribers, seed-style pollers on the same load. With ``drop`` (seconds after
+    the first tick, gap) every subscriber reconnects once (bench.peer)."""
     api = Api(deployment.servers[0].url, deployment.token)
     rate = size.events_per_second / size.executions
     count = max(1, int(rate * size.seconds))
@@ -110,22 +117,28 @@ async def push_phase(deployment, size: Size, subscribe_to_streams: bool) -> dict
             deployment.servers[(e + s) % len(deployment.servers)].ws_url,
             deployment.token,
             f"/api/v1/ws/executions/{execution_id}?last_seq=0",
+            **({"drop_at": first_tick + drop[0], "gap": drop[1]} if drop else {}),
         )
         for e, execution_id in enumerate(ids)
         for s in range(size.subscribers_per_execution)
         if subscribe_to_streams
     ]
     stop = asyncio.Event()
+    pids = [server.process.pid for server in deployment.servers]
+    cpu = cpu_seconds(pids), time.process_time()  # the servers', the measuring client's
     with ThreadPoolExecutor(len(ids) if polling else 1) as pool, collector_paused():
         pollers = [poll(api, e, 2.0, stop, pool) for e in ids] if polling else []
         results = await asyncio.gather(*subscribers, *pollers)
     streams, polls = results[: len(subscribers)], results[len(subscribers) :]
+    cpu = cpu_seconds(pids) - cpu[0], time.process_time() - cpu[1]
     elapsed = time.time() - first_tick
     heads = {}
     status_events = {}
+    recorded_at = {}
     for execution_id in ids:
         events = api.request("GET", f"/api/v1/executions/{execution_id}/events?limit=1000")
         heads[execution_id] = events["results"][-1]["seq"]
+        recorded_at[execution_id] = [stamp_seconds(e["timestamp"]) for e in events["results"]]
         status_events[execution_id] = [e for e in events["results"] if e["type"] == "status"]
     if polling:
         poll_latencies, missed = [], 0
@@ -156,7 +169,11 @@ async def push_phase(deployment, size: Size, subscribe_to_streams: bool) -> dict
     # Measured, not scheduled: a worker that cannot keep up records late.
     recorded = [moment for stream in streams for moment in stream.recorded]
     span = max(recorded) - min(recorded) if len(recorded) > 1 else 0.0
+    sent = [recorded_at[ids[i // size.subscribers_per_execution]] for i in range(len(streams))]
     return {
+        "reconnect": across_reconnect(streams, sent) if drop else None,
+        "server_cpu_s": cpu[0],
+        "client_cpu_s": cpu[1],
         "recorded_per_second": len(recorded) / size.subscribers_per_execution / max(span, 1e-9),
         "latency": summary_ms(latencies),
         "steady": summary_ms(steady),
@@ -321,17 +338,81 @@ async def run_mode(mode: str, size: Size, burst_size: Size, directory: Path) -> 
         deployment.stop()
 
 
+def peer_drop(size: Size) -> tuple[float, float]:
+    """When, in seconds after the load's first event (mid-load, every channel
+    started), each subscriber of the peer comparison drops its connection, and
+    for how long."""
+    return (size.stagger + size.seconds) / 2, min(1.0, size.seconds / 6)
+
+
+async def peer_comparison(size: Size, directory: Path) -> dict:
+    """django-eventstream (bench.peer), then the embedded service, under the same
+    load, with every subscriber forced to reconnect once at the same moment."""
+    from bench.peer import peer_phase
+
+    (directory / "peer").mkdir(exist_ok=True)
+    peer = await peer_phase(size, directory / "peer", peer_drop(size))
+    (directory / "service").mkdir(exist_ok=True)
+    # The environment of run_mode's deployments.
+    deployment = processes.embedded(
+        directory / "service",
+        EXTRA_INSTALLED_APPS="bench.emitter",
+        REALTIME_MAX_SOCKETS_PER_USER="100000",
+        API_EXECUTION_CREATE_RATE="",
+        EXECUTIONS_MAX_ACTIVE_PER_USER="0",
+    )
+    try:
+        push = await push_phase(deployment, size, subscribe_to_streams=True, drop=peer_drop(size))
+        # Memory per connection over as many connections as the peer held.
+        idle = await idle_phase(deployment, replace(size, idle_sockets=peer["connections"]))
+    finally:
+        deployment.stop()
+    return {"peer": peer, "service": {"push": push, "idle": idle}}
+
+
+def run_peer_comparison(args, size: Size) -> dict:
+    if args.logs:
+        directory = Path(args.logs) / "peer"
+        directory.mkdir(parents=True, exist_ok=True)
+        return asyncio.run(peer_comparison(size, directory))
+    with tempfile.TemporaryDirectory() as directory:
+        return asyncio.run(peer_comparison(size, Path(directory)))
+
+
+def peer_failures(comparison: dict) -> list[str]:
+    """This service's losses in the peer comparison, and errors that make the
+    peer's figures void (a client or the publisher that failed). The peer's own
+    losses and duplicates are its figures, reported, not failures of this run."""
+    service, peer = comparison["service"]["push"], comparison["peer"]
+    failures = []
+    if service["lost"] or service["duplicated"] or service["unfinished"]:
+        failures.append(
+            f"peer comparison, this service: {service['lost']} lost, "
+            f"{service['duplicated']} duplicated, {service['unfinished']} unfinished"
+        )
+    errors = [e for e in peer["failed"] if not e.startswith("unfinished")]
+    if errors or peer["publish_errors"]:
+        failures.append(
+            f"peer comparison, django-eventstream: clients failed: {errors[:3]}, "
+            f"publish errors: {peer['publish_errors'][:3]}"
+        )
+    return failures
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", choices=SIZES, default="quick")
     parser.add_argument("--modes", default="embedded,distributed")
     parser.add_argument("--output", help="write the report (Markdown, plus a PNG beside it)")
     parser.add_argument("--logs", help="keep each mode's process logs in this directory")
+    parser.add_argument(
+        "--no-peer", action="store_true", help="skip the comparison with django-eventstream"
+    )
     args = parser.parse_args()
     size = SIZES[args.size]
     burst_size = replace(size, seconds=END_BURST_SECONDS[args.size], stagger=0)
     results = {}
-    for mode in args.modes.split(","):
+    for mode in filter(None, args.modes.split(",")):
         if args.logs:
             directory = Path(args.logs) / mode
             directory.mkdir(parents=True, exist_ok=True)
@@ -339,11 +420,16 @@ def main() -> int:
             continue
         with tempfile.TemporaryDirectory() as directory:
             results[mode] = asyncio.run(run_mode(mode, size, burst_size, Path(directory)))
-    from bench.report import render, write
+    comparison = None if args.no_peer else run_peer_comparison(args, size)
+    from bench.report import render, render_peer, write, write_peer
 
     print(render(results, args.size, size))
+    if comparison:
+        print(render_peer(comparison))
     if args.output:
         write(results, args.size, size, Path(args.output))
+        if comparison:
+            write_peer(comparison, Path(args.output))
     failures = [
         f"{mode} {phase}: {p['lost']} lost, {p['duplicated']} duplicated, "
         f"{p['unfinished']} unfinished"
@@ -351,6 +437,8 @@ def main() -> int:
         for phase, p in (("push", r["push"]), ("end burst", r["end_burst"]))
         if p["lost"] or p["duplicated"] or p["unfinished"]
     ]
+    if comparison:
+        failures += peer_failures(comparison)
     for failure in failures:
         print("LOSS:", failure, file=sys.stderr)
     return 1 if failures else 0

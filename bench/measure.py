@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+import psutil
 import websockets
 
 
@@ -61,6 +62,12 @@ def rss_kib(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     raise RuntimeError(f"no VmRSS for {pid}")
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User plus system CPU seconds the processes ``pids`` have used so far."""
+    times = [psutil.Process(pid).cpu_times() for pid in pids]
+    return sum(t.user + t.system for t in times)
 
 
 class Api:
@@ -139,16 +146,25 @@ class Stream:
     last_status: str = ""
     dropped: int = 0  # connections lost without a close, resumed with last_seq
     refused: int = 0  # handshakes that failed (the server too busy to answer), retried
+    # A forced reconnect: when the client dropped its connection, and when it reconnected.
+    dropped_at: float = 0.0
+    reopened_at: float = 0.0
 
 
 async def subscribe(
-    ws_url: str, token: str, path: str, ready: asyncio.Event | None = None
+    ws_url: str,
+    token: str,
+    path: str,
+    ready: asyncio.Event | None = None,
+    drop_at: float | None = None,
+    gap: float = 0.0,
 ) -> Stream:
     """Follow one stream to its end; latency counts only events recorded after connecting.
 
     Like any client, it resumes with ``last_seq`` when its connection drops without
     a close, and tries again a moment later when a handshake fails; both are
-    counted, and the stream must still be whole.
+    counted, and the stream must still be whole. With ``drop_at`` (epoch seconds)
+    it closes its connection then, once, and resumes ``gap`` seconds later.
     """
     stream = Stream()
     headers = {"Authorization": f"Bearer {token}"}
@@ -166,11 +182,13 @@ async def subscribe(
                 stream.connected = stream.connected or time.time()
                 if ready is not None:
                     ready.set()
-                async for frame in socket:
-                    received = time.time()
-                    receive(stream, json.loads(frame), received)
-            stream.close_code = socket.close_code
-            return stream
+                forced = await receive_until(stream, socket, None if stream.dropped_at else drop_at)
+            if forced:
+                await asyncio.sleep(gap)
+                stream.reopened_at = time.time()
+            else:
+                stream.close_code = socket.close_code
+                return stream
         except websockets.ConnectionClosedError:
             stream.dropped += 1
             if stream.dropped > 3:
@@ -182,6 +200,22 @@ async def subscribe(
             await asyncio.sleep(1)
         if stream.seqs:
             url = f"{ws_url}{path.split('?')[0]}?last_seq={max(stream.seqs)}"
+
+
+async def receive_until(stream: Stream, socket, drop_at: float | None) -> bool:
+    """Receive until the server closes (False) or until ``drop_at`` (True: the
+    connection is dropped, and the stream notes when)."""
+    loop = asyncio.get_running_loop()
+    deadline = None if drop_at is None else loop.time() + drop_at - time.time()
+    try:
+        async with asyncio.timeout_at(deadline):
+            async for frame in socket:
+                receive(stream, json.loads(frame), time.time())
+    except TimeoutError:
+        stream.dropped_at = time.time()
+        socket.transport.abort()  # lost, as a network drop: no closing handshake
+        return True
+    return False
 
 
 def receive(stream: Stream, message: dict, received: float) -> None:
@@ -209,6 +243,42 @@ def losses(streams: list[Stream], expected_last: dict[int, int]) -> tuple[int, i
         lost += len(set(range(1, last + 1)) - seen)
         duplicated += len(stream.seqs) - len(seen)
     return expected, lost, duplicated
+
+
+def across_reconnect(streams: list[Stream], sent: list[list[float]]) -> dict:
+    """Over streams forced to reconnect once (``sent[i]``: when each event of stream
+    ``i`` was sent): the events sent while disconnected and how many arrived, how
+    long after reconnecting the last of them did, and the latency of the others."""
+    expected = delivered = 0
+    catch_up, live = [], []
+    for stream, times in zip(streams, sent, strict=True):
+        window = stream.dropped_at, stream.reopened_at
+
+        def missed(moment: float, window=window) -> bool:
+            return window[0] < moment < window[1]
+
+        expected += sum(missed(moment) for moment in times)
+        arrivals = [
+            recorded + latency
+            for latency, recorded in zip(stream.latencies, stream.recorded, strict=True)
+            if missed(recorded)
+        ]
+        delivered += len(arrivals)
+        if arrivals:
+            catch_up.append(max(arrivals) - stream.reopened_at)
+        live += [
+            latency
+            for latency, recorded in zip(stream.latencies, stream.recorded, strict=True)
+            if not missed(recorded)
+        ]
+    forced = sum(bool(stream.dropped_at) for stream in streams)
+    return {
+        "reconnected": forced,
+        "expected": expected,
+        "delivered": delivered,
+        "catch_up": summary_ms(catch_up),
+        "live": summary_ms(live),
+    }
 
 
 async def poll(

@@ -180,3 +180,128 @@ def plot_latencies(results: dict, path: Path) -> None:
     axis.legend()
     figure.tight_layout()
     figure.savefig(path, dpi=100)
+
+
+def peer_version() -> str:
+    from importlib.metadata import version
+
+    return version("django-eventstream")
+
+
+def peer_rows(comparison: dict) -> list[list[str]]:
+    """This service (embedded) beside django-eventstream (bench.peer), each
+    subscriber forced to reconnect once mid-run."""
+    ours, peer = comparison["service"], comparison["peer"]
+    pair = ({**ours["push"], "idle": ours["idle"]}, peer)
+    table = [["", "this service (embedded)", f"django-eventstream {peer_version()}"]]
+
+    def add(label, value):
+        table.append([label, *[value(side) for side in pair]])
+
+    def ms(latency: dict, *keys: str) -> str:
+        return " / ".join(f"{latency[key]:.1f}" for key in keys)
+
+    add(
+        "peer p50 / p99 / max (ms), except events sent while disconnected",
+        lambda p: ms(p["reconnect"]["live"], "p50", "p99", "max"),
+    )
+    add(
+        "peer delivered / expected (lost, duplicated)",
+        lambda p: f"{p['expected'] - p['lost']} / {p['expected']} ({p['lost']}, {p['duplicated']})",
+    )
+    add(
+        "peer sent while disconnected: delivered / expected (reconnected)",
+        lambda p: (
+            f"{p['reconnect']['delivered']} / {p['reconnect']['expected']} "
+            f"({p['reconnect']['reconnected']})"
+        ),
+    )
+    add(
+        "peer  last of them, after reconnecting: p50 / max (ms)",
+        lambda p: ms(p["reconnect"]["catch_up"], "p50", "max"),
+    )
+    add(
+        "peer server CPU s (measuring client's)",
+        lambda p: f"{p['server_cpu_s']:.2f} ({p['client_cpu_s']:.2f})",
+    )
+    add(
+        "peer KiB per connection (connections)",
+        lambda p: (
+            f"{p['idle']['kib_per_socket']:.1f} ({p['idle']['sockets']})"
+            if "idle" in p
+            else f"{p['kib_per_connection']:.1f} ({p['connections']})"
+        ),
+    )
+    table.append(["peer this service behind on", behind(*pair), ""])
+    return table
+
+
+def behind(ours: dict, peer: dict) -> str:
+    """The figures of the comparison on which this service is not ahead of the peer."""
+    figures = {
+        "p50": (ours["reconnect"]["live"]["p50"], peer["reconnect"]["live"]["p50"]),
+        "p99": (ours["reconnect"]["live"]["p99"], peer["reconnect"]["live"]["p99"]),
+        "max": (ours["reconnect"]["live"]["max"], peer["reconnect"]["live"]["max"]),
+        "lost": (ours["lost"], peer["lost"]),
+        "duplicated": (ours["duplicated"], peer["duplicated"]),
+        "lost while disconnected": (
+            ours["reconnect"]["expected"] - ours["reconnect"]["delivered"],
+            peer["reconnect"]["expected"] - peer["reconnect"]["delivered"],
+        ),
+        "catch-up max": (
+            ours["reconnect"]["catch_up"]["max"],
+            peer["reconnect"]["catch_up"]["max"],
+        ),
+        "server CPU": (ours["server_cpu_s"], peer["server_cpu_s"]),
+        "memory per connection": (ours["idle"]["kib_per_socket"], peer["kib_per_connection"]),
+    }
+    # Losses are ahead at zero each; every other figure must be lower.
+    worse = [
+        name
+        for name, (mine, theirs) in figures.items()
+        if (
+            mine > theirs
+            if name in ("lost", "duplicated", "lost while disconnected")
+            else mine >= theirs
+        )
+    ]
+    return ", ".join(worse) or "nothing (ahead on every figure)"
+
+
+def render_peer(comparison: dict) -> str:
+    table = peer_rows(comparison)
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        for row in table
+    )
+
+
+def write_peer(comparison: dict, path: Path) -> None:
+    """Append the comparison with django-eventstream to the report at ``path``."""
+    table = peer_rows(comparison)
+    table = [table[0], *[[row[0].removeprefix("peer "), *row[1:]] for row in table[1:]]]
+    markdown = ["| " + " | ".join(row) + " |" for row in table]
+    markdown.insert(1, "|" + "---|" * len(table[0]))
+    peer = comparison["peer"]
+    text = [
+        "",
+        f"## Beside django-eventstream {peer_version()}",
+        "",
+        "django-eventstream set up as its documentation recommends (bench/peer_app: events "
+        "persisted by its DjangoModelStorage in SQLite, one channel per execution, resumed "
+        "with `Last-Event-ID`), on one daphne process, fed the same messages on the same "
+        "schedule by a thread of its server process (`send_event`), its "
+        f"{peer['connections']} subscribers Server-Sent Events clients; beside it this "
+        "service in embedded mode. In both, every subscriber drops its connection at the "
+        "same moment mid-run and reconnects a moment later (this service's with "
+        "`last_seq`). Latency leaves out the events sent while a subscriber was "
+        "disconnected; their delivery is the next rows. Server CPU seconds are the server "
+        "process's, from the subscribers' connecting to the last event; memory per "
+        "connection is the server's RSS growth over as many idle connections.",
+        "",
+        *markdown,
+        "",
+    ]
+    with path.open("a") as report:
+        report.write("\n".join(text))

@@ -10,6 +10,15 @@ from bench.processes import ROOT
 from tests.services import require_postgres_and_redis
 
 DELIVERY = re.compile(r"^delivered / expected .*?(\d+) / (\d+) \((\d+), (\d+)\)", re.MULTILINE)
+# The comparison with django-eventstream: this service's column, then the peer's.
+PEER_DELIVERY = re.compile(
+    r"^peer delivered / expected \S+ \S+\s+" + r"\s+".join([r"(\d+) / (\d+) \((\d+), (\d+)\)"] * 2),
+    re.MULTILINE,
+)
+PEER_RECONNECT = re.compile(
+    r"^peer sent while disconnected: .*?\)\s+" + r"\s+".join([r"(\d+) / (\d+) \((\d+)\)"] * 2),
+    re.MULTILINE,
+)
 
 
 def run_bench(mode: str) -> subprocess.CompletedProcess:
@@ -27,6 +36,16 @@ def assert_complete(result: subprocess.CompletedProcess) -> None:
     delivered, expected, lost, duplicated = map(int, DELIVERY.search(result.stdout).groups())
     assert delivered == expected > 0, result.stdout
     assert (lost, duplicated) == (0, 0), result.stdout
+    # Beside django-eventstream, this service loses nothing across a forced
+    # reconnect; the peer's figures are measured (its losses are its own).
+    delivery = list(map(int, PEER_DELIVERY.search(result.stdout).groups()))
+    ours, peer = delivery[:4], delivery[4:]
+    assert ours[0] == ours[1] > 0 and ours[2:] == [0, 0], result.stdout
+    assert peer[0] > 0, result.stdout
+    reconnect = list(map(int, PEER_RECONNECT.search(result.stdout).groups()))
+    ours, peer = reconnect[:3], reconnect[3:]
+    assert ours[0] == ours[1] > 0, result.stdout
+    assert ours[2] > 0 and peer[2] > 0, result.stdout
 
 
 @pytest.mark.embedded
