@@ -4,6 +4,7 @@ import asyncio
 import contextlib
 import gc
 import json
+import os
 import random
 import statistics
 import time
@@ -61,6 +62,12 @@ def rss_kib(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     raise RuntimeError(f"no VmRSS for {pid}")
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user and system) a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class Api:
@@ -257,18 +264,18 @@ def polling_latencies(
     return latencies, len(status_events) - len(noticed), len(status_events)
 
 
-async def hold_idle(ws_url: str, token: str, path: str, count: int) -> list:
-    """Open ``count`` sockets that only read their snapshot; return them still open."""
+async def hold_idle(ws_url: str, token: str, path: str, count: int, parallel: int = 500) -> list:
+    """Open ``count`` sockets that only read their snapshot, at most ``parallel``
+    handshakes at a time; return them still open."""
     headers = {"Authorization": f"Bearer {token}"}
+    slots = asyncio.Semaphore(parallel)
 
     async def one():
-        socket = await websockets.connect(
-            ws_url + path, additional_headers=headers, open_timeout=120
-        )
-        await socket.recv()
-        return socket
+        async with slots:
+            socket = await websockets.connect(
+                ws_url + path, additional_headers=headers, open_timeout=120, proxy=None
+            )
+            await socket.recv()
+            return socket
 
-    sockets = []
-    for start in range(0, count, 200):
-        sockets += await asyncio.gather(*[one() for _ in range(min(200, count - start))])
-    return sockets
+    return await asyncio.gather(*[one() for _ in range(count)])
