@@ -90,7 +90,7 @@ SIZES = {
         stagger=10,
         storm=StormSize(500, 10, interval=2, seconds=600),
         ceiling=CeilingSize(
-            100, 10, steps=(100, 200, 300, 400, 600, 800, 1000, 1200), seconds=10, warmup=12
+            100, 10, steps=(50, 100, 200, 300, 400, 600, 800, 1000, 1200), seconds=10, warmup=12
         ),
     ),
 }

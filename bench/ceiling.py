@@ -102,11 +102,20 @@ async def bare_step(server, size: CeilingSize, target: float) -> dict:
     sent: list[float] = []
     done = asyncio.Event()
     ready = asyncio.Semaphore(0)
+    # A thousand handshakes at once overflow daphne's listen queue and its 5 s
+    # handshake timeout, the bare consumer's as much as the service's.
+    opening = asyncio.Semaphore(200)
 
     async def listen(group: int) -> None:
-        async with websockets.connect(
-            f"{server.ws_url}/bare/{group}", max_queue=None, ping_interval=None, proxy=None
-        ) as socket:
+        async with opening:
+            socket = await websockets.connect(
+                f"{server.ws_url}/bare/{group}",
+                max_queue=None,
+                ping_interval=None,
+                proxy=None,
+                open_timeout=60,
+            )
+        async with socket:
             ready.release()
             while not done.is_set():
                 try:
@@ -123,7 +132,7 @@ async def bare_step(server, size: CeilingSize, target: float) -> dict:
             for n in range(subscribers)
         ]
         for _ in range(subscribers):
-            await ready.acquire()
+            await ready_or_failed(ready, listeners)
         async with websockets.connect(
             f"{server.ws_url}/publish?groups={size.executions}&rate={rate}&count={count}&stagger=0",
             proxy=None,
@@ -154,3 +163,16 @@ def ceiling_failures(results: dict) -> list[str]:
         for s in r["ceiling"]["service"]
         if s["lost"] or s["duplicated"] or s["unfinished"]
     ]
+
+
+async def ready_or_failed(ready: asyncio.Semaphore, listeners: list[asyncio.Task]) -> None:
+    """Wait for one more listener to be connected; raise what a failed one raised."""
+    waiting = asyncio.ensure_future(ready.acquire())
+    while True:
+        done, _ = await asyncio.wait([waiting], timeout=0.5)
+        if done:
+            return
+        for listener in listeners:
+            if listener.done() and listener.exception():
+                waiting.cancel()
+                raise listener.exception()

@@ -203,9 +203,7 @@ async def storm_phase(deployment, size: StormSize) -> dict:
         clock.back_at = time.time()
         await resumed(followers, timeout=RESUME_TIMEOUT)
         # Then the executions are ended (cancelled): every stream must end with that.
-        await asyncio.gather(
-            *[asyncio.to_thread(api.request, "POST", f"/api/v1/executions/{e}/cancel") for e in ids]
-        )
+        await asyncio.gather(*[asyncio.to_thread(cancel, api, e) for e in ids])
         _, pending = await asyncio.wait(tasks, timeout=RESUME_TIMEOUT)
     for task in pending:
         task.cancel()
