@@ -83,7 +83,8 @@ async def ceiling_phase(deployment, size: CeilingSize, push_phase, size_type) ->
     try:
         service_steps = await ramp(service_step, size)
     finally:
-        deployment.servers = service
+        deployment.servers = list(service)
+    # start_server adds the bare server to the deployment's list; it is not the service's.
     bare = deployment.start_server("bare-ceiling", app="bench.bare:application", ping_interval=3600)
     deployment.servers = service
     try:
