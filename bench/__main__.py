@@ -31,6 +31,7 @@ from pathlib import Path
 import websockets
 
 from bench import processes
+from bench.ceiling import CeilingSize, ceiling_failures, ceiling_phase
 from bench.measure import (
     Api,
     across_reconnect,
@@ -46,6 +47,7 @@ from bench.measure import (
     summary_ms,
 )
 from bench.schedule import END_EVENTS, first_ticks
+from bench.storm import StormSize, storm_failures, storm_phase
 
 
 @dataclass(frozen=True)
@@ -61,12 +63,38 @@ class Size:
     # The executions start (and so end) spread over this many seconds; 0: over
     # one tick interval, so that all of them end within that interval.
     stagger: float = 0.0
+    storm: StormSize | None = None
+    ceiling: CeilingSize | None = None
 
 
 SIZES = {
-    "quick": Size(4, 3, 20, 3, 100, (50, 100), 3, 2, stagger=1),
+    "quick": Size(
+        4,
+        3,
+        20,
+        3,
+        100,
+        (50, 100),
+        3,
+        2,
+        stagger=1,
+        storm=StormSize(8, 5, interval=0.5, seconds=60, embedded_lease=3),
+        ceiling=CeilingSize(4, 5, steps=(40,), seconds=2, warmup=2),
+    ),
     "full": Size(
-        100, 10, 100, 30, 5000, (100, 200, 400, 800, 1200, 1400, 1600, 2000), 10, 12, stagger=10
+        100,
+        10,
+        100,
+        30,
+        10_000,
+        (100, 200, 400, 800, 1200, 1400, 1600, 2000),
+        10,
+        12,
+        stagger=10,
+        storm=StormSize(500, 10, interval=2, seconds=600),
+        ceiling=CeilingSize(
+            100, 10, steps=(50, 100, 200, 300, 400, 600, 800, 1000, 1200), seconds=10, warmup=12
+        ),
     ),
 }
 # The stress case: every execution ends within one tick interval.
@@ -191,7 +219,8 @@ async def push_phase(
 
 
 async def idle_phase(deployment, size: Size) -> dict:
-    """Server memory per idle subscriber."""
+    """Server memory per idle subscriber, all on one server process, and how long
+    they take to connect."""
     api = Api(deployment.servers[0].url, deployment.token)
     workflow = api.request(
         "POST",
@@ -205,16 +234,18 @@ async def idle_phase(deployment, size: Size) -> dict:
         },
     )["id"]
     [execution_id], _ = await api.create_executions(workflow, 1)
-    pids = [s.process.pid for s in deployment.servers]
-    before = sum(rss_kib(pid) for pid in pids)
-    per_server = size.idle_sockets // len(deployment.servers)
-    sockets = []
-    for server in deployment.servers:
-        sockets += await hold_idle(
-            server.ws_url, deployment.token, f"/api/v1/ws/executions/{execution_id}", per_server
-        )
+    server = deployment.servers[0]
+    before = rss_kib(server.process.pid)
+    cpu, started = time.process_time(), time.monotonic()
+    server_cpu = cpu_seconds([server.process.pid])
+    sockets = await hold_idle(
+        server.ws_url, deployment.token, f"/api/v1/ws/executions/{execution_id}", size.idle_sockets
+    )
+    connect_seconds = time.monotonic() - started
+    client_cpu = (time.process_time() - cpu) / connect_seconds
+    server_cpu = (cpu_seconds([server.process.pid]) - server_cpu) / connect_seconds
     await asyncio.sleep(2)
-    after = sum(rss_kib(pid) for pid in pids)
+    after = rss_kib(server.process.pid)
     await asyncio.gather(*[s.close() for s in sockets])
     api.request("POST", f"/api/v1/executions/{execution_id}/cancel")
     return {
@@ -222,6 +253,11 @@ async def idle_phase(deployment, size: Size) -> dict:
         "kib_per_socket": (after - before) / len(sockets),
         "rss_before_kib": before,
         "rss_after_kib": after,
+        "connect_seconds": connect_seconds,
+        "handshakes_per_second": len(sockets) / connect_seconds,
+        # The measuring client's and the server's shares of one core while connecting.
+        "client_cpu": client_cpu,
+        "server_cpu": server_cpu,
     }
 
 
@@ -315,11 +351,16 @@ async def run_mode(mode: str, size: Size, burst_size: Size, directory: Path) -> 
         "REALTIME_MAX_SOCKETS_PER_USER": "100000",
         "API_EXECUTION_CREATE_RATE": "",
         "EXECUTIONS_MAX_ACTIVE_PER_USER": "0",
+        # And one address for all of them: a storm of thousands of reconnects.
+        "REALTIME_HANDSHAKE_RATE": "",
     }
+    if mode == "embedded" and size.storm and size.storm.embedded_lease:
+        extra["EXECUTIONS_LEASE_SECONDS"] = str(size.storm.embedded_lease)
     deployment = (
         processes.embedded(directory, **extra)
         if mode == "embedded"
-        else processes.distributed(directory, **extra)
+        # Enough run slots for the storm's executions, all running at once.
+        else processes.distributed(directory, worker_concurrency=300, **extra)
     )
     try:
         push = await push_phase(deployment, size, subscribe_to_streams=True)
@@ -328,12 +369,24 @@ async def run_mode(mode: str, size: Size, burst_size: Size, directory: Path) -> 
         end_burst = await push_phase(deployment, burst_size, subscribe_to_streams=True)
         idle = await idle_phase(deployment, size)
         bare = await bare_phase(deployment, size)
+        storm = await storm_phase(deployment, size.storm) if size.storm else None
+        ceiling = None
+        if size.ceiling:
+            ceiling = await ceiling_phase(deployment, size.ceiling, push_phase, Size)
         ramp = []
         if mode == "distributed":
             for worker in deployment.workers[1:]:
                 worker.kill()
             ramp = await ramp_phase(deployment, size)
-        return {"push": push, "end_burst": end_burst, "idle": idle, "bare": bare, "ramp": ramp}
+        return {
+            "push": push,
+            "end_burst": end_burst,
+            "idle": idle,
+            "bare": bare,
+            "ramp": ramp,
+            "storm": storm,
+            "ceiling": ceiling,
+        }
     finally:
         deployment.stop()
 
@@ -409,6 +462,7 @@ def main() -> int:
         "--no-peer", action="store_true", help="skip the comparison with django-eventstream"
     )
     args = parser.parse_args()
+    processes.raise_open_files_limit()
     size = SIZES[args.size]
     burst_size = replace(size, seconds=END_BURST_SECONDS[args.size], stagger=0)
     results = {}
@@ -437,6 +491,7 @@ def main() -> int:
         for phase, p in (("push", r["push"]), ("end burst", r["end_burst"]))
         if p["lost"] or p["duplicated"] or p["unfinished"]
     ]
+    failures += storm_failures(results) + ceiling_failures(results)
     if comparison:
         failures += peer_failures(comparison)
     for failure in failures:

@@ -327,18 +327,18 @@ def polling_latencies(
     return latencies, len(status_events) - len(noticed), len(status_events)
 
 
-async def hold_idle(ws_url: str, token: str, path: str, count: int) -> list:
-    """Open ``count`` sockets that only read their snapshot; return them still open."""
+async def hold_idle(ws_url: str, token: str, path: str, count: int, parallel: int = 500) -> list:
+    """Open ``count`` sockets that only read their snapshot, at most ``parallel``
+    handshakes at a time; return them still open."""
     headers = {"Authorization": f"Bearer {token}"}
+    slots = asyncio.Semaphore(parallel)
 
     async def one():
-        socket = await websockets.connect(
-            ws_url + path, additional_headers=headers, open_timeout=120
-        )
-        await socket.recv()
-        return socket
+        async with slots:
+            socket = await websockets.connect(
+                ws_url + path, additional_headers=headers, open_timeout=120, proxy=None
+            )
+            await socket.recv()
+            return socket
 
-    sockets = []
-    for start in range(0, count, 200):
-        sockets += await asyncio.gather(*[one() for _ in range(min(200, count - start))])
-    return sockets
+    return await asyncio.gather(*[one() for _ in range(count)])

@@ -5,6 +5,7 @@ token, daphne servers, worker processes, a private redis-server.
 """
 
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -18,6 +19,14 @@ ROOT = Path(__file__).resolve().parent.parent
 # The demo user's password in these deployments (the browser tests log in with it).
 DEMO_PASSWORD = "e2e-password"
 POSTGRES = os.environ.get("TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+
+
+def raise_open_files_limit() -> int:
+    """Raise this process's soft limit on open files to its hard limit (the
+    processes it starts inherit it): thousands of sockets each. Returns it."""
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return hard
 
 
 def free_port() -> int:
@@ -259,8 +268,16 @@ def embedded(directory: Path, **extra: str) -> Deployment:
     return deployment
 
 
-def distributed(directory: Path, *, servers: int = 2, workers: int = 2, **extra: str) -> Deployment:
-    """``servers`` daphne processes and ``workers`` workers on PostgreSQL and a private Redis."""
+def distributed(
+    directory: Path,
+    *,
+    servers: int = 2,
+    workers: int = 2,
+    worker_concurrency: int = 150,
+    **extra: str,
+) -> Deployment:
+    """``servers`` daphne processes and ``workers`` workers (``worker_concurrency``
+    executions each) on PostgreSQL and a private Redis."""
     redis = RedisServer(directory)
     redis.start()
     database = create_database()
@@ -274,7 +291,7 @@ def distributed(directory: Path, *, servers: int = 2, workers: int = 2, **extra:
         for n in range(servers):
             deployment.start_server(f"server-{n + 1}")
         for n in range(workers):
-            deployment.start_worker(f"worker-{n + 1}")
+            deployment.start_worker(f"worker-{n + 1}", concurrency=worker_concurrency)
     except BaseException:
         deployment.stop()
         raise

@@ -80,7 +80,119 @@ def rows(results: dict) -> list[list[str]]:
     add("REST create p50 / p99 (ms)", lambda p, r: ms(p["create"], "p50", "p99"))
     add("bare consumer lost", lambda p, r: str(r["bare"]["lost"]))
     add("one worker: highest rate with p99 < 100 ms", lambda p, r: best_rate(r["ramp"]))
+    table += idle_rows(results) + storm_rows(results) + ceiling_rows(results)
     return table
+
+
+def idle_rows(results: dict) -> list[list[str]]:
+    """How long the idle subscribers took to connect to their one server process."""
+    return [
+        [
+            "  idle subscribers connecting: seconds; handshakes/s; client, server CPU",
+            *[
+                f"{i['connect_seconds']:.1f} s; {i['handshakes_per_second']:.0f}/s; "
+                f"{i['client_cpu']:.0%}, {i['server_cpu']:.0%}"
+                for i in (r["idle"] for r in results.values())
+            ],
+        ]
+    ]
+
+
+def storm_rows(results: dict) -> list[list[str]]:
+    """The reconnect storm: a server restarted under its subscribers (bench.storm)."""
+    if not all(r.get("storm") for r in results.values()):
+        return []
+    storms = [r["storm"] for r in results.values()]
+
+    def codes(counts: dict) -> str:
+        return ", ".join(f"{code} x{n}" for code, n in counts.items()) or "none"
+
+    return [
+        [
+            "storm: subscribers of executions, restarted (down for)",
+            *[
+                f"{s['subscribers']} of {s['executions']}, {s['restarted']} "
+                f"({s['restart_seconds']:.1f} s)"
+                for s in storms
+            ],
+        ],
+        [
+            "  server back to first resumed message p50 / p99 / max (ms)",
+            *[
+                " / ".join(f"{s['first_message'][k]:.0f}" for k in ("p50", "p99", "max"))
+                for s in storms
+            ],
+        ],
+        [
+            "  server back to handshake accepted p50 / p99 / max (ms)",
+            *[
+                " / ".join(f"{s['handshake'][k]:.0f}" for k in ("p50", "p99", "max"))
+                for s in storms
+            ],
+        ],
+        [
+            "  delivered / stored (lost, duplicated, out of order, incomplete)",
+            *[
+                f"{s['expected'] - s['lost']} / {s['expected']} ({s['lost']}, "
+                f"{s['duplicated']}, {s['out_of_order']}, {s['incomplete'] + s['unfinished']})"
+                for s in storms
+            ],
+        ],
+        ["  close codes seen", *[codes(s["close_codes"]) for s in storms]],
+        ["  HTTP statuses of refused handshakes", *[codes(s["http_statuses"]) for s in storms]],
+        [
+            "  handshakes retried after the return; attempts while down",
+            *[f"{s['retried_after_back']}; {s['unreachable']}" for s in storms],
+        ],
+        ["  terminal statuses", *[codes(s["terminal"]) for s in storms]],
+    ]
+
+
+def ceiling_rows(results: dict) -> list[list[str]]:
+    """The fan-out ceiling of one server process, the service's beside the bare consumer's."""
+    if not all(r.get("ceiling") for r in results.values()):
+        return []
+    from bench.ceiling import ceiling_of
+
+    def best(steps: list[dict]) -> str:
+        top = ceiling_of(steps)
+        if top is None:
+            return f"below {steps[0]['delivered_per_second']:.0f}/s"
+        return f"{top['delivered_per_second']:.0f}/s (p99 {top['p99']:.0f} ms)"
+
+    def ratio(ceiling: dict) -> str:
+        service, bare = ceiling_of(ceiling["service"]), ceiling_of(ceiling["bare"])
+        if service is None or bare is None:
+            return "-"
+        return f"{service['delivered_per_second'] / bare['delivered_per_second']:.0%}"
+
+    ceilings = [r["ceiling"] for r in results.values()]
+    return [
+        [
+            "one server: most messages/s delivered with p99 <= 50 ms",
+            *[best(c["service"]) for c in ceilings],
+        ],
+        ["  bare consumer, same subscribers and steps", *[best(c["bare"]) for c in ceilings]],
+        ["  service / bare", *[ratio(c) for c in ceilings]],
+    ]
+
+
+def ceiling_table(results: dict) -> list[str]:
+    """Every step of both ceiling ramps, for the Markdown report."""
+    lines = [
+        "| mode | server | asked events/s | recorded/s | delivered/s | p50 ms | p99 ms | lost "
+        "| client CPU |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for mode, r in results.items():
+        for name in ("service", "bare"):
+            for s in (r.get("ceiling") or {}).get(name, []):
+                lines.append(
+                    f"| {mode} | {name} | {s['target']:g} | {s['recorded_per_second']:.0f} | "
+                    f"{s['delivered_per_second']:.0f} | {s['p50']:.1f} | {s['p99']:.1f} | "
+                    f"{s['lost']} | {s['client_cpu']:.0%} |"
+                )
+    return lines
 
 
 def best_rate(ramp: list[dict]) -> str:
@@ -148,6 +260,11 @@ def write(results: dict, size_name: str, size, path: Path) -> None:
                 "| mode | target events/s | recorded/s | delivered/s | p50 ms | p99 ms | lost |",
                 "|---|---|---|---|---|---|---|",
                 *ramp,
+                "",
+                "Fan-out ceiling (one server process; the same subscribers and steps for the "
+                "bare consumer):",
+                "",
+                *ceiling_table(results),
                 "",
             ]
         )
