@@ -5,7 +5,6 @@ import sys
 
 from django.conf import settings
 from django.core import checks
-from django.db import connections
 
 
 def tune_garbage_collector() -> None:
@@ -46,14 +45,3 @@ def check_switch_interval(**kwargs) -> list[checks.Error]:
             id="executions.E110",
         )
     ]
-
-
-def close_request_connections(**kwargs) -> None:
-    """Close the database connections of a request that has finished.
-
-    Django's ASGI handler runs each request's sync code in a thread of its own
-    that ends with the request, so a connection kept open for reuse
-    (``CONN_MAX_AGE``) is never reused: it stays open, counted against the
-    database's connection limit, until the garbage collector finds it.
-    """
-    connections.close_all()

@@ -3,21 +3,20 @@
 import os
 import sys
 
-from django.core.asgi import get_asgi_application
+import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
-django_asgi_app = get_asgi_application()
+django.setup(set_prefix=False)
+
+from project.http import ThreadedHTTPHandler  # noqa: E402
+
+django_asgi_app = ThreadedHTTPHandler()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
-from django.core.signals import request_finished  # noqa: E402
 
 from executions.maintenance import start_maintenance  # noqa: E402
-from executions.runtime import (  # noqa: E402
-    close_request_connections,
-    tune_garbage_collector,
-    tune_thread_switching,
-)
+from executions.runtime import tune_garbage_collector, tune_thread_switching  # noqa: E402
 from project.clientaddr import ClientAddressMiddleware  # noqa: E402
 from project.limits import ConcurrentRequestLimit  # noqa: E402
 from realtime import server_hooks  # noqa: E402
@@ -34,12 +33,10 @@ if "daphne.cli" in sys.modules:
     # Served by daphne's command line (tests import daphne.server, not its
     # cli): bound what it buffers for a client that stops reading, and let it
     # send close codes 1008 and 1009; keep garbage collection from pausing the
-    # server and its other threads from holding its loop back; close each
-    # request's connections when it ends rather than leave them to the collector.
+    # server and its other threads from holding its loop back.
     server_hooks.install()
     tune_garbage_collector()
     tune_thread_switching()
-    request_finished.connect(close_request_connections)
 
 # The client's address is settled first (TRUSTED_PROXY_HOPS): everything
 # inside, Django's REMOTE_ADDR included, sees the same one.

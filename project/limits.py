@@ -1,7 +1,7 @@
 """A bound on the HTTP requests one server process runs at once.
 
-Django runs each request's synchronous code in a thread of its own, with a
-database connection of its own. A burst of requests (a hundred pages polling
+Each request's synchronous code runs in a thread of its own (``project.http``),
+with a database connection of its own. A burst of requests (a hundred pages polling
 at the same moment) would open a connection for each, past PostgreSQL's
 ``max_connections``, and the requests beyond it would fail with 500s. Here at
 most ``API_MAX_CONCURRENT_REQUESTS`` run at once and the rest wait their turn,

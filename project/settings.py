@@ -80,8 +80,6 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    # Last: the middleware above run in the request's thread, not each on its own trip.
-    "executions.api.middleware.SyncMiddlewareChain",
 ]
 
 ROOT_URLCONF = "project.urls"

@@ -10,6 +10,7 @@ from rest_framework.test import APIClient
 from executions.dispatch import stop_in_process_runs
 from executions.engine.db import close_db_threads
 from executions.engine.expression_pool import evaluator_pool
+from project.asgi import django_asgi_app
 from realtime.db import close_read_threads
 from realtime.publish import publisher_loop
 from tests.factories import make_token, make_user
@@ -49,6 +50,7 @@ def close_engine_connections(django_db_setup, django_db_blocker):
     yield
     close_db_threads()
     close_read_threads()
+    django_asgi_app.close()
     # Async tests ran their database calls in asgiref's shared thread.
     asyncio.run(sync_to_async(connections.close_all, thread_sensitive=True)())
 

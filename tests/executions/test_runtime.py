@@ -2,34 +2,33 @@
 
 import asyncio
 import sys
+import threading
 
 import pytest
 from channels.testing import HttpCommunicator
-from django.core.signals import request_finished
+from django.core.signals import request_started
 from django.db.backends.signals import connection_created
 
-from executions.runtime import (
-    check_switch_interval,
-    close_request_connections,
-    tune_thread_switching,
-)
+from executions.runtime import check_switch_interval, tune_thread_switching
 from project.asgi import application, django_asgi_app
+from project.http import ThreadedHTTPHandler
 from project.limits import ConcurrentRequestLimit
 
 
 @pytest.mark.django_db(transaction=True)
-async def test_requests_served_over_asgi_leave_no_database_connection_open():
-    # Each request runs in a thread that ends with it: a connection left open
-    # there would never be used again.
-    opened = []
+async def test_requests_run_in_long_lived_threads_that_keep_their_connection():
+    threads, opened = [], []
 
-    def record(sender, connection, **kwargs):
+    def record_thread(sender, **kwargs):
+        threads.append(threading.current_thread().name)
+
+    def record_connection(sender, connection, **kwargs):
         opened.append(connection)
 
-    connection_created.connect(record)
-    request_finished.connect(close_request_connections)
+    request_started.connect(record_thread)
+    connection_created.connect(record_connection)
     try:
-        for _ in range(3):
+        for _ in range(6):
             # An unknown token is looked up in the database, then refused.
             communicator = HttpCommunicator(
                 django_asgi_app,
@@ -39,13 +38,32 @@ async def test_requests_served_over_asgi_leave_no_database_connection_open():
             )
             response = await communicator.get_response()
             assert response["status"] == 401
-            # Django closes the response, and so ends the request, after sending it.
             await communicator.wait(1)
     finally:
-        request_finished.disconnect(close_request_connections)
-        connection_created.disconnect(record)
-    assert len(opened) == 3
-    assert [wrapper.connection for wrapper in opened] == [None, None, None]
+        request_started.disconnect(record_thread)
+        connection_created.disconnect(record_connection)
+    # One after another, the requests ran in a pool thread or two, each thread
+    # on one connection of its own.
+    assert all(name.startswith("http") for name in threads)
+    assert len(opened) == len(set(threads)) < 6
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_request_is_one_trip_to_its_thread(monkeypatch):
+    trips = []
+    original = ThreadedHTTPHandler.respond
+
+    def respond(self, scope, body_file):
+        trips.append(threading.current_thread().name)
+        return original(self, scope, body_file)
+
+    monkeypatch.setattr(ThreadedHTTPHandler, "respond", respond)
+    communicator = HttpCommunicator(
+        django_asgi_app, "GET", "/api/v1/workflows", headers=[(b"host", b"localhost")]
+    )
+    response = await communicator.get_response()
+    assert response["status"] == 401
+    assert len(trips) == 1
 
 
 class Counting:

@@ -6,9 +6,7 @@ import random
 import pytest
 from channels.db import database_sync_to_async
 from channels.testing import ApplicationCommunicator
-from django.core.signals import request_finished
 
-from executions.runtime import close_request_connections
 from project.asgi import application
 from project.clientaddr import ClientAddressMiddleware
 from tests.factories import make_user
@@ -105,20 +103,11 @@ async def post_token(username: str, password: str, forwarded_for: str | None) ->
     return start["status"]
 
 
-@pytest.fixture
-def requests_close_their_connections():
-    """As under daphne: each request's thread ends with it, and so must its connections."""
-    request_finished.connect(close_request_connections)
-    yield
-    request_finished.disconnect(close_request_connections)
-
-
 def forged() -> str:
     return ".".join(str(random.randrange(1, 255)) for _ in range(4))
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.usefixtures("requests_close_their_connections")
 async def test_with_one_proxy_a_forged_leftmost_entry_changes_nothing(settings):
     settings.TRUSTED_PROXY_HOPS = 1
     settings.API_TOKEN_RATE = "3/minute"
@@ -133,7 +122,6 @@ async def test_with_one_proxy_a_forged_leftmost_entry_changes_nothing(settings):
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.usefixtures("requests_close_their_connections")
 async def test_with_no_proxy_trusted_the_header_is_ignored(settings):
     settings.TRUSTED_PROXY_HOPS = 0
     settings.API_TOKEN_RATE = "3/minute"
