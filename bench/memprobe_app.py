@@ -32,3 +32,32 @@ def _dump(signum, frame) -> None:
 
 if os.environ.get("MEMPROBE_DIR"):
     signal.signal(signal.SIGUSR1, _dump)
+
+
+def _referrers(signum, frame) -> None:
+    """SIGUSR2: who keeps one of each of the types in ``MEMPROBE_REFERRERS`` alive."""
+    directory = Path(os.environ["MEMPROBE_DIR"])
+    names = os.environ.get("MEMPROBE_REFERRERS", "").split(",")
+    gc.collect()
+    lines = []
+    everything = gc.get_objects()
+    for name in names:
+        found = [o for o in everything if type(o).__qualname__ == name]
+        if not found:
+            continue
+        target = found[0]
+        lines.append(f"{name}: {len(found)} alive")
+        for referrer in gc.get_referrers(target):
+            if referrer is everything or referrer is found:
+                continue
+            text = repr(referrer)[:160]
+            lines.append(f"  <- {type(referrer).__qualname__}: {text}")
+            for second in gc.get_referrers(referrer)[:6]:
+                if second is everything or second is found:
+                    continue
+                lines.append(f"      <- {type(second).__qualname__}: {repr(second)[:120]}")
+    (directory / "referrers.txt").write_text("\n".join(lines))
+
+
+if os.environ.get("MEMPROBE_DIR"):
+    signal.signal(signal.SIGUSR2, _referrers)
