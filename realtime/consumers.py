@@ -13,6 +13,13 @@ one at a time under ``lock``, and live events that arrive meanwhile wait in
 cancelling it), it gives back all it holds: its tasks, its watchdog entry and
 socket slot, its group membership.
 
+A socket has no channel of its own on the channel layer: it joins its
+execution's group through ``realtime.fanout``, one subscription per group
+per event loop, which hands it each message (``deliver``). Most sockets sit
+idle for their whole life, and a server holds thousands, so what a socket
+needs only once it sends or receives (its inbox, lock, guard, task set) is
+made when first needed.
+
 Every refusal and every close the server decides on is preceded by an
 ``error`` message that says why; the close codes are listed below and in
 docs/protocol.md.
@@ -24,6 +31,7 @@ import logging
 import uuid
 from collections import deque
 from collections.abc import Coroutine
+from functools import cached_property
 
 from channels.consumer import get_handler_name
 from channels.exceptions import StopConsumer
@@ -35,7 +43,7 @@ from executions.selectors import events_after, execution_visible_to
 from realtime import events
 from realtime.auth import SESSION, TICKET, access_problem, origin_allowed
 from realtime.db import db_read
-from realtime.layers import LocalChannelLayer
+from realtime.fanout import fanout
 from realtime.limits import InboundGuard
 from realtime.publish import bind_consumer_loop, group_name_for
 from realtime.selectors import Access, SessionLogin
@@ -97,24 +105,42 @@ class ExecutionConsumer(AsyncJsonWebsocketConsumer):
     # watchdog leaves the socket alone (its catch-up would race the first send)
     # and live events wait in the inbox.
     started = False
+    last_heard = 0.0
+    # The task sending what waits in the inbox, when there is one.
+    _sending: asyncio.Task | None = None
+    _stale_at: int | None = None
+    _closing: asyncio.Task | None = None
+    # The socket's own tasks (``spawn``) while it has any.
+    _tasks: set[asyncio.Task] | None = None
+    # Live events waiting to be sent, while there are any.
+    inbox: deque[dict] | None = None
 
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.lock = asyncio.Lock()
-        self.inbox: deque[dict] = deque(maxlen=INBOX_SIZE)
-        # The task sending what waits in the inbox, when there is one.
-        self._sending: asyncio.Task | None = None
-        self.tasks: set[asyncio.Task] = set()
-        self.guard = InboundGuard()
-        self.last_heard = 0.0
-        self._stale_at: int | None = None
-        self._closing: asyncio.Task | None = None
+    @cached_property
+    def lock(self) -> asyncio.Lock:
+        return asyncio.Lock()
+
+    @cached_property
+    def guard(self) -> InboundGuard:
+        return InboundGuard()
+
+    @property
+    def tasks(self) -> set[asyncio.Task]:
+        """The socket's tasks that have not ended yet."""
+        return self._tasks or set()
 
     async def __call__(self, scope, receive, send) -> None:
+        """Channels' ``AsyncConsumer.__call__`` without a channel of the socket's own:
+        the client's messages are read here, the group's arrive through ``deliver``."""
+        self.scope = scope
+        self.channel_layer = None
+        self.base_send = send
         # Channels runs ``disconnect`` only when the client disconnects: not
         # when a handler raises, nor when the server cancels the consumer.
         try:
-            await super().__call__(scope, receive, send)
+            while True:
+                await self.dispatch(await receive())
+        except StopConsumer:
+            pass
         finally:
             await self.release()
 
@@ -169,9 +195,10 @@ class ExecutionConsumer(AsyncJsonWebsocketConsumer):
         return None
 
     async def subscribe(self) -> None:
-        """Join the execution's group (whose messages wait until ``connect`` returns)."""
+        """Join the execution's group (whose messages wait in the inbox until ``connect``
+        starts the stream)."""
         self.group = group_name_for(self.execution_id)
-        await self.channel_layer.group_add(self.group, self.channel_name)
+        await fanout().join(self.group, self)
 
     async def stream(self, execution) -> None:
         """The socket's first sending task: the snapshot or the resumed events, then what
@@ -236,18 +263,23 @@ class ExecutionConsumer(AsyncJsonWebsocketConsumer):
         group, self.group = self.group, None
         if group is not None:
             try:
-                await self.channel_layer.group_discard(group, self.channel_name)
+                await fanout().leave(group, self)
             except Exception:
                 logger.warning("A closed socket could not leave %s", group, exc_info=True)
-        if isinstance(self.channel_layer, LocalChannelLayer):
-            self.channel_layer.forget_channel(self.channel_name)
 
     def spawn(self, work: Coroutine) -> asyncio.Task:
         """Run ``work`` as a task of this socket's, cancelled when the socket ends."""
         task = asyncio.get_running_loop().create_task(self.guarded(work))
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        if self._tasks is None:
+            self._tasks = set()
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
         return task
+
+    def _task_done(self, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        if not self._tasks:
+            self._tasks = None
 
     async def guarded(self, work: Coroutine) -> None:
         """Await ``work``; if it fails, log that once and close, so the client reconnects."""
@@ -321,31 +353,35 @@ class ExecutionConsumer(AsyncJsonWebsocketConsumer):
 
     # Channel layer -> client
 
-    async def execution_event(self, message: dict) -> None:
-        """Called for each event published to this execution's group."""
+    def deliver(self, message: dict) -> None:
+        """Called by ``realtime.fanout`` with each message sent to the execution's group,
+        in order; it must not wait."""
+        if message.get("type") != "execution.event":
+            logger.warning("A socket got a group message of unknown type %r", message.get("type"))
+            return
         event = message["event"]
         if self.ending or event["seq"] <= self.last_seq:
             return
+        if self.inbox is None:
+            self.inbox = deque(maxlen=INBOX_SIZE)
         self.inbox.append(event)
-        if self.started and not self.lock.locked() and len(self.inbox) == 1:
-            # Nothing else is being sent: forward it now, without a task.
-            async with self.lock:
-                await self.forward_inbox_locked(gaps=False)
-        if self.inbox and (self._sending is None or self._sending.done()):
+        # Before the stream's first task starts (``connect`` is still reading),
+        # events wait for it; a sending task that runs takes what is added.
+        if self._sending is not None and self._sending.done():
             self._sending = self.spawn(self.send_inbox())
 
-    async def forward_inbox_locked(self, *, gaps: bool = True) -> None:
+    async def forward_inbox_locked(self) -> None:
         """Forward the live events that waited, reading from the log any gap before one."""
         while self.inbox and not self.ending:
             seq = self.inbox[0]["seq"]
-            if seq > self.last_seq + 1 and not gaps:
-                return  # a read from the log: work for a sending task
             event = self.inbox.popleft()
             if seq == self.last_seq + 1:
                 await self.forward(event)
             elif seq > self.last_seq:
                 # The layer, or a full inbox, dropped something: the log has it all.
                 await self.catch_up_locked(upto=seq)
+        if not self.inbox:
+            self.inbox = None
 
     # The watchdog's periodic checks
 

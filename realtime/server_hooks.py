@@ -57,6 +57,13 @@ layer's capacity). Frames for a socket that is already closing are dropped:
 autobahn would raise, killing the application before it hears of the
 disconnect and leaving its channel in its groups.
 
+A lighter queue for each application's input: daphne gives every
+connection an ``asyncio.Queue`` for the messages it hands the application
+(connect, each frame, disconnect), which allocates four deques (its items,
+getters, putters, and its ``join`` event's waiters), 3 KiB for a socket that
+receives a frame a minute. ``ApplicationInbox`` keeps one waiter and makes
+its deque only while messages wait.
+
 The measure is the kernel's send queue (``SIOCOUTQ``, Linux) plus Twisted's
 own write buffers (``dataBuffer`` from ``offset`` on, and ``_tempDataLen``,
 of its ``FileDescriptor``); TLS wrappers are looked through to the TCP
@@ -70,6 +77,8 @@ import random
 import struct
 import termios
 import time
+from collections import deque
+from functools import partial
 
 from django.conf import settings
 
@@ -188,15 +197,106 @@ def check_timeouts_in_slices(server) -> None:
                 logger.exception("Checking the timeouts of %r failed", protocol)
 
 
+class ApplicationInbox:
+    """What daphne hands one application (``put_nowait``), for it to ``receive`` (``get``).
+
+    ``asyncio.Queue`` without what daphne never uses (a bound, ``join``); its
+    deque exists only while messages wait. Gets are served in the order they
+    began, like the queue's.
+    """
+
+    __slots__ = ("_getters", "_items")
+
+    def __init__(self) -> None:
+        self._items: deque | None = None
+        self._getters: deque[asyncio.Future] | None = None
+
+    def qsize(self) -> int:
+        return len(self._items) if self._items else 0
+
+    def empty(self) -> bool:
+        return not self._items
+
+    def put_nowait(self, item) -> None:
+        if self._items is None:
+            self._items = deque()
+        self._items.append(item)
+        self._wake_next()
+
+    async def get(self):
+        while not self._items:
+            waiter = asyncio.get_running_loop().create_future()
+            if self._getters is None:
+                self._getters = deque()
+            self._getters.append(waiter)
+            try:
+                await waiter
+            except BaseException:
+                if self._getters is not None and waiter in self._getters:
+                    self._getters.remove(waiter)
+                if waiter.done() and not waiter.cancelled():
+                    self._wake_next()  # woken, then cancelled: pass the item on
+                raise
+            finally:
+                if not self._getters:
+                    self._getters = None
+        item = self._items.popleft()
+        if not self._items:
+            self._items = None
+        else:
+            self._wake_next()
+        return item
+
+    def _wake_next(self) -> None:
+        while self._getters:
+            waiter = self._getters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
+
+def create_application(self, protocol, scope):
+    """daphne's ``Server.create_application`` with an ``ApplicationInbox`` for its queue."""
+    assert "application_instance" not in self.connections[protocol]
+    input_queue = ApplicationInbox()
+    scope.setdefault("asgi", {"version": "3.0"})
+    application_instance = self.application(
+        scope=scope,
+        receive=input_queue.get,
+        send=partial(self.handle_reply, protocol),
+    )
+    if protocol not in self.connections:
+        return None
+    self.connections[protocol]["application_instance"] = asyncio.ensure_future(
+        application_instance,
+        loop=asyncio.get_event_loop(),
+    )
+    return input_queue
+
+
+# The daphne whose Server.create_application and handle_reply these hooks
+# were written against; another may differ.
+DAPHNE_VERSION = "4.2.3"
+
+
 def install() -> None:
     """Bound daphne's send buffers, let it send close codes 1008 and 1009, wait for
-    closes, and spread protocol pings and timeout checks."""
+    closes, spread protocol pings and timeout checks, and give each application a
+    lighter input queue."""
+    import daphne
     from daphne.server import Server
     from daphne.ws_protocol import WebSocketProtocol
 
     if getattr(Server.handle_reply, "bounds_send_buffers", False):
         return
+    if daphne.__version__ != DAPHNE_VERSION:
+        raise RuntimeError(
+            f"realtime.server_hooks was written for daphne {DAPHNE_VERSION}, not "
+            f"{daphne.__version__}: check Server.create_application and handle_reply "
+            "against the new version, then update DAPHNE_VERSION."
+        )
     Server.timeout_checker = check_timeouts_in_slices
+    Server.create_application = create_application
     original = Server.handle_reply
 
     async def handle_reply(self, protocol, message):

@@ -1,5 +1,7 @@
 """daphne's hook sends the RFC close codes the consumer uses, which autobahn refuses."""
 
+import asyncio
+
 import pytest
 
 from realtime import server_hooks
@@ -17,3 +19,58 @@ async def test_an_application_close_with_an_rfc_code_reaches_the_client(code):
     protocol.sendCloseFrame = lambda code: sent.append(code)
     await Server.handle_reply(None, protocol, {"type": "websocket.close", "code": code})
     assert sent == [code]
+
+
+async def test_the_application_inbox_hands_messages_in_order_to_gets_in_order():
+    inbox = server_hooks.ApplicationInbox()
+    inbox.put_nowait(1)
+    assert await inbox.get() == 1
+    first = asyncio.ensure_future(inbox.get())
+    second = asyncio.ensure_future(inbox.get())
+    await asyncio.sleep(0)
+    inbox.put_nowait(2)
+    inbox.put_nowait(3)
+    assert await first == 2
+    assert await second == 3
+    assert inbox.empty() and inbox._items is None and inbox._getters is None
+
+
+async def test_a_get_cancelled_after_being_woken_passes_the_message_on():
+    inbox = server_hooks.ApplicationInbox()
+    cancelled = asyncio.ensure_future(inbox.get())
+    waiting = asyncio.ensure_future(inbox.get())
+    await asyncio.sleep(0)
+    inbox.put_nowait("message")  # wakes ``cancelled``, which has not run yet
+    cancelled.cancel()
+    assert await waiting == "message"
+    assert cancelled.cancelled()
+
+
+async def test_daphne_gives_each_application_an_application_inbox():
+    from daphne.server import Server
+
+    server_hooks.install()
+    received = []
+
+    async def application(scope, receive, send):
+        received.append(await receive())
+
+    server = Server.__new__(Server)
+    server.application = application
+    protocol = object()
+    server.connections = {protocol: {}}
+    queue = server.create_application(protocol, {"type": "websocket"})
+    assert isinstance(queue, server_hooks.ApplicationInbox)
+    queue.put_nowait({"type": "websocket.connect"})
+    await server.connections[protocol]["application_instance"]
+    assert received == [{"type": "websocket.connect"}]
+
+
+def test_the_hooks_refuse_a_daphne_they_were_not_written_for(monkeypatch):
+    import daphne
+    from daphne.server import Server
+
+    monkeypatch.setattr(Server.handle_reply, "bounds_send_buffers", False, raising=False)
+    monkeypatch.setattr(daphne, "__version__", "99.0")
+    with pytest.raises(RuntimeError, match=r"written for daphne 4\.2\.3"):
+        server_hooks.install()
