@@ -10,4 +10,4 @@ export DEBUG="${DEBUG:-1}"
 .venv/bin/python manage.py migrate --noinput -v 0
 .venv/bin/python manage.py demo
 echo "Serving on http://127.0.0.1:8037 (Ctrl-C stops it)"
-exec .venv/bin/daphne -b 127.0.0.1 -p 8037 --ping-interval 20 --ping-timeout 30 project.asgi:application
+exec .venv/bin/daphne -e tcp:port=8037:interface=127.0.0.1:backlog=4096 --websocket_connect_timeout 30 --ping-interval 20 --ping-timeout 30 project.asgi:application
