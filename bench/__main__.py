@@ -20,7 +20,9 @@ subscriber of both forced to reconnect once.
 
 import argparse
 import asyncio
+import contextlib
 import json
+import subprocess
 import sys
 import tempfile
 import time
@@ -452,6 +454,13 @@ def peer_failures(comparison: dict) -> list[str]:
     return failures
 
 
+def note_cpu_hog(path: Path) -> None:
+    text = path.read_text()
+    first, rest = text.split("\n\n", 1)
+    busy = "One core was kept busy by a spinning process all along (`--cpu-hog`)."
+    path.write_text(f"{first}\n\n{busy}\n\n{rest}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", choices=SIZES, default="quick")
@@ -461,7 +470,29 @@ def main() -> int:
     parser.add_argument(
         "--no-peer", action="store_true", help="skip the comparison with django-eventstream"
     )
+    parser.add_argument(
+        "--cpu-hog",
+        action="store_true",
+        help="keep one core busy with a spinning process all along (a loaded machine)",
+    )
     args = parser.parse_args()
+    with cpu_hog(args.cpu_hog):
+        return run(args)
+
+
+@contextlib.contextmanager
+def cpu_hog(enabled: bool):
+    """A process spinning on the CPU meanwhile, when ``enabled``."""
+    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if enabled else None
+    try:
+        yield
+    finally:
+        if hog is not None:
+            hog.kill()
+            hog.wait()
+
+
+def run(args) -> int:
     processes.raise_open_files_limit()
     size = SIZES[args.size]
     burst_size = replace(size, seconds=END_BURST_SECONDS[args.size], stagger=0)
@@ -484,6 +515,8 @@ def main() -> int:
         write(results, args.size, size, Path(args.output))
         if comparison:
             write_peer(comparison, Path(args.output))
+        if args.cpu_hog:
+            note_cpu_hog(Path(args.output))
     failures = [
         f"{mode} {phase}: {p['lost']} lost, {p['duplicated']} duplicated, "
         f"{p['unfinished']} unfinished"
