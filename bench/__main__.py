@@ -120,6 +120,28 @@ def emit_workflow(api: Api, size_rate_per_execution: float, count: int) -> str:
     ]
 
 
+# Creations a client makes while the load runs, one after another.
+CREATES_PER_SECOND = 5
+
+
+async def creates_under_load(api: Api, start: float, seconds: float) -> list[float]:
+    """Seconds each ``POST /api/v1/executions`` took, made at ``CREATES_PER_SECOND``
+    from ``start`` (Unix time) for ``seconds``: what a REST client sees under the load."""
+    definition = {"nodes": [{"id": "now", "type": "delay", "params": {"seconds": 0}}], "edges": []}
+    body = {"name": "created under load", "definition": definition}
+    workflow = (await asyncio.to_thread(api.request, "POST", "/api/v1/workflows", body))["id"]
+    await asyncio.sleep(max(0.0, start - time.time()))
+    latencies = []
+    for n in range(max(1, int(seconds * CREATES_PER_SECOND))):
+        await asyncio.sleep(max(0.0, start + n / CREATES_PER_SECOND - time.time()))
+        began = time.perf_counter()
+        await asyncio.to_thread(
+            api.request, "POST", "/api/v1/executions", {"workflow_id": workflow, "input_data": {}}
+        )
+        latencies.append(time.perf_counter() - began)
+    return latencies
+
+
 async def push_phase(
     deployment, size: Size, subscribe_to_streams: bool, drop: tuple[float, float] | None = None
 ) -> dict:
@@ -158,7 +180,11 @@ async def push_phase(
     cpu = cpu_seconds(pids), time.process_time()  # the servers', the measuring client's
     with ThreadPoolExecutor(len(ids) if polling else 1) as pool, collector_paused():
         pollers = [poll(api, e, 2.0, stop, pool) for e in ids] if polling else []
+        creates = asyncio.create_task(
+            creates_under_load(api, first_tick + size.seconds / 3, size.seconds / 3)
+        )
         results = await asyncio.gather(*subscribers, *pollers)
+        loaded_creates = await creates
     streams, polls = results[: len(subscribers)], results[len(subscribers) :]
     cpu = cpu_seconds(pids) - cpu[0], time.process_time() - cpu[1]
     elapsed = time.time() - first_tick
@@ -217,6 +243,7 @@ async def push_phase(
         "unfinished": sum(s.last_status != "completed" or s.close_code != 1000 for s in streams),
         "delivered_per_second": len(latencies) / max(elapsed, 1e-9),
         "create": summary_ms(create_latencies),
+        "create_under_load": summary_ms(loaded_creates),
     }
 
 

@@ -77,7 +77,11 @@ def rows(results: dict) -> list[list[str]]:
         "server memory per idle socket",
         lambda p, r: f"{r['idle']['kib_per_socket']:.1f} KiB ({r['idle']['sockets']} sockets)",
     )
-    add("REST create p50 / p99 (ms)", lambda p, r: ms(p["create"], "p50", "p99"))
+    add(
+        "REST create under the load, 5/s: p50 / p99 (ms)",
+        lambda p, r: ms(p["create_under_load"], "p50", "p99"),
+    )
+    add("  100 creates at once before it (8 clients)", lambda p, r: ms(p["create"], "p50", "p99"))
     add("bare consumer lost", lambda p, r: str(r["bare"]["lost"]))
     add("one worker: highest rate with p99 < 100 ms", lambda p, r: best_rate(r["ramp"]))
     table += idle_rows(results) + storm_rows(results) + ceiling_rows(results)
