@@ -22,6 +22,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -373,6 +374,14 @@ async def ramp_phase(deployment, size: Size) -> list[dict]:
     return steps
 
 
+async def settled() -> None:
+    """Let the disk write what the last phase left in the page cache, so that its
+    writeback does not stall the next phase's commits (a commit's wait is part of
+    every event's latency)."""
+    await asyncio.to_thread(os.sync)
+    await asyncio.sleep(1)
+
+
 async def run_mode(mode: str, size: Size, burst_size: Size, directory: Path) -> dict:
     extra = {
         "EXTRA_INSTALLED_APPS": "bench.emitter",
@@ -392,20 +401,28 @@ async def run_mode(mode: str, size: Size, burst_size: Size, directory: Path) -> 
         else processes.distributed(directory, worker_concurrency=300, **extra)
     )
     try:
+        await settled()
         push = await push_phase(deployment, size, subscribe_to_streams=True)
         # Polling runs apart, on the same load, so each is measured undisturbed.
+        await settled()
         push.update(await push_phase(deployment, size, subscribe_to_streams=False))
+        await settled()
         end_burst = await push_phase(deployment, burst_size, subscribe_to_streams=True)
+        await settled()
         idle = await idle_phase(deployment, size)
+        await settled()
         bare = await bare_phase(deployment, size)
+        await settled()
         storm = await storm_phase(deployment, size.storm) if size.storm else None
         ceiling = None
         if size.ceiling:
+            await settled()
             ceiling = await ceiling_phase(deployment, size.ceiling, push_phase, Size)
         ramp = []
         if mode == "distributed":
             for worker in deployment.workers[1:]:
                 worker.kill()
+            await settled()
             ramp = await ramp_phase(deployment, size)
         return {
             "push": push,
