@@ -374,6 +374,10 @@ async def ramp_phase(deployment, size: Size) -> list[dict]:
     return steps
 
 
+# Each worker runs this many executions at once: the storm's 500 fit in two.
+STORM_WORKER_CONCURRENCY = 300
+
+
 async def settled() -> None:
     """Let the disk write what the last phase left in the page cache, so that its
     writeback does not stall the next phase's commits (a commit's wait is part of
@@ -398,7 +402,7 @@ async def run_mode(mode: str, size: Size, burst_size: Size, directory: Path) -> 
         processes.embedded(directory, **extra)
         if mode == "embedded"
         # Enough run slots for the storm's executions, all running at once.
-        else processes.distributed(directory, worker_concurrency=300, **extra)
+        else processes.distributed(directory, worker_concurrency=STORM_WORKER_CONCURRENCY, **extra)
     )
     try:
         await settled()
@@ -412,18 +416,25 @@ async def run_mode(mode: str, size: Size, burst_size: Size, directory: Path) -> 
         idle = await idle_phase(deployment, size)
         await settled()
         bare = await bare_phase(deployment, size)
-        await settled()
-        storm = await storm_phase(deployment, size.storm) if size.storm else None
         ceiling = None
         if size.ceiling:
             await settled()
             ceiling = await ceiling_phase(deployment, size.ceiling, push_phase, Size)
         ramp = []
         if mode == "distributed":
-            for worker in deployment.workers[1:]:
+            spare = deployment.workers[1:]
+            for worker in spare:
                 worker.kill()
             await settled()
             ramp = await ramp_phase(deployment, size)
+            # The storm's executions need every worker again.
+            for n in range(len(spare)):
+                deployment.start_worker(
+                    f"worker-again-{n + 1}", concurrency=STORM_WORKER_CONCURRENCY
+                )
+        # Last: it restarts a server and leaves the largest log behind.
+        await settled()
+        storm = await storm_phase(deployment, size.storm) if size.storm else None
         return {
             "push": push,
             "end_burst": end_burst,
