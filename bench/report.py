@@ -365,9 +365,10 @@ def behind(ours: dict, peer: dict) -> str:
         "max": (ours["reconnect"]["live"]["max"], peer["reconnect"]["live"]["max"]),
         "lost": (ours["lost"], peer["lost"]),
         "duplicated": (ours["duplicated"], peer["duplicated"]),
+        # More delivered than expected are duplicates (counted above), not a gain.
         "lost while disconnected": (
-            ours["reconnect"]["expected"] - ours["reconnect"]["delivered"],
-            peer["reconnect"]["expected"] - peer["reconnect"]["delivered"],
+            max(0, ours["reconnect"]["expected"] - ours["reconnect"]["delivered"]),
+            max(0, peer["reconnect"]["expected"] - peer["reconnect"]["delivered"]),
         ),
         "catch-up max": (
             ours["reconnect"]["catch_up"]["max"],
