@@ -29,19 +29,11 @@ def through_proxy(address: str) -> tuple[bytes, bytes]:
 
 
 @pytest.fixture
-def token_reads(monkeypatch) -> list[str]:
-    """The token lookups sockets make (each one a database read)."""
-    reads: list[str] = []
-    original = realtime.auth._user_for_token
-
-    def counted(key):
-        reads.append(key)
-        return original(key)
-
-    monkeypatch.setattr(realtime.auth, "_user_for_token", counted)
-    # Each handshake reads its token here (reuse is tested in test_security_token_lookups).
+def token_reads(token_reads, monkeypatch) -> list[str]:
+    """As the package's, with each handshake reading its token (reuse is tested in
+    test_security_token_lookups)."""
     monkeypatch.setattr(realtime.auth.TokenLookups, "_keep", lambda self, key, user: None)
-    return reads
+    return token_reads
 
 
 async def test_past_the_rate_a_handshake_gets_an_error_and_4429_before_any_read(

@@ -22,20 +22,6 @@ from tests.realtime.test_security_sessions import cookie_headers, logged_in
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture
-def token_reads(monkeypatch) -> list[str]:
-    """The token lookups sockets make (each one a database read)."""
-    reads: list[str] = []
-    original = realtime.auth._user_for_token
-
-    def counted(key):
-        reads.append(key)
-        return original(key)
-
-    monkeypatch.setattr(realtime.auth, "_user_for_token", counted)
-    return reads
-
-
 async def handshake(execution_id, headers) -> dict:
     async with open_socket(path_for(execution_id), headers) as socket:
         return await receive(socket)
