@@ -99,3 +99,32 @@ class Loud(NodeType):
             raise NodeFailed(text)
         await ctx.log(text)
         return data
+
+
+class RendezvousParams(serializers.Serializer):
+    count = StrictIntegerField(min_value=1)
+    timeout = serializers.FloatField(min_value=0)
+
+
+# The nodes of each execution that have reached a rendezvous.
+_arrived: dict[tuple, set[str]] = {}
+
+
+@register
+class Rendezvous(NodeType):
+    """Waits until ``count`` rendezvous nodes of its execution are running at
+    once; fails after ``timeout`` seconds if they never are."""
+
+    type_name = "test_rendezvous"
+    params_serializer = RendezvousParams
+
+    async def run(self, ctx, params, data):
+        arrived = _arrived.setdefault((ctx.execution_id, params["count"]), set())
+        arrived.add(ctx.node_id)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + params["timeout"]
+        while len(arrived) < params["count"]:
+            if loop.time() > deadline:
+                raise NodeFailed(f"{len(arrived)} of {params['count']} nodes ran at once")
+            await asyncio.sleep(0.01)
+        return {"together": len(arrived)}

@@ -302,14 +302,26 @@ async def test_custom_node_type_registered_by_another_app():
 
 
 async def test_branches_run_concurrently():
+    # Each node waits for all four to be running at once: one after another,
+    # the first would give up after its timeout and fail the execution.
     definition = {
-        "nodes": [node(f"d{i}", "delay", seconds=0.5) for i in range(4)],
+        "nodes": [node(f"d{i}", "test_rendezvous", count=4, timeout=30) for i in range(4)],
         "edges": [],
     }
     execution, _ = await run(definition)
-    assert execution.status == "completed"
-    # Three quarters of the 2 s they would take one after another.
-    assert execution.execution_time < 1.5
+    assert execution.status == "completed", execution.error
+    assert execution.result == {f"d{i}": {"together": 4} for i in range(4)}
+
+
+async def test_branches_beyond_the_parallel_limit_wait_their_turn(settings):
+    settings.EXECUTIONS_MAX_PARALLEL_NODES = 3
+    definition = {
+        "nodes": [node(f"d{i}", "test_rendezvous", count=4, timeout=0.5) for i in range(4)],
+        "edges": [],
+    }
+    execution, _ = await run(definition)
+    assert execution.status == "failed"
+    assert "3 of 4 nodes ran at once" in execution.error
 
 
 @database_sync_to_async
