@@ -118,7 +118,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # (a shared-cache in-memory database ignores the busy timeout).
     DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "test-db.sqlite3")}
 else:
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        DATABASES["default"]["ENGINE"] = "executions.postgresql"
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# Seconds a persistent connection may sit unused before its next use pings it
+# first (executions.postgresql); 0: a ping before every request's first query.
+DATABASE_HEALTH_CHECK_AFTER_IDLE = float(os.environ.get("DATABASE_HEALTH_CHECK_AFTER_IDLE", "1"))
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -270,6 +275,11 @@ REALTIME_TICKET_TTL_SECONDS = int(os.environ.get("REALTIME_TICKET_TTL_SECONDS", 
 REALTIME_MAX_MESSAGE_BYTES = int(os.environ.get("REALTIME_MAX_MESSAGE_BYTES", str(64 * 1024)))
 # Inbound messages a socket may send in any one second (close 1008 beyond).
 REALTIME_MAX_MESSAGES_PER_SECOND = int(os.environ.get("REALTIME_MAX_MESSAGES_PER_SECOND", "20"))
+# Subscribe and unsubscribe requests one /api/v1/ws socket may send in any
+# second, apart from the messages above (close 1008 beyond).
+REALTIME_MAX_SUBSCRIBES_PER_SECOND = int(
+    os.environ.get("REALTIME_MAX_SUBSCRIBES_PER_SECOND", "500")
+)
 # Bytes that may wait to be taken by one socket's client: past this its
 # sends wait, and a client that stays past it for REALTIME_SEND_TIMEOUT
 # seconds is closed with 4408 (under daphne).
@@ -282,6 +292,8 @@ REALTIME_CLOSE_TIMEOUT = float(os.environ.get("REALTIME_CLOSE_TIMEOUT", "10"))
 REALTIME_IDLE_TIMEOUT = float(os.environ.get("REALTIME_IDLE_TIMEOUT", "120"))
 # Open sockets one user may have on one server process (close 4429 beyond).
 REALTIME_MAX_SOCKETS_PER_USER = int(os.environ.get("REALTIME_MAX_SOCKETS_PER_USER", "50"))
+# Executions one /api/v1/ws socket may follow at once (an error with 4429 beyond).
+REALTIME_MAX_SUBSCRIPTIONS = int(os.environ.get("REALTIME_MAX_SUBSCRIPTIONS", "1000"))
 # Socket handshakes one client address may start per server process, counted
 # before authentication reads the database ("N/second|minute|hour|day"; empty
 # or 0: no limit; close 4429 beyond). Generous: a reconnect storm after a

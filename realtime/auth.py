@@ -269,10 +269,10 @@ SESSION_ENDED = (
 )
 
 
-def access_problem(
-    access: Access | None, *, scope, user_id: Any, owner_id: Any, session: SessionLogin | None
+def socket_access_problem(
+    access: Access | None, *, scope, user_id: Any, session: SessionLogin | None
 ) -> str | None:
-    """Why a socket's user may no longer watch an execution of ``owner_id``, or None.
+    """Why a socket's user may no longer use it, or None.
 
     ``access`` is the user's current state (None: deactivated or deleted);
     ``session`` what the socket's session holds now (None: it ended or expired),
@@ -287,6 +287,12 @@ def access_problem(
             "The API token this socket was opened with was revoked: get a new one from "
             "POST /api/v1/auth/token and reconnect."
         )
+    return None
+
+
+def execution_access_problem(access: Access, *, user_id: Any, owner_id: Any) -> str | None:
+    """Why a user (still allowed on the socket) may no longer watch an execution
+    of ``owner_id``, or None."""
     if owner_id != user_id and not access.is_staff:
         return "You may no longer see this execution: this socket is closed."
     return None

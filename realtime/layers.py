@@ -17,10 +17,19 @@ first command on each stale connection fails; here it is retried once on a
 fresh connection. Nothing is lost for good either way: a socket notices a gap
 in ``seq`` (or the log watchdog does) and reads the missing events from the
 event log.
+
+A process that publishes (a worker, a server's request threads) sends each
+event from the thread that committed it, with ``publish_now``: one PUBLISH
+on a pooled connection, with no hand-over to an event loop's thread. Its
+connections have short timeouts, and after a failure it stops trying for
+``PUBLISH_PAUSE`` seconds, so a Redis that is down or stalled holds up no
+write for longer than ``PUBLISH_TIMEOUT``, once per pause; what is not
+published meanwhile reaches sockets from the event log.
 """
 
 import asyncio
 import logging
+import threading
 import time
 from copy import deepcopy
 
@@ -30,10 +39,19 @@ from channels_redis.pubsub import (
     RedisPubSubLoopLayer,
     RedisSingleShardConnection,
 )
-from channels_redis.utils import _wrap_close, decode_hosts
+from channels_redis.utils import _consistent_hash, _wrap_close, decode_hosts
+from redis import ConnectionPool, Redis
+from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.retry import Retry
 
 logger = logging.getLogger(__name__)
+
+# Seconds a PUBLISH from a committing thread may take (connecting included).
+PUBLISH_TIMEOUT = 1.0
+# Seconds without publishing after a PUBLISH failed.
+PUBLISH_PAUSE = 1.0
 
 
 class DroppingQueue(asyncio.Queue):
@@ -147,10 +165,83 @@ class BoundedRedisPubSubLoopLayer(RedisPubSubLoopLayer):
         await self._get_shard(channel).subscribe(channel)
 
 
+class ThreadPublisher:
+    """PUBLISH to a layer's group channels from any thread, blocking briefly."""
+
+    def __init__(self, layer: "BoundedRedisPubSubChannelLayer"):
+        self.layer = layer
+        self.prefix = layer._kwargs.get("prefix", "asgi")
+        self.clients = [
+            # One retry, at once, for a connection lost mid-command (redis-py's
+            # default retries back off for seconds).
+            Redis(connection_pool=pool, retry=Retry(NoBackoff(), 1))
+            for pool in self._pools(layer._kwargs.get("hosts"))
+        ]
+        self.paused_until = 0.0
+        self.dropped = 0
+
+    @staticmethod
+    def _pools(hosts) -> list[ConnectionPool]:
+        pools = []
+        for host in decode_hosts(hosts):
+            options = dict(host)
+            address = options.pop("address")
+            options.pop("socket_timeout", None)
+            options.pop("socket_connect_timeout", None)
+            pools.append(
+                ConnectionPool.from_url(
+                    address,
+                    **options,
+                    socket_timeout=PUBLISH_TIMEOUT,
+                    socket_connect_timeout=PUBLISH_TIMEOUT,
+                )
+            )
+        return pools
+
+    def publish(self, group: str, message: dict) -> bool:
+        """Send ``message`` to ``group``'s subscribers; False if it was dropped."""
+        if time.monotonic() < self.paused_until:
+            self.dropped += 1
+            return False
+        channel = f"{self.prefix}__group__{group}"
+        client = self.clients[_consistent_hash(channel, len(self.clients))]
+        try:
+            client.publish(channel, self.layer.serialize(message))
+        except (RedisError, OSError) as error:
+            self.paused_until = time.monotonic() + PUBLISH_PAUSE
+            self.dropped += 1
+            logger.warning(
+                "Could not publish to Redis (%r); not trying again for %g s", error, PUBLISH_PAUSE
+            )
+            return False
+        return True
+
+    def close(self) -> None:
+        for client in self.clients:
+            client.connection_pool.disconnect()
+
+
 class BoundedRedisPubSubChannelLayer(RedisPubSubChannelLayer):
     def __init__(self, *args, capacity: int = 1000, **kwargs):
         super().__init__(*args, **kwargs)
         self.capacity = capacity
+        self._publisher: ThreadPublisher | None = None
+        self._publisher_lock = threading.Lock()
+
+    def publish_now(self, group: str, message: dict) -> bool:
+        """``group_send`` from a thread without an event loop, waiting for Redis
+        at most ``PUBLISH_TIMEOUT``; False if the message was dropped."""
+        with self._publisher_lock:
+            if self._publisher is None:
+                self._publisher = ThreadPublisher(self)
+        return self._publisher.publish(group, message)
+
+    def close_publisher(self) -> None:
+        """Close ``publish_now``'s connections (tests, shutdown)."""
+        with self._publisher_lock:
+            publisher, self._publisher = self._publisher, None
+        if publisher is not None:
+            publisher.close()
 
     def _get_layer(self):
         loop = asyncio.get_running_loop()

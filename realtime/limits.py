@@ -13,30 +13,64 @@ CLOSE_TOO_BIG = 1009
 
 
 class InboundGuard:
-    """Checks each inbound frame of one socket against the size and rate limits."""
+    """Checks each inbound frame of one socket against the size and rate limits.
+
+    Requests to subscribe or unsubscribe (``/api/v1/ws``) have a budget of
+    their own, ``REALTIME_MAX_SUBSCRIBES_PER_SECOND``, so that a client can
+    follow a page of executions at once; every other frame counts against
+    ``REALTIME_MAX_MESSAGES_PER_SECOND``.
+    """
 
     def __init__(self) -> None:
-        self._arrivals: deque[float] = deque()
+        self._arrivals: dict[str, deque[float]] = {}
 
     def check(self, text: str | None, data: bytes | None, now: float) -> tuple[str, int] | None:
-        """``(why, close code)`` when the frame arriving at ``now`` breaks a limit, else None."""
+        """``check_size``, then ``check_rate`` of an ordinary message."""
+        return self.check_size(text, data) or self.check_rate(now)
+
+    @staticmethod
+    def check_size(text: str | None, data: bytes | None) -> tuple[str, int] | None:
+        """``(why, close code)`` when the frame is too big, else None."""
         size_limit = settings.REALTIME_MAX_MESSAGE_BYTES
         size = len(data) if data is not None else len(text.encode("utf-8", "surrogatepass"))
         if size > size_limit:
             return (
                 f"Message too big: {size} bytes, the limit is {size_limit} "
-                "(REALTIME_MAX_MESSAGE_BYTES). The only message a client sends is "
-                '{"type": "ping"}.',
+                "(REALTIME_MAX_MESSAGE_BYTES). A client sends only small JSON messages "
+                '(a {"type": "ping"}, a subscribe).',
                 CLOSE_TOO_BIG,
             )
-        rate_limit = settings.REALTIME_MAX_MESSAGES_PER_SECOND
-        self._arrivals.append(now)
-        while self._arrivals and self._arrivals[0] <= now - 1.0:
-            self._arrivals.popleft()
-        if len(self._arrivals) > rate_limit:
+        return None
+
+    def check_rate(self, now: float, *, subscribe: bool = False) -> tuple[str, int] | None:
+        """``(why, close code)`` when a message arriving at ``now`` is one too many in
+        the last second (a subscribe or unsubscribe request with ``subscribe``)."""
+        if subscribe:
+            kind, limit, setting = (
+                "subscribe",
+                settings.REALTIME_MAX_SUBSCRIBES_PER_SECOND,
+                ("REALTIME_MAX_SUBSCRIBES_PER_SECOND"),
+            )
+        else:
+            kind, limit, setting = (
+                "message",
+                settings.REALTIME_MAX_MESSAGES_PER_SECOND,
+                ("REALTIME_MAX_MESSAGES_PER_SECOND"),
+            )
+        arrivals = self._arrivals.setdefault(kind, deque())
+        arrivals.append(now)
+        while arrivals and arrivals[0] <= now - 1.0:
+            arrivals.popleft()
+        if len(arrivals) <= limit:
+            return None
+        if subscribe:
             return (
-                f"Too many messages: more than {rate_limit} in one second "
-                "(REALTIME_MAX_MESSAGES_PER_SECOND). A ping every 30 s is enough.",
+                f"Too many subscribe or unsubscribe requests: more than {limit} in one "
+                f"second ({setting}).",
                 CLOSE_POLICY_VIOLATION,
             )
-        return None
+        return (
+            f"Too many messages: more than {limit} in one second ({setting}). "
+            "A ping every 30 s is enough.",
+            CLOSE_POLICY_VIOLATION,
+        )

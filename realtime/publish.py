@@ -2,8 +2,11 @@
 
 The in-memory channel layer is not thread-safe: its queues belong to the
 event loop the consumers run on, so a send from another thread is handed to
-that loop. Other layers publish through one long-lived loop per process, so
-a worker pays for neither a new loop nor a new Redis connection per event.
+that loop. The Redis layer publishes from the committing thread itself
+(``BoundedRedisPubSubChannelLayer.publish_now``), on pooled connections.
+Other layers, and any publish from a thread that runs an event loop (which
+must not block), go through one long-lived loop per process, so a worker
+pays for neither a new loop nor a new Redis connection per event.
 """
 
 import asyncio
@@ -30,8 +33,13 @@ def bind_consumer_loop(loop: asyncio.AbstractEventLoop) -> None:
 
 
 def publish(group: str, message: dict) -> None:
-    """Schedule ``group_send`` without waiting for it; failures are logged."""
+    """Send ``message`` to ``group``'s subscribers: on the Redis layer at once
+    (from a thread without an event loop), else scheduled on a loop without
+    waiting; failures are logged, never raised."""
     layer = get_channel_layer()
+    if hasattr(layer, "publish_now") and not _in_event_loop():
+        layer.publish_now(group, message)
+        return
     if isinstance(layer, InMemoryChannelLayer):
         loop = _consumer_loop
         if loop is None or not loop.is_running():
@@ -40,6 +48,14 @@ def publish(group: str, message: dict) -> None:
         loop = publisher_loop.loop
     future = asyncio.run_coroutine_threadsafe(layer.group_send(group, message), loop)
     future.add_done_callback(_report_failure)
+
+
+def _in_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 def _report_failure(future) -> None:

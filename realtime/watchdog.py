@@ -37,13 +37,14 @@ logger = logging.getLogger(__name__)
 
 
 class Watched(Protocol):
-    execution_id: Any
     user_id: Any
     session_key: str | None
 
+    def execution_ids(self) -> set: ...
+
     def observe_clock(self, now: float) -> None: ...
 
-    def observe_head(self, head: int | None) -> None: ...
+    def observe_heads(self, heads: dict) -> None: ...
 
     def observe_access(self, access: Access | None, session: SessionLogin | None) -> None: ...
 
@@ -83,10 +84,12 @@ class LogWatchdog:
             await self._check_access(subscribers)
 
     async def _check_heads(self, subscribers: list[Watched]) -> None:
-        heads = await self._read(execution_heads, {s.execution_id for s in subscribers})
+        heads = await self._read(
+            execution_heads, set().union(*(s.execution_ids() for s in subscribers))
+        )
         if heads is not None:
             for subscriber in subscribers:
-                subscriber.observe_head(heads.get(subscriber.execution_id))
+                subscriber.observe_heads(heads)
 
     async def _check_access(self, subscribers: list[Watched]) -> None:
         access = await self._read(socket_users_access, {s.user_id for s in subscribers})

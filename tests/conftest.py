@@ -40,6 +40,8 @@ def close_publisher_connections() -> None:
     """Close the Redis connections that the publisher's loop opened for this test's layer."""
     loop = publisher_loop._loop
     for layer in list(channel_layers.backends.values()):
+        if hasattr(layer, "close_publisher"):
+            layer.close_publisher()
         if loop is not None and loop in getattr(layer, "_layers", {}):
             asyncio.run_coroutine_threadsafe(layer.flush(), loop).result(5)
 

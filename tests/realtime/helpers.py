@@ -182,7 +182,7 @@ def group_members(execution_id: Any) -> set[str]:
 
 def watched(execution_id: Any) -> list:
     """The sockets of this execution the event loop's watchdog checks."""
-    return [s for s in watchdog().subscribers if s.execution_id == execution_id]
+    return [s for s in watchdog().subscribers if execution_id in s.execution_ids()]
 
 
 def socket_slots(user_id: Any) -> int:

@@ -6,7 +6,8 @@ import pytest
 from channels.db import database_sync_to_async
 
 from executions import services
-from realtime.consumers import CATCH_UP_PAGE, ExecutionConsumer
+from realtime.consumers import ExecutionConsumer
+from realtime.subscription import CATCH_UP_PAGE, ExecutionSubscription
 from tests.realtime.helpers import (
     Publisher,
     assert_open,
@@ -41,7 +42,7 @@ class HeldSend:
     def __init__(self, monkeypatch, seq: int):
         self.reached = asyncio.Event()
         self.released = asyncio.Event()
-        forward = ExecutionConsumer.forward
+        forward = ExecutionSubscription.forward
 
         async def held_forward(consumer, message):
             if message["seq"] == seq:
@@ -49,7 +50,7 @@ class HeldSend:
                 await self.released.wait()
             await forward(consumer, message)
 
-        monkeypatch.setattr(ExecutionConsumer, "forward", held_forward)
+        monkeypatch.setattr(ExecutionSubscription, "forward", held_forward)
 
 
 class ClockChecks:

@@ -7,8 +7,8 @@ from contextlib import AsyncExitStack
 import pytest
 from django.db import OperationalError
 
-import realtime.consumers
 import realtime.events
+import realtime.subscription
 from executions import services
 from tests.realtime.helpers import (
     Publisher,
@@ -37,10 +37,10 @@ class FailingRead:
     """Stands in for a selector the consumer reads through: the chosen calls raise."""
 
     def __init__(self, monkeypatch, name: str, failing: set[int]):
-        self.read = getattr(realtime.consumers, name)
+        self.read = getattr(realtime.subscription, name)
         self.failing = failing
         self.calls = 0
-        monkeypatch.setattr(realtime.consumers, name, self.call)
+        monkeypatch.setattr(realtime.subscription, name, self.call)
 
     def call(self, *args, **kwargs):
         self.calls += 1
@@ -51,7 +51,7 @@ class FailingRead:
 
 @pytest.fixture
 def small_pages(monkeypatch):
-    monkeypatch.setattr(realtime.consumers, "CATCH_UP_PAGE", PAGE)
+    monkeypatch.setattr(realtime.subscription, "CATCH_UP_PAGE", PAGE)
 
 
 async def record_logs(execution_id, count: int) -> None:

@@ -7,7 +7,7 @@ import pytest
 from channels.layers import channel_layers, get_channel_layer
 
 from executions import services
-from realtime.consumers import ExecutionConsumer
+from realtime.subscription import ExecutionSubscription
 from tests.realtime.helpers import (
     assert_stream_matches_log,
     bearer,
@@ -63,7 +63,7 @@ async def test_a_socket_open_longer_than_the_group_expiry_still_gets_live_events
 
 async def test_a_socket_that_reads_slowly_keeps_its_membership(held_execution, token, monkeypatch):
     reached, released = asyncio.Event(), asyncio.Event()
-    forward = ExecutionConsumer.forward
+    forward = ExecutionSubscription.forward
 
     async def slow_forward(consumer, message):
         if message["seq"] == 2:
@@ -71,7 +71,7 @@ async def test_a_socket_that_reads_slowly_keeps_its_membership(held_execution, t
             await released.wait()
         await forward(consumer, message)
 
-    monkeypatch.setattr(ExecutionConsumer, "forward", slow_forward)
+    monkeypatch.setattr(ExecutionSubscription, "forward", slow_forward)
     execution_id = held_execution.id
     async with open_socket(path_for(execution_id), bearer(token)) as socket:
         snapshot = await receive(socket)

@@ -6,8 +6,8 @@ import pytest
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 
-import realtime.consumers
 import realtime.signals
+import realtime.subscription
 from executions import services
 from tests.factories import make_execution, make_workflow, node
 from tests.realtime.helpers import (
@@ -158,7 +158,7 @@ class Interleave:
     """Records a change of the execution at chosen steps of the consumer's connect.
 
     A step is ``"before group_add"``, ``"after group_add"`` (the subscription) or
-    ``"after <name>"`` for a database read of ``realtime.consumers``.
+    ``"after <name>"`` for a database read of ``realtime.subscription``.
     """
 
     def __init__(self, monkeypatch, execution_id, steps: list[str]):
@@ -179,10 +179,10 @@ class Interleave:
         for step in steps:
             name = step.removeprefix("after ")
             if name != "group_add" and step.startswith("after "):
-                monkeypatch.setattr(realtime.consumers, name, self.after(name))
+                monkeypatch.setattr(realtime.subscription, name, self.after(name))
 
     def after(self, name: str):
-        read = getattr(realtime.consumers, name)
+        read = getattr(realtime.subscription, name)
 
         def read_then_change(*args, **kwargs):
             result = read(*args, **kwargs)

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-import realtime.consumers
+import realtime.subscription
 from executions import services
 from executions.selectors import execution_visible_to
 from tests.realtime.helpers import bearer, open_socket, path_for, receive_until_close, record
@@ -31,7 +31,7 @@ async def test_watchdog_checks_during_a_slow_connect_send_nothing_twice(
             loop.call_soon_threadsafe(initial_read_done.set)
         return execution_visible_to(user, execution_id)
 
-    monkeypatch.setattr(realtime.consumers, "execution_visible_to", slow_read)
+    monkeypatch.setattr(realtime.subscription, "execution_visible_to", slow_read)
     async with open_socket(path_for(held_execution.id, query), bearer(token)) as socket:
         await initial_read_done.wait()
         await record(services.execution_complete, execution_id=held_execution.id, result=1)

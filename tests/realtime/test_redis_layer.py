@@ -95,3 +95,72 @@ def test_the_configured_redis_connections_never_time_out_while_idle():
     [host] = redis_layers("redis://example:6379/0")["default"]["CONFIG"]["hosts"]
     assert host["socket_timeout"] is None
     assert host["address"] == "redis://example:6379/0"
+
+
+async def received_on(layer, channel: str, timeout: float = 5) -> dict:
+    return await asyncio.wait_for(layer.receive(channel), timeout)
+
+
+async def test_a_thread_publishes_to_a_group_without_an_event_loop():
+    url = require_redis()
+    layer = BoundedRedisPubSubChannelLayer(hosts=[{"address": url}])
+    channel = await layer.new_channel()
+    await layer.group_add("from.a.thread", channel)
+    message = {"type": "execution.event", "event": {"seq": 1, "message": "é"}}
+    try:
+        assert await asyncio.to_thread(layer.publish_now, "from.a.thread", message)
+        assert await received_on(layer, channel) == message
+    finally:
+        layer.close_publisher()
+        await layer.flush()
+
+
+async def test_a_thread_publishes_again_after_redis_closed_its_connection():
+    import redis
+
+    url = require_redis()
+    layer = BoundedRedisPubSubChannelLayer(hosts=[{"address": url}])
+    channel = await layer.new_channel()
+    await layer.group_add("after.a.restart", channel)
+    try:
+        assert await asyncio.to_thread(layer.publish_now, "after.a.restart", {"type": "x", "n": 1})
+        assert (await received_on(layer, channel))["n"] == 1
+        [client] = layer._publisher.clients
+        assert len(client.connection_pool._available_connections) == 1
+        pooled = client.client_id()  # the id of the one pooled connection
+        killer = redis.Redis.from_url(url)
+        assert killer.client_kill_filter(_id=pooled) == 1  # as a restart would
+        killer.close()
+        assert await asyncio.to_thread(layer.publish_now, "after.a.restart", {"type": "x", "n": 2})
+        assert (await received_on(layer, channel))["n"] == 2
+    finally:
+        layer.close_publisher()
+        await layer.flush()
+
+
+def test_a_stalled_redis_holds_a_publishing_thread_once_per_pause(monkeypatch):
+    """A Redis that accepts connections and never answers: the first publish
+    waits PUBLISH_TIMEOUT, those during the pause that follows return at once."""
+    import socket
+
+    from realtime import layers
+
+    monkeypatch.setattr(layers, "PUBLISH_TIMEOUT", 0.3)
+    monkeypatch.setattr(layers, "PUBLISH_PAUSE", 60)
+    stalled = socket.create_server(("127.0.0.1", 0), backlog=8)
+    try:
+        port = stalled.getsockname()[1]
+        layer = BoundedRedisPubSubChannelLayer(hosts=[{"address": f"redis://127.0.0.1:{port}"}])
+        began = time.monotonic()
+        assert not layer.publish_now("stalled", {"type": "x"})
+        first = time.monotonic() - began
+        # One retry, at once: two timeouts at most, never redis-py's backoff.
+        assert 0.3 <= first < 0.3 * 2 + 0.5
+        began = time.monotonic()
+        for _ in range(100):
+            assert not layer.publish_now("stalled", {"type": "x"})
+        assert time.monotonic() - began < 0.1
+        assert layer._publisher.dropped == 101
+        layer.close_publisher()
+    finally:
+        stalled.close()

@@ -1,0 +1,161 @@
+"""``/api/v1/ws``: one socket for the streams of many executions.
+
+The client subscribes and unsubscribes; each subscription is exactly what
+``/api/v1/ws/executions/{id}`` would send for its execution (every message
+carries its ``execution_id``, ``seq`` and ``timestamp``), with the same
+guarantees, from the same ``ExecutionSubscription``. Where that socket would
+close, a subscription ends with a message instead, and the socket and its
+other subscriptions carry on:
+
+* ``{"type": "unsubscribed", "execution_id": ID, "reason": "ended"}`` after
+  the terminal event, ``"requested"`` after an ``unsubscribe``;
+* ``{"type": "error", "execution_id": ID, "code": C, "message": ...}`` when a
+  subscription is refused or stops: 4400 (malformed request, bad
+  ``last_seq``), 4404 (not found or not visible), 4429 (too many
+  subscriptions), 4403 (no longer visible), 1013 or 1011 (the server could not
+  go on: subscribe again with ``last_seq``).
+
+The socket as a whole has the per-execution socket's authentication,
+inbound limits, pings, idle rule and close codes.
+"""
+
+import uuid
+
+from django.conf import settings
+
+from realtime.consumers import SocketConsumer, parse_last_seq_value
+from realtime.subscription import (
+    CLOSE_BAD_REQUEST,
+    CLOSE_FORBIDDEN,
+    CLOSE_NOT_FOUND,
+    NOT_FOUND,
+    ExecutionSubscription,
+)
+
+CLOSE_TOO_MANY_SUBSCRIPTIONS = 4429
+
+ENDED = "ended"
+REQUESTED = "requested"
+REVOKED = "You may no longer see this execution: its subscription ended."
+
+
+def unsubscribed_message(execution_id, reason: str) -> dict:
+    return {"type": "unsubscribed", "execution_id": str(execution_id), "reason": reason}
+
+
+def subscription_error(execution_id, code: int, text: str) -> dict:
+    return {
+        "type": "error",
+        "execution_id": None if execution_id is None else str(execution_id),
+        "code": code,
+        "message": text,
+    }
+
+
+class MultiplexConsumer(SocketConsumer):
+    accepted_types = "'ping', 'subscribe' or 'unsubscribe'"
+    streams: dict | None = None
+
+    def subscriptions(self):
+        return () if not self.streams else self.streams.values()
+
+    async def connect(self) -> None:
+        if await self.open_socket():
+            await self.admit()
+
+    def is_subscribe(self, content) -> bool:
+        return isinstance(content, dict) and content.get("type") in ("subscribe", "unsubscribe")
+
+    async def receive_request(self, kind: str, content: dict) -> bool:
+        if kind == "subscribe":
+            await self.subscribe(content)
+        elif kind == "unsubscribe":
+            await self.unsubscribe(content)
+        else:
+            return False
+        return True
+
+    async def subscribe(self, content: dict) -> None:
+        execution_id, problem = parse_execution_id(content)
+        if problem is not None:
+            return await self.send_json(subscription_error(*problem))
+        resume_from, problem = parse_last_seq_value(content.get("last_seq"))
+        if problem is not None:
+            return await self.send_json(
+                subscription_error(execution_id, CLOSE_BAD_REQUEST, problem)
+            )
+        if self.streams is None:
+            self.streams = {}
+        current = self.streams.get(execution_id)
+        if current is not None and not current.finished:
+            return  # subscribed already: nothing changes
+        limit = settings.REALTIME_MAX_SUBSCRIPTIONS
+        if len(self.streams) >= limit:
+            return await self.send_json(
+                subscription_error(
+                    execution_id,
+                    CLOSE_TOO_MANY_SUBSCRIPTIONS,
+                    f"Too many subscriptions: at most {limit} at once on one socket "
+                    "(REALTIME_MAX_SUBSCRIPTIONS). Unsubscribe from some first.",
+                )
+            )
+        subscription = self.streams[execution_id] = ExecutionSubscription(
+            self, execution_id, resume_from
+        )
+        execution = await subscription.open(self.scope["user"])
+        if execution is not None and not subscription.ending:
+            subscription.start(execution)
+
+    async def unsubscribe(self, content: dict) -> None:
+        execution_id, problem = parse_execution_id(content)
+        if problem is not None:
+            return await self.send_json(subscription_error(*problem))
+        subscription = (self.streams or {}).get(execution_id)
+        if subscription is None or subscription.finished:
+            return await self.send_json(unsubscribed_message(execution_id, REQUESTED))
+        # What is being sent stops at the next event; nothing follows the message.
+        subscription.finished = True
+        self.spawn(self.unsubscribed(subscription))
+
+    async def unsubscribed(self, subscription: ExecutionSubscription) -> None:
+        async with subscription.lock:
+            await self.end(subscription, unsubscribed_message(subscription.execution_id, REQUESTED))
+
+    async def end(self, subscription: ExecutionSubscription, message: dict) -> None:
+        """Send the subscription's last message and let it go."""
+        if self.streams and self.streams.get(subscription.execution_id) is subscription:
+            del self.streams[subscription.execution_id]
+        await subscription.leave()
+        if not self.ending:
+            await self.send_json(message)
+
+    # What a subscription's end means here: a message, and the socket carries on.
+
+    async def subscription_refused(self, subscription, text: str, code: int) -> None:
+        await self.end(subscription, subscription_error(subscription.execution_id, code, text))
+
+    async def subscription_ended(self, subscription) -> None:
+        await self.end(subscription, unsubscribed_message(subscription.execution_id, ENDED))
+
+    def subscription_failed(self, subscription, text: str, code: int) -> None:
+        self.spawn(self.subscription_refused(subscription, text, code))
+
+    def subscription_revoked(self, subscription, problem: str) -> None:
+        if not subscription.ending:
+            subscription.finished = True
+            self.spawn(self.revoked(subscription))
+
+    async def revoked(self, subscription) -> None:
+        async with subscription.lock:
+            await self.subscription_refused(subscription, REVOKED, CLOSE_FORBIDDEN)
+
+
+def parse_execution_id(content: dict) -> tuple[uuid.UUID | None, tuple | None]:
+    """``(id, None)``, or ``(None, (id as given, code, why))``."""
+    raw = content.get("execution_id")
+    if not isinstance(raw, str):
+        return None, (None, CLOSE_BAD_REQUEST, "'execution_id' must be a string.")
+    try:
+        return uuid.UUID(raw), None
+    except ValueError:
+        return None, (raw[:100], CLOSE_NOT_FOUND, NOT_FOUND)
