@@ -27,3 +27,7 @@ class ClaimLost(ExecutionsError):
 
 class NodeFailed(ExecutionsError):
     """A node could not produce its output; the message is shown to the user."""
+
+
+class InvalidTags(ExecutionsError):
+    """An execution's tags break a rule of ``executions.tags``; the message names it."""

@@ -115,6 +115,9 @@ class Execution(models.Model):
         default=0, help_text="times it was dispatched again since it was last queued to run"
     )
     runs = models.PositiveSmallIntegerField(default=0, help_text="times a runner claimed it")
+    # As given at creation, for display; ``ExecutionTag`` holds one row per tag
+    # for filtering. Never changed afterwards.
+    tags = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -171,6 +174,22 @@ class NodeRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.execution_id} {self.node_id} ({self.status})"
+
+
+class ExecutionTag(models.Model):
+    """One of an execution's tags, for ``?tag=`` filters (``Execution.tags`` shows them)."""
+
+    execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="tag_rows")
+    tag = models.CharField(max_length=64)
+
+    class Meta:
+        constraints = [
+            # Also the index that a filter by tag reads.
+            models.UniqueConstraint(fields=["tag", "execution"], name="unique_execution_tag"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.execution_id} #{self.tag}"
 
 
 class ExecutionEvent(models.Model):
