@@ -31,3 +31,7 @@ class NodeFailed(ExecutionsError):
 
 class InvalidTags(ExecutionsError):
     """An execution's tags break a rule of ``executions.tags``; the message names it."""
+
+
+class FeedCursorInvalid(ExecutionsError):
+    """A feed cursor is malformed, or was not given out by this database."""

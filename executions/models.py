@@ -118,10 +118,17 @@ class Execution(models.Model):
     # As given at creation, for display; ``ExecutionTag`` holds one row per tag
     # for filtering. Never changed afterwards.
     tags = models.JSONField(default=list, blank=True)
+    # When its feed-visible state (``executions.feed.FEED_MARKED_FIELDS``) last
+    # changed, in the order the feed reads changes in. Written only by the
+    # database's triggers (migration 0009), whatever statement changes the row;
+    # a value saved from here is ignored.
+    feed_mark = models.BigIntegerField(default=0, editable=False)
 
     class Meta:
         ordering = ["-created_at"]
         indexes = [
+            # The executions feed reads changes in this order (executions.feed).
+            models.Index(fields=["feed_mark", "id"], name="execution_feed_mark_idx"),
             models.Index(fields=["owner", "status"]),
             models.Index(fields=["status", "lease_expires_at"]),
             models.Index(fields=["status", "dispatched_at"]),
