@@ -1,12 +1,19 @@
 from django.contrib import admin, messages
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from executions import services
 from executions.exceptions import AlreadyFinished, TooManyActiveExecutions
-from executions.models import Execution, ExecutionEvent, ExecutionStatus, NodeRun, Workflow
+from executions.models import (
+    Execution,
+    ExecutionEvent,
+    ExecutionStatus,
+    ExecutionTag,
+    NodeRun,
+    Workflow,
+)
 
 STATUS_COLOURS = {
     ExecutionStatus.PENDING: "#6b7280",
@@ -61,6 +68,28 @@ class ExecutionEventInline(ReadOnlyInline):
     ordering = ["seq"]
 
 
+class TagFilter(admin.SimpleListFilter):
+    """Executions with one tag, chosen among the ``TAG_CHOICES`` most used ones
+    (``?tag=`` in the address takes any)."""
+
+    title = "tag"
+    parameter_name = "tag"
+    TAG_CHOICES = 50
+
+    def lookups(self, request, model_admin) -> list[tuple[str, str]]:
+        used = (
+            ExecutionTag.objects.values("tag")
+            .annotate(uses=Count("id"))
+            .order_by("-uses", "tag")[: self.TAG_CHOICES]
+        )
+        return [(row["tag"], row["tag"]) for row in used]
+
+    def queryset(self, request, queryset: QuerySet[Execution]) -> QuerySet[Execution]:
+        if self.value() is None:
+            return queryset
+        return queryset.filter(tag_rows__tag=self.value())
+
+
 @admin.register(Execution)
 class ExecutionAdmin(admin.ModelAdmin):
     list_display = [
@@ -73,9 +102,17 @@ class ExecutionAdmin(admin.ModelAdmin):
         "started_at",
         "finished_at",
         "duration",
+        "tag_list",
     ]
-    list_filter = ["status", "workflow", "owner", "created_at"]
-    search_fields = ["id", "workflow__name", "owner__username", "message", "error"]
+    list_filter = ["status", TagFilter, "workflow", "owner", "created_at"]
+    search_fields = [
+        "id",
+        "workflow__name",
+        "owner__username",
+        "message",
+        "error",
+        "=tag_rows__tag",
+    ]
     list_select_related = ["workflow", "owner"]
     date_hierarchy = "created_at"
     inlines = [NodeRunInline, ExecutionEventInline]
@@ -97,6 +134,10 @@ class ExecutionAdmin(admin.ModelAdmin):
             execution.progress,
             execution.progress,
         )
+
+    @admin.display(description="tags")
+    def tag_list(self, execution: Execution) -> str:
+        return ", ".join(execution.tags) or "-"
 
     @admin.display(description="duration", ordering="execution_time")
     def duration(self, execution: Execution) -> str:
@@ -132,7 +173,7 @@ class ExecutionAdmin(admin.ModelAdmin):
             )
 
     @admin.action(
-        description="Run again (same workflow and input, the workflow's current definition)"
+        description="Run again (same workflow, input and tags, the workflow's current definition)"
     )
     def run_again(self, request: HttpRequest, queryset: QuerySet[Execution]) -> None:
         started, refused = [], None
@@ -143,6 +184,7 @@ class ExecutionAdmin(admin.ModelAdmin):
                         owner=request.user,
                         workflow=execution.workflow,
                         input_data=execution.input_data,
+                        tags=execution.tags,
                     )
                 )
             except TooManyActiveExecutions as exc:

@@ -6,5 +6,5 @@ class ExecutionsConfig(AppConfig):
     verbose_name = "Workflow executions"
 
     def ready(self) -> None:
-        from executions import runtime  # noqa: F401  registers its checks
+        from executions import feed, runtime  # noqa: F401  register their checks
         from executions.engine import nodes  # noqa: F401  registers the built-in node types

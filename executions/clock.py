@@ -11,7 +11,7 @@ the row a service locks (``locked_now``).
 """
 
 import time
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS
@@ -57,3 +57,9 @@ def database_time(instance: Any) -> datetime:
     now = locked_now(instance)
     elapsed = time.monotonic() - getattr(instance, READ_AT, time.monotonic())
     return now + timedelta(seconds=max(0.0, elapsed))
+
+
+def format_timestamp(moment: datetime) -> str:
+    """ISO 8601 in UTC with microseconds, e.g. ``2026-11-28T10:00:00.123456Z``: every
+    time sent to clients is written so."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

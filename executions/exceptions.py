@@ -27,3 +27,11 @@ class ClaimLost(ExecutionsError):
 
 class NodeFailed(ExecutionsError):
     """A node could not produce its output; the message is shown to the user."""
+
+
+class InvalidTags(ExecutionsError):
+    """An execution's tags break a rule of ``executions.tags``; the message names it."""
+
+
+class FeedCursorInvalid(ExecutionsError):
+    """A feed cursor is malformed, or was not given out by this database."""

@@ -115,10 +115,20 @@ class Execution(models.Model):
         default=0, help_text="times it was dispatched again since it was last queued to run"
     )
     runs = models.PositiveSmallIntegerField(default=0, help_text="times a runner claimed it")
+    # As given at creation, for display; ``ExecutionTag`` holds one row per tag
+    # for filtering. Never changed afterwards.
+    tags = models.JSONField(default=list, blank=True)
+    # When its feed-visible state (``executions.feed.FEED_MARKED_FIELDS``) last
+    # changed, in the order the feed reads changes in. Written only by the
+    # database's triggers (migration 0009), whatever statement changes the row;
+    # a value saved from here is ignored.
+    feed_mark = models.BigIntegerField(default=0, editable=False)
 
     class Meta:
         ordering = ["-created_at"]
         indexes = [
+            # The executions feed reads changes in this order (executions.feed).
+            models.Index(fields=["feed_mark", "id"], name="execution_feed_mark_idx"),
             models.Index(fields=["owner", "status"]),
             models.Index(fields=["status", "lease_expires_at"]),
             models.Index(fields=["status", "dispatched_at"]),
@@ -171,6 +181,22 @@ class NodeRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.execution_id} {self.node_id} ({self.status})"
+
+
+class ExecutionTag(models.Model):
+    """One of an execution's tags, for ``?tag=`` filters (``Execution.tags`` shows them)."""
+
+    execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="tag_rows")
+    tag = models.CharField(max_length=64)
+
+    class Meta:
+        constraints = [
+            # Also the index that a filter by tag reads.
+            models.UniqueConstraint(fields=["tag", "execution"], name="unique_execution_tag"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.execution_id} #{self.tag}"
 
 
 class ExecutionEvent(models.Model):

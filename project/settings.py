@@ -268,6 +268,9 @@ DASHBOARD_REFRESH_SECONDS = float(os.environ.get("DASHBOARD_REFRESH_SECONDS", "5
 # Seconds a socket may go without hearing of new events before it checks the
 # event log itself (a dropped channel-layer message is found this way).
 REALTIME_RECHECK_INTERVAL = float(os.environ.get("REALTIME_RECHECK_INTERVAL", "1.0"))
+# Executions a feed subscribed without a cursor starts with: the newest that
+# match its filter, in their current state (0 to 1000).
+REALTIME_FEED_BACKLOG = int(os.environ.get("REALTIME_FEED_BACKLOG", "50"))
 # Seconds a ticket from POST /api/v1/ws-tickets may be used (once) to open a socket.
 REALTIME_TICKET_TTL_SECONDS = int(os.environ.get("REALTIME_TICKET_TTL_SECONDS", "60"))
 # Largest inbound text frame a socket accepts (close 1009 beyond); daphne

@@ -10,18 +10,12 @@ whose text was too long, ``<field>_truncated`` and ``<field>_size``
 """
 
 import json
-from datetime import UTC, datetime
 
 from django.conf import settings
 
+from executions.clock import format_timestamp
 from executions.models import EventType, Execution, ExecutionEvent
 from executions.services.eventlog import event_result, event_text, status_data
-
-
-def format_timestamp(moment: datetime) -> str:
-    """ISO 8601 in UTC with microseconds, e.g. ``2026-11-28T10:00:00.123456Z``."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
 
 # The text fields of each type of event that ``event_text`` cuts.
 TEXT_FIELDS = {

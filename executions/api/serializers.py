@@ -6,8 +6,10 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from executions.engine.graph import InvalidDefinition, parse_definition
+from executions.exceptions import InvalidTags
 from executions.models import Execution, ExecutionStatus, NodeRun, Workflow
 from executions.selectors import workflows_visible_to
+from executions.tags import MAX_TAG_LENGTH, MAX_TAGS, RULE, tags_clean
 
 # The shape of a definition, for the OpenAPI schema; parse_definition checks the rest.
 DEFINITION_SCHEMA = {
@@ -52,6 +54,31 @@ class JSONObjectField(serializers.JSONField):
     """Any JSON object."""
 
 
+TAG_LENGTH_RULE = f"A tag is 1 to {MAX_TAG_LENGTH} characters; ask for one of that length."
+TAG_SCHEMA = {"type": "string", "minLength": 1, "maxLength": MAX_TAG_LENGTH}
+
+
+@extend_schema_field(
+    {
+        "type": "array",
+        "items": TAG_SCHEMA,
+        "maxItems": MAX_TAGS,
+        "description": f"The execution's tags: {RULE}; a tag given twice is kept once.",
+    }
+)
+class TagsField(serializers.Field):
+    """An execution's tags, checked by ``executions.tags``."""
+
+    def to_internal_value(self, data):
+        try:
+            return tags_clean(data)
+        except InvalidTags as exc:
+            raise serializers.ValidationError(str(exc)) from exc
+
+    def to_representation(self, value):
+        return list(value)
+
+
 class WorkflowSerializer(serializers.ModelSerializer):
     definition = DefinitionField()
 
@@ -78,6 +105,7 @@ class WorkflowSerializer(serializers.ModelSerializer):
 
 class ExecutionSerializer(serializers.ModelSerializer):
     workflow_id = serializers.UUIDField(read_only=True)
+    tags = TagsField(read_only=True)
 
     class Meta:
         model = Execution
@@ -94,6 +122,7 @@ class ExecutionSerializer(serializers.ModelSerializer):
             "created_at",
             "started_at",
             "finished_at",
+            "tags",
         ]
         read_only_fields = fields
 
@@ -151,6 +180,7 @@ class StrictUUIDField(serializers.UUIDField):
 class ExecutionCreateSerializer(serializers.Serializer):
     workflow_id = StrictUUIDField()
     input_data = JSONObjectField(required=False, default=dict)
+    tags = TagsField(required=False, default=list)
 
     def validate_workflow_id(self, value):
         if "workflows" in self.context:  # a batch read those it names at once
@@ -212,3 +242,13 @@ def workflow_ids_in(items: list) -> set[uuid.UUID]:
 class ExecutionFilterSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=ExecutionStatus.choices, required=False)
     workflow = serializers.UUIDField(required=False)
+    tag = serializers.CharField(
+        required=False,
+        trim_whitespace=False,
+        max_length=MAX_TAG_LENGTH,
+        error_messages={
+            "blank": TAG_LENGTH_RULE,
+            "max_length": TAG_LENGTH_RULE,
+        },
+        help_text="Only the executions with this tag.",
+    )

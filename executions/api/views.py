@@ -116,7 +116,8 @@ class ExecutionViewSet(
     mixins.RetrieveModelMixin,
     viewsets.GenericViewSet,
 ):
-    """Executions you started (staff: all). Filter with ``?status=`` and ``?workflow=``."""
+    """Executions you started (staff: all). Filter with ``?status=``, ``?workflow=`` and
+    ``?tag=``."""
 
     def get_throttles(self):
         # A batch is counted by ``batch`` itself, once it knows how many it holds.
@@ -138,6 +139,8 @@ class ExecutionViewSet(
             executions = executions.filter(status=filters.validated_data["status"])
         if "workflow" in filters.validated_data:
             executions = executions.filter(workflow_id=filters.validated_data["workflow"])
+        if "tag" in filters.validated_data:
+            executions = executions.filter(tag_rows__tag=filters.validated_data["tag"])
         return executions
 
     def create(self, request, *args, **kwargs):
@@ -148,6 +151,7 @@ class ExecutionViewSet(
                 owner=request.user,
                 workflow=serializer.validated_data["workflow_id"],
                 input_data=serializer.validated_data["input_data"],
+                tags=serializer.validated_data["tags"],
             )
         except TooManyActiveExecutions as exc:
             raise TooManyActive(str(exc)) from exc
@@ -172,7 +176,11 @@ class ExecutionViewSet(
             executions = services.executions_create(
                 owner=request.user,
                 items=[
-                    (item.validated_data["workflow_id"], item.validated_data["input_data"])
+                    services.ExecutionItem(
+                        item.validated_data["workflow_id"],
+                        item.validated_data["input_data"],
+                        item.validated_data["tags"],
+                    )
                     for item in checked
                 ],
             )

@@ -22,6 +22,7 @@ from executions.services.leases import (
     executions_redispatch_stale,
 )
 from executions.services.runs import (
+    ExecutionItem,
     execution_create,
     execution_log,
     execution_node_update,
@@ -34,6 +35,7 @@ from executions.services.runs import (
 from executions.services.workflows import workflow_create, workflow_delete, workflow_update
 
 __all__ = [
+    "ExecutionItem",
     "execution_cancel",
     "execution_complete",
     "execution_complete_with_node",

@@ -4,7 +4,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import timedelta
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -19,6 +19,7 @@ from executions.models import (
     Execution,
     ExecutionEvent,
     ExecutionStatus,
+    ExecutionTag,
     NodeRun,
     NodeStatus,
     Workflow,
@@ -37,48 +38,68 @@ from executions.services.eventlog import (
     status_data,
 )
 from executions.services.log_statement import log_line_append
+from executions.tags import tags_clean
 
 # The statuses counted against EXECUTIONS_MAX_ACTIVE_PER_USER.
 ACTIVE_STATUSES = (ExecutionStatus.PENDING, ExecutionStatus.RUNNING)
 
 
-def execution_create(*, owner: AbstractBaseUser, workflow: Workflow, input_data: dict) -> Execution:
+class ExecutionItem(NamedTuple):
+    """What to start: a workflow, its input and (optionally) the execution's tags."""
+
+    workflow: Workflow
+    input_data: dict
+    tags: Sequence[str] = ()
+
+
+def execution_create(
+    *,
+    owner: AbstractBaseUser,
+    workflow: Workflow,
+    input_data: dict,
+    tags: Sequence[str] = (),
+) -> Execution:
     """Store a pending execution of the workflow's current definition, with its first
-    event, and dispatch it after commit.
+    event and its tags, and dispatch it after commit.
 
     Raises ``TooManyActiveExecutions`` (and stores nothing) when ``owner`` already
-    has ``EXECUTIONS_MAX_ACTIVE_PER_USER`` executions pending or running.
+    has ``EXECUTIONS_MAX_ACTIVE_PER_USER`` executions pending or running, and
+    ``InvalidTags`` when ``tags`` break a rule of ``executions.tags``.
     """
-    (execution,) = executions_create(owner=owner, items=[(workflow, input_data)])
+    (execution,) = executions_create(owner=owner, items=[(workflow, input_data, tags)])
     return execution
 
 
 def executions_create(
-    *, owner: AbstractBaseUser, items: Sequence[tuple[Workflow, dict]]
+    *, owner: AbstractBaseUser, items: Sequence[ExecutionItem | tuple]
 ) -> list[Execution]:
-    """Store a pending execution per ``(workflow, input_data)``, in order and in one
-    transaction, each with its first event; push and dispatch each after commit,
-    as ``execution_create`` does one.
+    """Store a pending execution per ``ExecutionItem`` (or ``(workflow, input_data)``),
+    in order and in one transaction, each with its first event and its tags; push
+    and dispatch each after commit, as ``execution_create`` does one.
 
     Raises ``TooManyActiveExecutions`` (and stores nothing) when they would take
-    ``owner`` past ``EXECUTIONS_MAX_ACTIVE_PER_USER``.
+    ``owner`` past ``EXECUTIONS_MAX_ACTIVE_PER_USER``, and ``InvalidTags`` (before
+    any query) when an item's tags break a rule of ``executions.tags``.
     """
+    items = [ExecutionItem(*item) for item in items]
+    tags = [tags_clean(item.tags) for item in items]
     with transaction.atomic():
         check_active_limit(owner, adding=len(items))
         # One clock read for all: each is dispatched, and its first event dated, now.
         now = database_now()
         executions = [
             Execution(
-                workflow=workflow,
+                workflow=item.workflow,
                 owner=owner,
-                input_data=input_data,
-                definition=workflow.definition,
+                input_data=item.input_data,
+                definition=item.workflow.definition,
                 message="Waiting to run",
                 last_seq=1,
                 last_event_at=now,
                 dispatched_at=now,
+                tags=item_tags,
             )
-            for workflow, input_data in items
+            for item, item_tags in zip(items, tags, strict=True)
         ]
         Execution.objects.bulk_create(executions)
         events = ExecutionEvent.objects.bulk_create(
@@ -91,10 +112,22 @@ def executions_create(
             )
             for execution in executions
         )
+        tags_store(executions)
         for execution, event in zip(executions, events, strict=True):
             event_stored(event)  # bulk_create sends no post_save
             transaction.on_commit(partial(dispatch.execution_dispatch, execution.id), robust=True)
     return executions
+
+
+def tags_store(executions: list[Execution]) -> None:
+    """The tag rows of new executions, in one statement; none when none has tags."""
+    rows = [
+        ExecutionTag(execution=execution, tag=tag)
+        for execution in executions
+        for tag in execution.tags
+    ]
+    if rows:
+        ExecutionTag.objects.bulk_create(rows)
 
 
 def check_active_limit(owner: AbstractBaseUser, *, adding: int = 1) -> None:

@@ -259,7 +259,7 @@ def test_run_again_runs_the_workflows_current_definition_and_says_so(admin_clien
     assert new.definition == edited
     original.refresh_from_db()
     assert original.definition == chain(node("first", "log", message="m"))
-    assert "Run again (same workflow and input, the workflow&#x27;s current definition)" in (
+    assert "Run again (same workflow, input and tags, the workflow&#x27;s current definition)" in (
         changelist
     )
 

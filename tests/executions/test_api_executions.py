@@ -30,6 +30,7 @@ EXECUTION_FIELDS = {
     "created_at",
     "started_at",
     "finished_at",
+    "tags",
 }
 SLASHES = pytest.mark.parametrize("slash", ["", "/"])
 

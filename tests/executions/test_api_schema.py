@@ -134,7 +134,7 @@ def test_execution_create_takes_the_create_body_and_list_takes_filters(schema):
 
     body = create["requestBody"]["content"]["application/json"]["schema"]["$ref"]
     assert body == "#/components/schemas/ExecutionCreateRequest"
-    assert {p["name"] for p in listing["parameters"]} == {"page", "status", "workflow"}
+    assert {p["name"] for p in listing["parameters"]} == {"page", "status", "workflow", "tag"}
     assert create["responses"]["201"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/Execution"
     }
