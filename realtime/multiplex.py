@@ -15,6 +15,12 @@ other subscriptions carry on:
   subscriptions), 4403 (no longer visible), 1013 or 1011 (the server could not
   go on: subscribe again with ``last_seq``).
 
+The executions feed (``realtime.feeds``) is subscribed to with
+``{"type": "subscribe", "feed": "executions", "filter": {...}, "cursor": C}``
+and sends ``execution`` messages; its errors and ``unsubscribed`` name the
+``feed`` instead of an execution. A socket has at most one, and subscribing
+again replaces its filter and cursor.
+
 The socket as a whole has the per-execution socket's authentication,
 inbound limits, pings, idle rule and close codes.
 """
@@ -23,7 +29,9 @@ import uuid
 
 from django.conf import settings
 
+from executions.feed import feed_filter
 from realtime.consumers import SocketConsumer, parse_last_seq_value
+from realtime.feeds import EXECUTIONS_FEED, FeedSubscription
 from realtime.subscription import (
     CLOSE_BAD_REQUEST,
     CLOSE_FORBIDDEN,
@@ -52,9 +60,18 @@ def subscription_error(execution_id, code: int, text: str) -> dict:
     }
 
 
+def feed_error(name, code: int, text: str) -> dict:
+    return {"type": "error", "feed": name, "code": code, "message": text}
+
+
+def feed_unsubscribed(reason: str) -> dict:
+    return {"type": "unsubscribed", "feed": EXECUTIONS_FEED, "reason": reason}
+
+
 class MultiplexConsumer(SocketConsumer):
     accepted_types = "'ping', 'subscribe' or 'unsubscribe'"
     streams: dict | None = None
+    feed: FeedSubscription | None = None
 
     def subscriptions(self):
         return () if not self.streams else self.streams.values()
@@ -75,7 +92,21 @@ class MultiplexConsumer(SocketConsumer):
             return False
         return True
 
+    def subscription_count(self) -> int:
+        return len(self.streams or ()) + (self.feed is not None)
+
+    def too_many(self) -> str | None:
+        limit = settings.REALTIME_MAX_SUBSCRIPTIONS
+        if self.subscription_count() < limit:
+            return None
+        return (
+            f"Too many subscriptions: at most {limit} at once on one socket "
+            "(REALTIME_MAX_SUBSCRIPTIONS). Unsubscribe from some first."
+        )
+
     async def subscribe(self, content: dict) -> None:
+        if "feed" in content:
+            return await self.subscribe_feed(content)
         execution_id, problem = parse_execution_id(content)
         if problem is not None:
             return await self.send_json(subscription_error(*problem))
@@ -89,15 +120,10 @@ class MultiplexConsumer(SocketConsumer):
         current = self.streams.get(execution_id)
         if current is not None and not current.finished:
             return  # subscribed already: nothing changes
-        limit = settings.REALTIME_MAX_SUBSCRIPTIONS
-        if len(self.streams) >= limit:
+        too_many = self.too_many()
+        if too_many is not None:
             return await self.send_json(
-                subscription_error(
-                    execution_id,
-                    CLOSE_TOO_MANY_SUBSCRIPTIONS,
-                    f"Too many subscriptions: at most {limit} at once on one socket "
-                    "(REALTIME_MAX_SUBSCRIPTIONS). Unsubscribe from some first.",
-                )
+                subscription_error(execution_id, CLOSE_TOO_MANY_SUBSCRIPTIONS, too_many)
             )
         subscription = self.streams[execution_id] = ExecutionSubscription(
             self, execution_id, resume_from
@@ -107,6 +133,8 @@ class MultiplexConsumer(SocketConsumer):
             subscription.start(execution)
 
     async def unsubscribe(self, content: dict) -> None:
+        if "feed" in content:
+            return await self.unsubscribe_feed(content)
         execution_id, problem = parse_execution_id(content)
         if problem is not None:
             return await self.send_json(subscription_error(*problem))
@@ -128,6 +156,74 @@ class MultiplexConsumer(SocketConsumer):
         await subscription.leave()
         if not self.ending:
             await self.send_json(message)
+
+    # The executions feed
+
+    async def subscribe_feed(self, content: dict) -> None:
+        name = content.get("feed")
+        if name != EXECUTIONS_FEED:
+            shown = name[:100] if isinstance(name, str) else None
+            return await self.send_json(
+                feed_error(
+                    shown, CLOSE_BAD_REQUEST, f"Unknown feed; the feed is {EXECUTIONS_FEED!r}."
+                )
+            )
+        chosen, problem = feed_filter(content.get("filter") or {})
+        cursor = content.get("cursor")
+        if problem is None and cursor is not None and not isinstance(cursor, str):
+            problem = "The 'cursor' must be a string: the one of the last execution message."
+        if problem is not None:
+            return await self.send_json(feed_error(name, CLOSE_BAD_REQUEST, problem))
+        previous, self.feed = self.feed, None
+        if previous is not None:
+            await previous.leave()  # replaced by the new filter and cursor
+        too_many = self.too_many()
+        if too_many is not None:
+            return await self.send_json(feed_error(name, CLOSE_TOO_MANY_SUBSCRIPTIONS, too_many))
+        self.feed = FeedSubscription(self, chosen, cursor, self.scope["user"])
+        await self.feed.open()
+
+    async def feed_refused(self, feed: FeedSubscription, text: str) -> None:
+        if self.feed is feed:
+            self.feed = None
+        await feed.leave()
+        await self.send_json(feed_error(feed.name, CLOSE_BAD_REQUEST, text))
+
+    async def unsubscribe_feed(self, content: dict) -> None:
+        feed = self.feed
+        if feed is None or content.get("feed") != feed.name:
+            if content.get("feed") != EXECUTIONS_FEED:
+                return await self.send_json(
+                    feed_error(
+                        None, CLOSE_BAD_REQUEST, f"Unknown feed; the feed is {EXECUTIONS_FEED!r}."
+                    )
+                )
+            return await self.send_json(feed_unsubscribed(REQUESTED))
+        self.feed = None
+        feed.finished = True  # what is being sent stops at the next execution
+        self.spawn(self.feed_unsubscribed(feed))
+
+    async def feed_unsubscribed(self, feed: FeedSubscription) -> None:
+        async with feed.lock:
+            await feed.leave()
+            if not self.ending:
+                await self.send_json(feed_unsubscribed(REQUESTED))
+
+    async def release(self) -> None:
+        await super().release()
+        feed, self.feed = self.feed, None
+        if feed is not None:
+            await feed.leave()
+
+    def observe_access(self, access, session) -> None:
+        super().observe_access(access, session)
+        if self.feed is not None and access is not None:
+            self.feed.is_staff = access.is_staff
+
+    def observe_heads(self, heads: dict) -> None:
+        super().observe_heads(heads)
+        if self.feed is not None:
+            self.feed.wake()  # reads what a dropped announcement would have started
 
     # What a subscription's end means here: a message, and the socket carries on.
 

@@ -1,4 +1,6 @@
-"""Pushes each new event to its execution's subscribers once its transaction commits."""
+"""Pushes each new event to its execution's subscribers once its transaction commits,
+and announces each ``status`` event (a creation, a change of state) to the
+executions feeds (``realtime.feeds``)."""
 
 from functools import partial
 
@@ -6,8 +8,9 @@ from django.db import transaction
 from django.db.models.signals import post_save
 from django.dispatch import receiver
 
-from executions.models import ExecutionEvent
+from executions.models import EventType, ExecutionEvent
 from realtime.events import event_message
+from realtime.feeds import announce_change
 from realtime.publish import group_name_for, publish
 
 
@@ -22,3 +25,5 @@ def push_event(event: ExecutionEvent) -> None:
         group_name_for(event.execution_id),
         {"type": "execution.event", "event": event_message(event)},
     )
+    if event.type == EventType.STATUS:
+        announce_change(event)
