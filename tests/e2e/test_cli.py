@@ -205,3 +205,52 @@ def test_watch_prints_a_log_line_larger_than_the_clients_largest_frame_cut(serve
     (line,) = [e for e in events if e["type"] == "log" and e["node_id"] == "wait"]
     assert (line["message_truncated"], line["message_size"]) == (True, 1_500_000)
     assert f"  log info    [wait] {'z' * 8192}…" in done.stdout.splitlines()
+
+
+def test_watch_follows_several_executions_on_one_socket(server):
+    workflow = create_workflow(server, "steps", STEPS)
+    ids = []
+    for n in range(3):
+        status, execution = server.request(
+            "POST", "/api/v1/executions", {"workflow_id": workflow["id"], "input_data": {"n": n}}
+        )
+        assert status == 201, execution
+        ids.append(execution["id"])
+
+    done = manage(server, "watch", *ids, "--from-start")
+
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    for execution_id in ids:
+        prefix = f"[{execution_id[:8]}] "
+        mine = [line.removeprefix(prefix) for line in lines if line.startswith(prefix)]
+        printed = [line for line in mine if line.startswith(("node", "log"))]
+        expected = [line.lstrip() for line in expected_lines(server, execution_id)]
+        assert printed == expected, "each execution's events, once and in order"
+        assert BAR.match(mine[-2]).groups()[1] == "completed"
+        assert mine[-1].startswith("result: {")
+
+
+def test_watch_feed_prints_each_new_execution_and_its_changes(server):
+    workflow = create_workflow(server, "fed", STEPS)
+    watcher = subprocess.Popen(
+        [
+            *(sys.executable, "manage.py", "watch", "--feed", "--url", server.url),
+            *("--token", server.token, "--status", "completed"),
+        ],
+        cwd=ROOT,
+        env=server.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        status, execution = server.request(
+            "POST", "/api/v1/executions", {"workflow_id": workflow["id"], "input_data": {}}
+        )
+        assert status == 201, execution
+        line = watcher.stdout.readline()  # only a completed one passes the filter
+    finally:
+        watcher.kill()
+        watcher.communicate(timeout=10)
+    assert line.startswith(f"[{execution['id'][:8]}] completed 100% fed: Completed"), line

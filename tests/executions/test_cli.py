@@ -126,3 +126,19 @@ def test_a_cut_result_is_read_whole_over_rest(monkeypatch):
     whole = status(100, "completed", execution_id="e1", result={"a": 1})
     assert whole_result("http://h", "t", whole) is whole
     assert len(asked) == 1
+
+
+def test_a_feed_line_shows_the_state_with_its_text_escaped():
+    from executions.cli_many import feed_line
+
+    state = {
+        "id": "58cfdf5b-16b8-43d1-bd36-d46799b1e9ec",
+        "status": "running",
+        "progress": 20,
+        "workflow_name": "de\x1b[2Jmo",
+        "message": "Finished node 'greet'\n(1/5 done)",
+        "tags": ["nightly", "eu"],
+    }
+    assert feed_line(state) == (
+        "[58cfdf5b] running    20% de\\x1b[2Jmo: Finished node 'greet'\\n(1/5 done) #nightly #eu"
+    )

@@ -70,9 +70,16 @@ def validators(document) -> dict[str, jsonschema.Draft7Validator]:
     }
 
 
+# The documented messages of each type, by their names in the document.
+OF_TYPE = {"error": ("error", "subscriptionError")}
+
+
 def check(validators, message: dict) -> None:
-    assert message.get("type") in validators, f"undocumented message type: {message}"
-    validators[message["type"]].validate(message)
+    names = OF_TYPE.get(message.get("type"), (message.get("type"),))
+    assert all(name in validators for name in names), f"undocumented message type: {message}"
+    if len(names) == 1:
+        return validators[names[0]].validate(message)
+    assert any(validators[name].is_valid(message) for name in names), message
 
 
 def test_document_is_asyncapi_3_with_every_message_on_the_channel(document, validators):
@@ -80,9 +87,15 @@ def test_document_is_asyncapi_3_with_every_message_on_the_channel(document, vali
     channel = document["channels"]["execution"]
     assert channel["address"] == "/api/v1/ws/executions/{execution_id}"
     assert set(channel["messages"]) == {"status", "node", "log", "pong", "error", "ping"}
-    for message in document["components"]["messages"].values():
+    many = document["channels"]["executions"]
+    assert many["address"] == "/api/v1/ws"
+    assert set(many["messages"]) == {
+        *("status", "node", "log", "execution", "unsubscribed", "subscriptionError"),
+        *("pong", "error", "ping", "subscribe", "unsubscribe"),
+    }
+    for key, message in document["components"]["messages"].items():
         for example in message.get("examples", []):
-            validators[message["name"]].validate(example["payload"])
+            validators[key].validate(example["payload"])
 
 
 @pytest.mark.django_db(transaction=True)
@@ -193,3 +206,96 @@ def test_schemas_reject_what_the_server_never_sends(validators, message):
 def test_schemas_accept_the_valid_examples(validators):
     check(validators, VALID_STATUS)
     check(validators, VALID_NODE)
+
+
+MULTIPLEX = "/api/v1/ws"
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_every_message_of_the_multiplexed_socket_matches_its_schema(user, token, validators):
+    quick = await record(
+        make_workflow, owner=user, definition=chain(node("t", "transform", expression="x"))
+    )
+    waiting = await record(
+        make_workflow, owner=user, definition=chain(node("w", "delay", seconds=30))
+    )
+    sent = [
+        {"type": "subscribe", "feed": "executions", "filter": {"status": ["completed"]}},
+        {"type": "subscribe", "feed": "executions", "cursor": 12},
+    ]
+    seen = []
+    async with open_socket(MULTIPLEX, bearer(token)) as socket:
+        await socket.send_json_to(sent[0])
+        done = await record(make_execution, owner=user, workflow=quick, input_data={"x": 1})
+        held = await record(make_execution, owner=user, workflow=waiting)
+        requests = [
+            {"type": "subscribe", "execution_id": str(done.id), "last_seq": 0},
+            {"type": "subscribe", "execution_id": str(held.id)},
+            {"type": "subscribe", "execution_id": "not-a-uuid"},
+            {"type": "subscribe", "execution_id": str(held.id), "last_seq": "x"},
+        ]
+        for request in requests:
+            await socket.send_json_to(request)
+        sent += requests
+        # Until the quick one ended (its unsubscribed) and the feed sent its completion.
+        while not (
+            any(m["type"] == "unsubscribed" for m in seen)
+            and any(m["type"] == "execution" for m in seen)
+        ):
+            seen.append(await receive(socket))
+        for request in (
+            {"type": "unsubscribe", "execution_id": str(held.id)},
+            {"type": "unsubscribe", "feed": "executions"},
+            sent[1],
+            {"type": "follow"},
+        ):
+            sent.append(request)
+            await socket.send_json_to(request)
+
+        # Answers to unsubscribes come from tasks: in any order with the error.
+        def answered() -> bool:
+            requested = [m for m in seen if m.get("reason") == "requested"]
+            unknown = [m for m in seen if "Unknown message type" in m.get("message", "")]
+            return len(requested) == 2 and len(unknown) == 1
+
+        while not answered():
+            seen.append(await receive(socket))
+
+    for message in seen:
+        check(validators, message)
+    kinds = {m["type"] for m in seen}
+    assert {"status", "node", "log", "execution", "unsubscribed", "error"} <= kinds
+    reasons = {
+        (m.get("feed") or "execution", m["reason"]) for m in seen if m["type"] == "unsubscribed"
+    }
+    assert reasons == {
+        ("execution", "ended"),
+        ("execution", "requested"),
+        ("executions", "requested"),
+    }
+    errors = [m for m in seen if m["type"] == "error"]
+    assert [e.get("code") for e in errors] == [4404, 4400, 4400, None]
+    assert validators["subscriptionError"].is_valid(errors[0])
+    assert validators["error"].is_valid(errors[-1])
+    for request in sent[:-1]:
+        if request.get("cursor") == 12 or request.get("last_seq") == "x" or "not-a" in str(request):
+            assert not validators[request["type"]].is_valid(request), request
+        else:
+            validators[request["type"]].validate(request)
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        {"type": "subscribe"},
+        {"type": "subscribe", "execution_id": VALID_STATUS["execution_id"], "feed": "executions"},
+        {"type": "subscribe", "feed": "executions", "last_seq": 3},
+        {"type": "subscribe", "feed": "executions", "filter": {"colour": "red"}},
+        {"type": "unsubscribe"},
+        {"type": "unsubscribed", "reason": "ended"},
+        {"type": "unsubscribed", "execution_id": VALID_STATUS["execution_id"], "reason": "bored"},
+        {"type": "execution", "feed": "executions", "execution": {}, "cursor": "pg:1"},
+    ],
+)
+def test_multiplexed_schemas_reject_what_is_never_sent(validators, message):
+    assert not validators[message["type"]].is_valid(message)
