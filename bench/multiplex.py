@@ -1,0 +1,347 @@
+"""Many executions on few sockets, beside one socket each; and the executions feed.
+
+    python -m bench.multiplex --mode embedded --runs 3
+    python -m bench.multiplex --mode distributed --size quick
+
+Three cases, each on a fresh deployment with one server process:
+
+* ``multiplexed``: EXECUTIONS running executions followed over SOCKETS
+  ``/api/v1/ws`` sockets (each subscribing to its share from ``last_seq=0``);
+* ``per-execution``: the same executions and load, one
+  ``/api/v1/ws/executions/{id}`` socket each;
+* ``feed``: FEEDS feed subscribers while FEED_EXECUTIONS executions are
+  created, run and end.
+
+For the first two: latency (receive time minus the event's ``timestamp``) of
+the events recorded after the subscriptions were made, events lost or
+duplicated against each log, and the server's memory per subscription (its
+RSS growth from before the sockets opened to when every subscription had its
+first message, over the subscriptions). For the feed: from each state's event
+being recorded (the ``timestamp`` of its ``last_seq``) to the feed message,
+and every execution's final state delivered to every subscriber.
+"""
+
+import argparse
+import asyncio
+import json
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import websockets
+
+from bench import processes
+from bench.measure import Api, collector_paused, percentile, rss_kib, stamp_seconds
+
+EXTRA = {
+    "EXTRA_INSTALLED_APPS": "bench.emitter",
+    "REALTIME_MAX_SOCKETS_PER_USER": "100000",
+    "REALTIME_HANDSHAKE_RATE": "",
+    "API_EXECUTION_CREATE_RATE": "",
+    "EXECUTIONS_MAX_ACTIVE_PER_USER": "0",
+}
+
+
+@dataclass(frozen=True)
+class Size:
+    executions: int
+    sockets: int
+    ticks: int
+    interval: float  # seconds between one execution's ticks
+    feeds: int
+    feed_executions: int
+
+
+SIZES = {
+    "quick": Size(100, 4, 3, 1.0, 3, 20),
+    "full": Size(1000, 10, 6, 5.0, 10, 100),
+}
+# Seconds from creating the executions to their first tick: time to subscribe.
+WARMUP = {"quick": 8.0, "full": 25.0}
+
+
+@dataclass
+class Followed:
+    seqs: dict[str, list[int]] = field(default_factory=dict)
+    latencies: list[float] = field(default_factory=list)
+    first_message: float = 0.0
+
+
+def deploy(mode: str, directory: Path) -> processes.Deployment:
+    if mode == "embedded":
+        return processes.embedded(directory, **EXTRA)
+    return processes.distributed(directory, servers=1, workers=2, worker_concurrency=600, **EXTRA)
+
+
+def emitting(api: Api, size: Size) -> str:
+    definition = {
+        "nodes": [
+            {
+                "id": "emit",
+                "type": "bench_emit",
+                "params": {"count": size.ticks, "interval": size.interval},
+            }
+        ],
+        "edges": [],
+    }
+    body = {"name": "multiplexed", "definition": definition}
+    return api.request("POST", "/api/v1/workflows", body)["id"]
+
+
+def create_batch(api: Api, workflow: str, inputs: list[dict]) -> list[str]:
+    ids = []
+    for start in range(0, len(inputs), 500):
+        items = [{"workflow_id": workflow, "input_data": i} for i in inputs[start : start + 500]]
+        ids += [
+            r["id"]
+            for r in api.request("POST", "/api/v1/executions/batch", {"items": items})["results"]
+        ]
+    return ids
+
+
+def receive_event(followed: Followed, message: dict, subscribed_at: float) -> None:
+    followed.seqs.setdefault(message["execution_id"], []).append(message["seq"])
+    recorded = stamp_seconds(message["timestamp"])
+    if recorded > subscribed_at:
+        followed.latencies.append(time.time() - recorded)
+
+
+async def follow_multiplexed(deployment, ids: list[str], sockets: int, followed: Followed, opened):
+    headers = {"Authorization": f"Bearer {deployment.token}"}
+    shares = [ids[n::sockets] for n in range(sockets)]
+
+    async def one(share: list[str]) -> None:
+        async with websockets.connect(
+            f"{deployment.servers[0].ws_url}/api/v1/ws",
+            additional_headers=headers,
+            max_queue=None,
+            ping_interval=None,
+            open_timeout=120,
+        ) as socket:
+            for execution_id in share:
+                await socket.send(
+                    json.dumps({"type": "subscribe", "execution_id": execution_id, "last_seq": 0})
+                )
+            subscribed_at = time.time()
+            waiting, started = set(share), set()
+            while waiting:
+                message = json.loads(await socket.recv())
+                if message["type"] == "unsubscribed":
+                    waiting.discard(message["execution_id"])
+                elif message["type"] == "error":
+                    raise RuntimeError(f"refused: {message}")
+                elif "seq" in message:
+                    receive_event(followed, message, subscribed_at)
+                    if message["execution_id"] not in started:
+                        started.add(message["execution_id"])
+                        opened.release()
+
+    await asyncio.gather(*(one(share) for share in shares))
+
+
+async def follow_each(deployment, ids: list[str], followed: Followed, opened):
+    headers = {"Authorization": f"Bearer {deployment.token}"}
+
+    async def one(execution_id: str) -> None:
+        url = f"{deployment.servers[0].ws_url}/api/v1/ws/executions/{execution_id}?last_seq=0"
+        async with websockets.connect(
+            url, additional_headers=headers, max_queue=None, ping_interval=None, open_timeout=120
+        ) as socket:
+            subscribed_at = time.time()
+            first = True
+            async for frame in socket:
+                receive_event(followed, json.loads(frame), subscribed_at)
+                if first:
+                    first = False
+                    opened.release()
+        if socket.close_code != 1000:
+            raise RuntimeError(f"closed with {socket.close_code}")
+
+    await asyncio.gather(*(one(execution_id) for execution_id in ids))
+
+
+async def streams_case(mode: str, size: Size, warmup: float, multiplexed: bool) -> dict:
+    directory = Path(tempfile.mkdtemp(prefix="bench-multiplex-"))
+    deployment = deploy(mode, directory)
+    try:
+        api = Api(deployment.servers[0].url, deployment.token)
+        workflow = emitting(api, size)
+        start_at = time.time() + warmup
+        offsets = [size.interval * n / size.executions for n in range(size.executions)]
+        ids = await asyncio.to_thread(
+            create_batch, api, workflow, [{"start_at": start_at + o} for o in offsets]
+        )
+        pid = deployment.servers[0].process.pid
+        await asyncio.sleep(1)
+        before = rss_kib(pid)
+        followed = Followed()
+        opened = asyncio.Semaphore(0)
+        with collector_paused():
+            follow = (
+                follow_multiplexed(deployment, ids, size.sockets, followed, opened)
+                if multiplexed
+                else follow_each(deployment, ids, followed, opened)
+            )
+            task = asyncio.create_task(follow)
+            for _ in ids:
+                await opened.acquire()
+            subscribed = time.time()
+            await asyncio.sleep(2)
+            after = rss_kib(pid)
+            await task
+        heads = {}
+        for execution_id in ids:
+            events = api.request("GET", f"/api/v1/executions/{execution_id}/events?limit=1000")
+            heads[execution_id] = events["results"][-1]["seq"]
+        lost = sum(len(set(range(1, heads[i] + 1)) - set(followed.seqs.get(i, ()))) for i in ids)
+        duplicated = sum(len(s) - len(set(s)) for s in followed.seqs.values())
+        return {
+            "case": "multiplexed" if multiplexed else "per-execution",
+            "sockets": size.sockets if multiplexed else size.executions,
+            "subscriptions": len(ids),
+            "late_start": subscribed > start_at,
+            "messages": sum(len(s) for s in followed.seqs.values()),
+            "expected": sum(heads.values()),
+            "lost": lost,
+            "duplicated": duplicated,
+            "p50_ms": percentile(followed.latencies, 0.5) * 1000,
+            "p99_ms": percentile(followed.latencies, 0.99) * 1000,
+            "max_ms": max(followed.latencies, default=float("nan")) * 1000,
+            "kib_per_subscription": (after - before) / len(ids),
+        }
+    finally:
+        deployment.stop()
+
+
+async def feed_case(mode: str, size: Size) -> dict:
+    directory = Path(tempfile.mkdtemp(prefix="bench-feed-"))
+    deployment = deploy(mode, directory)
+    try:
+        api = Api(deployment.servers[0].url, deployment.token)
+        definition = {
+            "nodes": [{"id": "d", "type": "delay", "params": {"seconds": 1}}],
+            "edges": [],
+        }
+        workflow = api.request(
+            "POST", "/api/v1/workflows", {"name": "fed", "definition": definition}
+        )["id"]
+        headers = {"Authorization": f"Bearer {deployment.token}"}
+        received: list[list[tuple[float, dict]]] = [[] for _ in range(size.feeds)]
+        ready = asyncio.Semaphore(0)
+        done = asyncio.Event()
+
+        async def subscriber(index: int) -> None:
+            async with websockets.connect(
+                f"{deployment.servers[0].ws_url}/api/v1/ws",
+                additional_headers=headers,
+                max_queue=None,
+                ping_interval=None,
+            ) as socket:
+                await socket.send(json.dumps({"type": "subscribe", "feed": "executions"}))
+                ready.release()
+                while not done.is_set():
+                    try:
+                        frame = await asyncio.wait_for(socket.recv(), 0.5)
+                    except TimeoutError:
+                        continue
+                    message = json.loads(frame)
+                    if message["type"] == "execution":
+                        received[index].append((time.time(), message["execution"]))
+
+        with collector_paused():
+            tasks = [asyncio.create_task(subscriber(n)) for n in range(size.feeds)]
+            for _ in tasks:
+                await ready.acquire()
+            await asyncio.sleep(1)
+            started = time.time()
+            ids = await asyncio.to_thread(create_batch, api, workflow, [{}] * size.feed_executions)
+            finals: dict[str, int] = {}
+            deadline = time.time() + 120
+            while len(finals) < len(ids) and time.time() < deadline:
+                await asyncio.sleep(1)
+                for execution_id in ids:
+                    if execution_id not in finals:
+                        detail = api.request("GET", f"/api/v1/executions/{execution_id}")
+                        if detail["status"] in ("completed", "failed", "cancelled"):
+                            finals[execution_id] = len(
+                                api.request(
+                                    "GET", f"/api/v1/executions/{execution_id}/events?limit=1000"
+                                )["results"]
+                            )
+            await asyncio.sleep(2)  # the last changes reach the feeds
+            done.set()
+            await asyncio.gather(*tasks)
+        recorded = {}
+        for execution_id in ids:
+            for event in api.request("GET", f"/api/v1/executions/{execution_id}/events?limit=1000")[
+                "results"
+            ]:
+                recorded[(execution_id, event["seq"])] = stamp_seconds(event["timestamp"])
+        latencies, missing = [], 0
+        for messages in received:
+            kept = {}
+            for at, state in messages:
+                key = (state["id"], state["last_seq"])
+                if key in recorded and recorded[key] >= started:
+                    latencies.append(at - recorded[key])
+                kept[state["id"]] = max(kept.get(state["id"], 0), state["last_seq"])
+            missing += sum(1 for i in ids if kept.get(i) != finals.get(i))
+        return {
+            "case": "feed",
+            "feeds": size.feeds,
+            "executions": len(ids),
+            "messages": sum(len(m) for m in received),
+            "final_states_missing": missing,
+            "p50_ms": percentile(latencies, 0.5) * 1000,
+            "p99_ms": percentile(latencies, 0.99) * 1000,
+            "max_ms": max(latencies, default=float("nan")) * 1000,
+        }
+    finally:
+        deployment.stop()
+
+
+async def run_once(mode: str, size_name: str) -> list[dict]:
+    size, warmup = SIZES[size_name], WARMUP[size_name]
+    results = [
+        await streams_case(mode, size, warmup, multiplexed=True),
+        await streams_case(mode, size, warmup, multiplexed=False),
+        await feed_case(mode, size),
+    ]
+    many, each = results[0], results[1]
+    many["memory_vs_per_execution"] = many["kib_per_subscription"] / max(
+        each["kib_per_subscription"], 1e-9
+    )
+    return results
+
+
+def failures(results: list[dict]) -> list[str]:
+    """What no run may show: a loss, a duplicate, a final state not delivered."""
+    found = []
+    for result in results:
+        if result.get("lost") or result.get("duplicated") or result.get("final_states_missing"):
+            found.append(f"{result['case']}: {result}")
+    return found
+
+
+def main() -> int:
+    processes.raise_open_files_limit()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mode", choices=["embedded", "distributed"], default="embedded")
+    parser.add_argument("--size", choices=list(SIZES), default="full")
+    parser.add_argument("--runs", type=int, default=1)
+    args = parser.parse_args()
+    problems = []
+    for run in range(1, args.runs + 1):
+        results = asyncio.run(run_once(args.mode, args.size))
+        for result in results:
+            shown = {k: round(v, 2) if isinstance(v, float) else v for k, v in result.items()}
+            print(f"run {run} {args.mode}: {shown}", flush=True)
+        problems += failures(results)
+    for problem in problems:
+        print("FAILED:", problem)
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
