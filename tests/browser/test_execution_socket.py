@@ -173,7 +173,7 @@ def test_each_execution_gets_its_events_once_in_order_across_a_reconnect(harness
     assert events[SECOND] == [[5, "status"], [6, "log"], [7, "log"], [8, "log"], [9, "status"]]
     assert asked == [6]
     assert harness.evaluate("seen.ends") == {FIRST: "completed", SECOND: "failed"}
-    assert harness.evaluate("sockets.map((s) => s.url)") == [f"ws://stream.test/api/v1/ws"] * 2
+    assert harness.evaluate("sockets.map((s) => s.url)") == ["ws://stream.test/api/v1/ws"] * 2
     assert harness.evaluate("sockets[0].sent") == [
         {"type": "subscribe", "execution_id": FIRST, "last_seq": 0},
         {"type": "subscribe", "execution_id": SECOND},
@@ -318,3 +318,24 @@ def test_subscribe_requests_are_paced_under_the_servers_rate(harness):
     windows = [sent_at[0], sent_at[3], sent_at[6]]
     assert sent_at[2] - sent_at[0] < 100  # the first three at once
     assert windows[1] - windows[0] >= 990 and windows[2] - windows[1] >= 990
+
+
+def test_nothing_is_delivered_after_stop_not_even_what_was_queued(harness):
+    harness.evaluate(
+        """async (messages) => {
+            connect();
+            const run = follow(FIRST, {
+                lastSeq: 0,
+                onStatus: (message) => message.seq === 2 && run.stop(),
+            });
+            sockets[0].open();
+            for (const message of messages) sockets[0].emit(message);
+            await until(() => sockets[0].sent.length === 2);
+        }""".replace("FIRST", json.dumps(FIRST)),
+        [status(FIRST, 1), status(FIRST, 2), log(FIRST, 3), status(FIRST, 4, "completed")],
+    )
+
+    assert harness.evaluate(f"seen.events[{json.dumps(FIRST)}]") == [[1, "status"], [2, "status"]]
+    assert harness.evaluate("seen.ends") == {}
+    assert harness.evaluate("sockets[0].sent[1]") == {"type": "unsubscribe", "execution_id": FIRST}
+    assert harness.evaluate("socket.subscriptions.size") == 0

@@ -35,6 +35,11 @@ export class EventSequence {
     this._queue = Promise.resolve();
   }
 
+  /** Deliver nothing more, and read nothing more from the REST API. */
+  halt() {
+    this.ended = true;
+  }
+
   /** Run `step` after every earlier one, so that events are handled one at a time. */
   enqueue(step) {
     this._queue = this._queue.then(step).catch((error) => this.owner.broken(error));
@@ -91,6 +96,7 @@ export class EventSequence {
   async _deliver(message) {
     if (message.type === "status" && message.result_truncated) {
       message = await this._withWholeResult(message);
+      if (this.ended) return; // halted meanwhile
     }
     this.lastSeq = message.seq;
     this.options[HANDLERS[message.type]](message);

@@ -84,7 +84,7 @@ export class Subscription {
     return this.state === "subscribed";
   }
 
-  /** Stop following the execution: no callback is called after this. */
+  /** Stop following the execution: no event after the one being delivered reaches a callback. */
   stop() {
     if (!this.active) return;
     this._finish("stopped");
@@ -129,6 +129,7 @@ export class Subscription {
   }
 
   _end(message) {
+    if (!this.active) return; // stopped from a callback of this very message
     this._finish("ended");
     this.options.onEnd(message);
   }
@@ -140,6 +141,7 @@ export class Subscription {
 
   _finish(state) {
     this.state = state;
+    this._events.halt(); // what is queued for it is not delivered
     clearTimeout(this._retry);
     this._retry = null;
     this.socket._forget(this);
