@@ -33,8 +33,8 @@ function readFilters() {
 }
 
 function writeFilters() {
-  const query = new URLSearchParams(Object.entries(filters).filter(([, value]) => value));
-  history.replaceState(null, "", query.size ? `?${query}` : location.pathname);
+  const query = new URLSearchParams(Object.entries(filters).filter(([, value]) => value)).toString();
+  history.replaceState(null, "", query ? `?${query}` : location.pathname);
 }
 
 // Rows
