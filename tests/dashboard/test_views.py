@@ -119,6 +119,7 @@ def test_static_files_are_served(user):
     for name in [
         "execution-stream.js",
         "execution-socket.js",
+        "execution-subscriptions.js",
         "reconnecting-socket.js",
         "execution-events.js",
         "executions-page.js",
