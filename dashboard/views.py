@@ -3,7 +3,6 @@ execution stream, through the same endpoints any other client uses."""
 
 import inspect
 
-from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -14,9 +13,7 @@ from executions.engine.registry import get_node_type, node_type_names
 
 @login_required
 def executions_page(request: HttpRequest) -> HttpResponse:
-    refresh_ms = int(settings.DASHBOARD_REFRESH_SECONDS * 1000)
-    context = {"section": "executions", "refresh_ms": refresh_ms}
-    return render(request, "dashboard/executions.html", context)
+    return render(request, "dashboard/executions.html", {"section": "executions"})
 
 
 @login_required

@@ -260,10 +260,6 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
-# Seconds between the dashboard's executions list refreshes (new executions
-# appear this way; those in progress are followed live over their streams).
-DASHBOARD_REFRESH_SECONDS = float(os.environ.get("DASHBOARD_REFRESH_SECONDS", "5"))
-
 # Realtime push.
 # Seconds a socket may go without hearing of new events before it checks the
 # event log itself (a dropped channel-layer message is found this way).

@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-MODULE = Path(__file__).resolve().parents[2] / "dashboard/static/dashboard/execution-stream.js"
+STATIC = Path(__file__).resolve().parents[2] / "dashboard/static/dashboard"
 ORIGIN = "http://stream.test"
 EXECUTION = "0b6f1c1e-7a49-4c1f-9d84-2f1f0c6d7a10"
 
@@ -110,15 +110,23 @@ class EventsEndpoint:
         route.fulfill(status=200, content_type="application/json", body=json.dumps(body))
 
 
-@pytest.fixture
-def harness(page):
-    page.route(f"{ORIGIN}/", lambda route: route.fulfill(content_type="text/html", body=HARNESS))
+def serve_modules(page, harness: str) -> None:
+    """Serve ``harness`` at the origin's root and the dashboard's modules beside it."""
+    page.route(f"{ORIGIN}/", lambda route: route.fulfill(content_type="text/html", body=harness))
     page.route(
-        f"{ORIGIN}/execution-stream.js",
-        lambda route: route.fulfill(content_type="text/javascript", body=MODULE.read_text()),
+        f"{ORIGIN}/*.js",
+        lambda route: route.fulfill(
+            content_type="text/javascript",
+            body=(STATIC / urlsplit(route.request.url).path.lstrip("/")).read_text(),
+        ),
     )
     page.goto(f"{ORIGIN}/")
     page.wait_for_function("window.ready === true")
+
+
+@pytest.fixture
+def harness(page):
+    serve_modules(page, HARNESS)
     return page
 
 

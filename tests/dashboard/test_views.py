@@ -75,6 +75,15 @@ def test_a_csrf_token_that_happens_to_spell_cdn_is_not_an_off_site_reference(use
     assert off_site_references(html) == []
 
 
+def test_executions_page_has_the_feeds_filters(user):
+    html = logged_in(user).get("/").content.decode()
+
+    assert 'id="status-filter"' in html
+    assert 'id="workflow-filter"' in html
+    assert 'id="tag-filter"' in html
+    assert "<th>Tags</th>" in html
+
+
 def test_execution_page_shows_the_execution_and_its_workflow(user):
     execution = make_execution(user, make_workflow(user, name="nightly"))
 
@@ -107,7 +116,17 @@ def test_someone_elses_execution_and_workflow_are_not_found(user, other_user, st
 
 
 def test_static_files_are_served(user):
-    for name in ["execution-stream.js", "dashboard.css", "execution-page.js", "dag.js"]:
+    for name in [
+        "execution-stream.js",
+        "execution-socket.js",
+        "execution-subscriptions.js",
+        "reconnecting-socket.js",
+        "execution-events.js",
+        "executions-page.js",
+        "dashboard.css",
+        "execution-page.js",
+        "dag.js",
+    ]:
         response = Client().get(f"/static/dashboard/{name}")
         assert response.status_code == 200, name
 

@@ -4,7 +4,7 @@
 import { api } from "./api.js";
 import { DagView } from "./dag.js";
 import { ExecutionStream, TERMINAL_STATUSES } from "./execution-stream.js";
-import { formatClock, formatSeconds, formatTime, h, setBadge, show } from "./ui.js";
+import { formatClock, formatSeconds, formatTime, h, setBadge, setConnection, show } from "./ui.js";
 
 const $ = (id) => document.getElementById(id);
 const root = $("execution-page");
@@ -12,15 +12,6 @@ const executionId = root.dataset.executionId;
 const log = $("log");
 const follow = $("follow");
 let dag = null;
-
-const CONNECTION_TEXT = {
-  connecting: "Connecting…",
-  live: "Live",
-  reconnecting: "Reconnecting…",
-  ended: "Ended",
-  failed: "Disconnected",
-  stopped: "Stopped",
-};
 
 function showStatus(message) {
   setBadge($("status"), message.status);
@@ -72,13 +63,6 @@ function appendLog(message) {
   );
   log.append(line);
   if (follow.checked) log.scrollTop = log.scrollHeight;
-}
-
-function showConnection(state, detail) {
-  const element = $("connection");
-  element.dataset.state = state;
-  element.dataset.reconnects = detail.reconnects;
-  element.textContent = CONNECTION_TEXT[state] ?? state;
 }
 
 async function showTimes() {
@@ -150,7 +134,7 @@ async function main() {
       root.dataset.settled = "true"; // the final state, times included, is on the page
     },
     onFail: ({ code }) => show($("error"), `The stream was refused (${code}); reload the page.`),
-    onStateChange: showConnection,
+    onStateChange: (state, detail) => setConnection($("connection"), state, detail),
   }).start();
 }
 

@@ -1,43 +1,76 @@
-// The executions list. New executions appear through a periodic REST refresh;
-// each visible execution that has not ended is followed live over its own stream.
+// The executions list, on one socket: the executions feed with the page's filters
+// brings the newest executions first, then each new one and each change as it happens.
 
-import { api, apiAll } from "./api.js";
-import { ExecutionStream, TERMINAL_STATUSES } from "./execution-stream.js";
-import { badge, formatAgo, formatSeconds, h, progressBar, setBadge, setProgress, show } from "./ui.js";
+import { apiAll } from "./api.js";
+import { TERMINAL_STATUSES } from "./execution-events.js";
+import { ExecutionSocket } from "./execution-socket.js";
+import { badge, formatAgo, formatSeconds, h, progressBar, setBadge, setConnection, setProgress, show } from "./ui.js";
 
-const REFRESH_MS = Number(document.getElementById("executions").dataset.refreshMs) || 5000;
+// Rows kept at most: past it the oldest go, and changes of executions older
+// than the last row are not shown.
+const MAX_ROWS = 500;
+const AGO_REFRESH_MS = 15000;
+
+const $ = (id) => document.getElementById(id);
 const table = document.querySelector("#executions tbody");
-const rows = new Map(); // execution id -> {row, stream}
-const workflowNames = new Map();
-let statusFilter = "";
+const rows = new Map(); // execution id -> {row, state, seq, subscription}
+const filters = readFilters();
+let live = false;
 
-async function loadWorkflowNames(ids) {
-  if (ids.every((id) => workflowNames.has(id))) return;
-  for (const workflow of await apiAll("/workflows")) workflowNames.set(workflow.id, workflow.name);
+const socket = new ExecutionSocket({
+  onStateChange: (state, detail) => {
+    live = state === "live";
+    setConnection($("connection"), state, detail);
+    showEmpty();
+  },
+  onFail: ({ code }) => show($("executions-error"), `The list was refused (${code}); reload the page.`),
+});
+
+/** The filters from the address (`?status=&workflow=&tag=`), so that a filtered list can be linked to. */
+function readFilters() {
+  const query = new URLSearchParams(location.search);
+  return { status: query.get("status") ?? "", workflow: query.get("workflow") ?? "", tag: query.get("tag") ?? "" };
 }
 
-function createRow(execution) {
-  const link = `/executions/${execution.id}/`;
+function writeFilters() {
+  const query = new URLSearchParams(Object.entries(filters).filter(([, value]) => value)).toString();
+  history.replaceState(null, "", query ? `?${query}` : location.pathname);
+}
+
+// Rows
+
+function tagChips(tags) {
+  return tags.map((tag) => h("button", { type: "button", class: "tag", "data-tag": tag, title: `Only “${tag}”` }, tag));
+}
+
+function createRow(state) {
+  const link = `/executions/${state.id}/`;
   const row = h(
     "tr",
-    { "data-execution-id": execution.id, class: "row-link" },
-    h("td", { class: "cell-status" }, badge(execution.status)),
-    h("td", {}, h("a", { href: link, class: "cell-workflow" }, workflowNames.get(execution.workflow_id) ?? "…")),
+    { "data-execution-id": state.id, class: "row-link" },
+    h("td", { class: "cell-status" }, badge(state.status)),
+    h("td", {}, h("a", { href: link, class: "cell-workflow" }, state.workflow_name)),
+    h("td", {}, h("div", { class: "cell-tags" }, tagChips(state.tags))),
     h("td", { class: "col-progress" },
-      h("div", { class: "progress-cell" }, progressBar(execution.progress, execution.status),
-        h("span", { class: "progress-text" }, `${execution.progress}%`))),
-    h("td", { class: "cell-message" }, execution.message),
-    h("td", { class: "cell-created", title: execution.created_at }, formatAgo(execution.created_at)),
-    h("td", { class: "num cell-duration" }, formatSeconds(execution.execution_time)),
+      h("div", { class: "progress-cell" }, progressBar(state.progress, state.status),
+        h("span", { class: "progress-text" }, `${state.progress}%`))),
+    h("td", { class: "cell-message" }, state.message),
+    h("td", { class: "cell-created", title: state.created_at }, formatAgo(state.created_at)),
+    h("td", { class: "num cell-duration" }, formatSeconds(state.execution_time)),
   );
-  row.dataset.status = execution.status;
   row.addEventListener("click", (event) => {
-    if (!event.target.closest("a")) window.location.assign(link);
+    const tag = event.target.closest(".tag");
+    if (tag) applyFilters({ tag: tag.dataset.tag });
+    else if (!event.target.closest("a")) window.location.assign(link);
   });
   return row;
 }
 
-function updateRow(row, state) {
+/** Show `state` (a feed state, or a status message) in the row, unless the row shows a newer one. */
+function updateRow(entry, state, seq) {
+  if (seq <= entry.seq) return;
+  entry.seq = seq;
+  const { row } = entry;
   setBadge(row.querySelector(".badge"), state.status);
   setProgress(row.querySelector(".progress"), state.progress, state.status);
   row.querySelector(".progress-text").textContent = `${state.progress}%`;
@@ -46,61 +79,116 @@ function updateRow(row, state) {
   row.dataset.status = state.status;
 }
 
-function followLive(entry, execution) {
-  if (entry.stream || TERMINAL_STATUSES.has(execution.status)) return;
-  entry.stream = new ExecutionStream(execution.id, {
-    onStatus: (message) => updateRow(entry.row, message),
-    onEnd: () => {
-      entry.stream = null;
+/** Newest first: by creation time, then id, as the feed's first executions come. */
+function isNewer(state, other) {
+  return state.created_at > other.created_at || (state.created_at === other.created_at && state.id > other.id);
+}
+
+function insertRow(entry) {
+  const before = [...table.children].find((row) => isNewer(entry.state, rows.get(row.dataset.executionId).state));
+  table.insertBefore(entry.row, before ?? null);
+}
+
+function oldestEntry() {
+  return rows.get(table.lastElementChild?.dataset.executionId);
+}
+
+function removeRow(id) {
+  const entry = rows.get(id);
+  if (!entry) return;
+  entry.subscription?.stop();
+  entry.row.remove();
+  rows.delete(id);
+}
+
+// The feed
+
+function showExecution(state) {
+  const entry = rows.get(state.id);
+  if (entry) {
+    updateRow(entry, state, state.last_seq);
+  } else {
+    const oldest = oldestEntry();
+    if (rows.size >= MAX_ROWS && oldest && !isNewer(state, oldest.state)) return;
+    const created = { row: createRow(state), state, seq: -1, subscription: null };
+    updateRow(created, state, state.last_seq);
+    rows.set(state.id, created);
+    insertRow(created);
+    while (rows.size > MAX_ROWS) removeRow(oldestEntry().state.id);
+    followOutOfFilter(created);
+  }
+  showEmpty();
+}
+
+/** The feed sends only states that match its filter: when an execution's status
+ * leaves the status filter (running, then completed) it says nothing more of it.
+ * Such a row follows its execution's status on the same socket, from the feed's seq. */
+function followOutOfFilter(entry) {
+  if (!filters.status || TERMINAL_STATUSES.has(entry.state.status)) return;
+  entry.subscription = socket.subscribe(entry.state.id, {
+    lastSeq: entry.seq,
+    onStatus: (message) => {
+      updateRow(entry, message, message.seq);
+      if (message.status !== filters.status) removeRow(entry.state.id);
     },
-  }).start();
+    onEnd: () => (entry.subscription = null),
+    onFail: () => (entry.subscription = null),
+  });
 }
 
-async function refresh() {
-  const query = statusFilter ? `?status=${statusFilter}` : "";
-  const page = await api("GET", `/executions${query}`);
-  await loadWorkflowNames(page.results.map((execution) => execution.workflow_id));
-  const visible = new Set();
-  for (const execution of page.results) {
-    visible.add(execution.id);
-    let entry = rows.get(execution.id);
-    if (!entry) {
-      entry = { row: createRow(execution), stream: null };
-      rows.set(execution.id, entry);
-    } else if (!entry.stream) {
-      updateRow(entry.row, execution); // a live stream knows better than this page
-    }
-    entry.row.querySelector(".cell-created").textContent = formatAgo(execution.created_at);
-    table.append(entry.row); // in the API's order
-    followLive(entry, execution);
-  }
-  for (const [id, entry] of rows) {
-    if (visible.has(id)) continue;
-    entry.stream?.stop();
-    entry.row.remove();
-    rows.delete(id);
-  }
-  document.getElementById("executions-empty").hidden = rows.size > 0;
-  show(document.getElementById("executions-error"), "");
+function followFeed() {
+  for (const id of [...rows.keys()]) removeRow(id);
+  socket.feed(
+    { status: filters.status ? [filters.status] : [], workflow_id: filters.workflow, tag: filters.tag },
+    {
+      onExecution: showExecution,
+      onFail: ({ reason }) => show($("executions-error"), `The list could not be followed: ${reason}`),
+    },
+  );
+  show($("executions-error"), "");
+  showEmpty();
 }
 
-async function refreshSafely() {
-  try {
-    await refresh();
-  } catch (error) {
-    show(document.getElementById("executions-error"), `Could not refresh: ${error.message}`);
-  }
+function showEmpty() {
+  $("executions-empty").hidden = !live || rows.size > 0;
 }
 
-document.getElementById("status-filter").addEventListener("click", (event) => {
+// Filters
+
+function applyFilters(changed) {
+  Object.assign(filters, changed);
+  showFilters();
+  writeFilters();
+  followFeed();
+}
+
+function showFilters() {
+  for (const button of $("status-filter").children) {
+    button.setAttribute("aria-pressed", button.dataset.status === filters.status);
+  }
+  $("workflow-filter").value = filters.workflow;
+  $("tag-filter").value = filters.tag;
+}
+
+async function loadWorkflows() {
+  const select = $("workflow-filter");
+  for (const workflow of await apiAll("/workflows")) {
+    select.append(h("option", { value: workflow.id }, workflow.name));
+  }
+  select.value = filters.workflow;
+}
+
+$("status-filter").addEventListener("click", (event) => {
   const button = event.target.closest("button");
-  if (!button) return;
-  statusFilter = button.dataset.status;
-  for (const other of button.parentElement.children) other.setAttribute("aria-pressed", other === button);
-  refreshSafely();
+  if (button) applyFilters({ status: button.dataset.status });
 });
-document.addEventListener("visibilitychange", () => {
-  if (document.visibilityState === "visible") refreshSafely();
-});
-setInterval(refreshSafely, REFRESH_MS);
-refreshSafely();
+$("workflow-filter").addEventListener("change", (event) => applyFilters({ workflow: event.target.value }));
+$("tag-filter").addEventListener("change", (event) => applyFilters({ tag: event.target.value.trim() }));
+setInterval(() => {
+  for (const { row, state } of rows.values()) row.querySelector(".cell-created").textContent = formatAgo(state.created_at);
+}, AGO_REFRESH_MS);
+
+showFilters();
+followFeed();
+socket.start();
+loadWorkflows().catch((error) => show($("executions-error"), `Could not list the workflows: ${error.message}`));

@@ -24,6 +24,22 @@ export function h(tag, attributes = {}, ...children) {
   return element;
 }
 
+const CONNECTION_TEXT = {
+  connecting: "Connecting…",
+  live: "Live",
+  reconnecting: "Reconnecting…",
+  ended: "Ended",
+  failed: "Disconnected",
+  stopped: "Stopped",
+};
+
+/** Show a socket's state (an `onStateChange` of ExecutionStream or ExecutionSocket) in `element`. */
+export function setConnection(element, state, detail) {
+  element.dataset.state = state;
+  element.dataset.reconnects = detail.reconnects;
+  element.textContent = CONNECTION_TEXT[state] ?? state;
+}
+
 export function badge(status) {
   return h("span", { class: "badge", "data-status": status }, STATUS_LABELS[status] ?? status);
 }

@@ -1,0 +1,174 @@
+/**
+ * ExecutionSocket: many executions, and the live list of executions, on one
+ * socket (`/api/v1/ws`; docs/protocol.md, "One socket for many executions").
+ * A plain ES module with no dependencies, like ExecutionStream, with which it
+ * shares the connection (heartbeat, backoff, reconnect) and the ordered delivery.
+ *
+ *   import { ExecutionSocket } from "/static/dashboard/execution-socket.js";
+ *
+ *   const socket = new ExecutionSocket({ onStateChange: (state) => showConnection(state) }).start();
+ *   const run = socket.subscribe(executionId, {
+ *     lastSeq: 0,                 // replay every event; leave out for a snapshot first
+ *     onStatus: (message) => render(message),
+ *     onEnd: (message) => done(message),     // the terminal status; the subscription ended
+ *   });
+ *   const list = socket.feed({ status: ["running"] }, {
+ *     onExecution: (execution) => showRow(execution),   // each newer state of each execution
+ *   });
+ *   run.stop(); list.stop(); socket.stop();
+ *
+ * Each subscription gets what ExecutionStream would: every event once, in `seq`
+ * order (gaps filled from the events endpoint, a cut result read whole), until
+ * the terminal status. The feed calls `onExecution` only with a state newer
+ * (higher `last_seq`) than the one it had of that execution. After a lost
+ * connection every subscription is resubscribed with its last `seq`, and the
+ * feed with its last cursor, so nothing is missed and nothing comes twice.
+ */
+
+import { FEED, Feed, Subscription } from "./execution-subscriptions.js";
+import { CONNECTION_DEFAULTS, ReconnectingSocket, withDefaults } from "./reconnecting-socket.js";
+
+const DEFAULTS = {
+  ...CONNECTION_DEFAULTS,
+  // Subscribe and unsubscribe requests sent in any one second at most: half the
+  // server's REALTIME_MAX_SUBSCRIBES_PER_SECOND, so that two of these windows
+  // never add up to more than its one.
+  subscribesPerSecond: 250,
+};
+
+export class ExecutionSocket extends ReconnectingSocket {
+  /** @param {object} options  see DEFAULTS (and ExecutionStream's); every callback is optional. */
+  constructor(options = {}) {
+    super(withDefaults(DEFAULTS, options));
+    /** The subscriptions being followed, by execution id. */
+    this.subscriptions = new Map();
+    this._feed = null;
+    // Whether the server has (or is being asked for) the current feed, and
+    // whether an unsubscribe of an earlier one is still unanswered: until it
+    // is, what arrives for a feed is the earlier one's.
+    this._feedAsked = false;
+    this._feedDraining = false;
+    this._requests = [];
+    this._window = { start: 0, sent: 0 };
+    this._pumping = null;
+  }
+
+  /** Follow one execution; see SUBSCRIPTION_DEFAULTS in execution-subscriptions.js for the options. */
+  subscribe(executionId, options = {}) {
+    if (this.subscriptions.has(executionId)) {
+      throw new Error(`Execution ${executionId} is followed already: stop() that subscription first.`);
+    }
+    const subscription = new Subscription(this, executionId, options);
+    this.subscriptions.set(executionId, subscription);
+    this._request(() => (subscription.active ? subscription.subscribeMessage() : null));
+    return subscription;
+  }
+
+  /** Stop following `executionId` (as its subscription's `stop()`). */
+  unsubscribe(executionId) {
+    this.subscriptions.get(executionId)?.stop();
+  }
+
+  /** Follow the executions feed with `filter` ({workflow_id, status: [...], tag});
+   * it replaces the socket's feed, if it has one. See FEED_DEFAULTS in execution-subscriptions.js for the options. */
+  feed(filter, options = {}) {
+    this._feed?.stop();
+    this._feed = new Feed(this, filter, options);
+    this._feedSubscribe(this._feed);
+    return this._feed;
+  }
+
+  socketUrl() {
+    return this.websocketUrl("/api/v1/ws");
+  }
+
+  /** A new connection: every subscription and the feed again, from where they are. */
+  opened() {
+    this._requests = [];
+    this._window = { start: 0, sent: 0 };
+    this._feedAsked = false;
+    this._feedDraining = false;
+    for (const subscription of this.subscriptions.values()) {
+      this._request(() => (subscription.active ? subscription.subscribeMessage() : null));
+    }
+    if (this._feed) this._feedSubscribe(this._feed);
+  }
+
+  received(message) {
+    if ("feed" in message) return this._feedMessage(message);
+    if (!("execution_id" in message)) {
+      if (message.type === "error") this.options.onError(message);
+      return; // a newer server's message: ignore
+    }
+    if (message.type !== "error") this.connectionProven();
+    this.subscriptions.get(message.execution_id)?.received(message);
+  }
+
+  // The feed
+
+  _feedMessage(message) {
+    if (message.type === "unsubscribed") {
+      if (!this._feedDraining) return;
+      this._feedDraining = false;
+      if (this._feed && !this._feedAsked) this._feedSubscribe(this._feed);
+    } else if (!this._feedDraining && this._feed) {
+      if (message.type === "execution") this.connectionProven();
+      this._feed.received(message);
+    }
+  }
+
+  _feedSubscribe(feed) {
+    if (!this.isOpen || this._feedDraining || feed !== this._feed) return;
+    this._feedAsked = true;
+    this._request(() => (feed.active && feed === this._feed ? feed.subscribeMessage() : null));
+  }
+
+  /** `feed` stopped (or was refused: `answered`, the server has none). */
+  _feedStopped(feed, { answered = false } = {}) {
+    if (feed !== this._feed) return;
+    this._feed = null;
+    if (this._feedAsked && !answered && this.isOpen) {
+      this._feedDraining = true;
+      this._request(() => ({ type: "unsubscribe", feed: FEED }));
+    }
+    this._feedAsked = false;
+  }
+
+  // Requests, paced under the server's subscribe rate
+
+  _request(build) {
+    if (!this.isOpen) return; // `opened` subscribes again from the state as it is then
+    this._requests.push(build);
+    this._pump();
+  }
+
+  _pump() {
+    if (this._pumping) return;
+    const now = Date.now();
+    if (now - this._window.start >= 1000) this._window = { start: now, sent: 0 };
+    while (this._requests.length && this._window.sent < this.options.subscribesPerSecond) {
+      if (!this.isOpen) return;
+      const message = this._requests.shift()();
+      if (message && this.send(message)) this._window.sent += 1;
+    }
+    if (this._requests.length) {
+      this._pumping = setTimeout(() => {
+        this._pumping = null;
+        this._pump();
+      }, this._window.start + 1000 - now);
+    }
+  }
+
+  _forget(subscription) {
+    if (this.subscriptions.get(subscription.executionId) === subscription) {
+      this.subscriptions.delete(subscription.executionId);
+    }
+  }
+
+  _teardown() {
+    clearTimeout(this._pumping);
+    this._pumping = null;
+    this._requests = [];
+    super._teardown();
+  }
+}
