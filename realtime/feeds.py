@@ -15,9 +15,14 @@ Each ``execution`` message carries a cursor from which a resume misses
 nothing sent after it: the new cursor on the last message of a read, the
 cursor the read started from on the others. A state is sent only when its
 ``last_seq`` is newer than the one sent before for that execution.
+
+With a status filter, an execution the feed sent that then changes to a
+status outside the filter gets one more message, that state, so that a
+client's list can let it go (a "running" list sees its executions end).
 """
 
 import asyncio
+import dataclasses
 import logging
 from collections import OrderedDict
 from functools import cached_property
@@ -68,6 +73,8 @@ class FeedSubscription:
         self.socket = socket
         self.name = EXECUTIONS_FEED
         self.filter = feed_filter
+        # Changes are read whatever their status, to see those leaving the filter.
+        self.changes_filter = dataclasses.replace(feed_filter, statuses=frozenset())
         self.cursor = cursor
         self.user_id = user.pk
         self.is_staff = user.is_staff
@@ -138,8 +145,9 @@ class FeedSubscription:
         more = True
         while more and not self.ending:
             self._last_read = loop.time()
-            page = await db_read(feed_read)(self.viewer(), self.filter, self.cursor)
-            fresh = [state for state in page.states if self.is_new(state)]
+            chosen = self.filter if self.cursor is None else self.changes_filter
+            page = await db_read(feed_read)(self.viewer(), chosen, self.cursor)
+            fresh = [state for state in page.states if self.is_new(state) and self.shown(state)]
             for index, state in enumerate(fresh):
                 if self.ending:
                     return
@@ -152,11 +160,20 @@ class FeedSubscription:
             self.cursor = page.cursor
             more = page.more
 
+    def shown(self, state: dict) -> bool:
+        """Whether the state passes the status filter, or leaves it (sent once more)."""
+        statuses = self.filter.statuses
+        return not statuses or state["status"] in statuses or state["id"] in self.sent
+
     def is_new(self, state: dict) -> bool:
         sent = self.sent.get(state["id"])
         return sent is None or state["last_seq"] > sent
 
     def remember(self, state: dict) -> None:
+        statuses = self.filter.statuses
+        if statuses and state["status"] not in statuses:
+            self.sent.pop(state["id"], None)  # it left the filter: told once
+            return
         self.sent[state["id"]] = state["last_seq"]
         self.sent.move_to_end(state["id"])
         while len(self.sent) > REMEMBERED:

@@ -224,3 +224,24 @@ async def test_unsubscribing_from_the_feed_stops_it(user, no_dispatch):
         await new_execution(user)
         await asyncio.sleep(0.3)
         await assert_open(socket)  # the pong is the next message: nothing of the feed came
+
+
+async def test_an_execution_leaving_a_status_filter_is_sent_once_more(user, no_dispatch):
+    async with open_socket(MULTIPLEX, bearer(await new_token(user))) as socket:
+        await subscribe_feed(socket, filter={"status": ["running"]})
+        never_ran = await new_execution(user)
+        ran = await new_execution(user)
+        await record(services.execution_start, execution_id=ran.id)
+        messages = await states_until(socket, lambda m: len(m) == 1)
+        await record(services.execution_complete, execution_id=ran.id, result=1)
+        messages += await states_until(
+            socket, lambda m: m and m[-1]["execution"]["status"] != "running"
+        )
+        # A later change of one that left (or never entered) the filter: nothing.
+        await record(services.execution_cancel, execution_id=never_ran.id)
+        await asyncio.sleep(0.3)
+        await assert_open(socket)
+    assert {m["execution"]["id"] for m in messages} == {str(ran.id)}
+    *running, left = [m["execution"] for m in messages]
+    assert {s["status"] for s in running} == {"running"}
+    assert left["status"] == "completed"
