@@ -24,6 +24,7 @@ client's list can let it go (a "running" list sees its executions end).
 import asyncio
 import dataclasses
 import logging
+import weakref
 from collections import OrderedDict
 from functools import cached_property
 from typing import Any
@@ -43,6 +44,23 @@ FEED_GROUP = "executions.feed"
 EXECUTIONS_FEED = "executions"
 # The shortest time between two reads of one feed, in seconds.
 READ_INTERVAL = 0.025
+# Feed reads one event loop runs at once; the others wait their turn, and the
+# changes each waited for are one read when it comes. Without a bound, ten
+# feeds read up to 400 times a second and starve the rest of the process.
+READS_AT_ONCE = 2
+_read_turns: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore]" = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def read_turn() -> asyncio.Semaphore:
+    """The running loop's turns for feed reads."""
+    loop = asyncio.get_running_loop()
+    if loop not in _read_turns:
+        _read_turns[loop] = asyncio.Semaphore(READS_AT_ONCE)
+    return _read_turns[loop]
+
+
 # Executions whose last sent ``last_seq`` a feed remembers, to send each state once.
 REMEMBERED = 10_000
 
@@ -135,8 +153,9 @@ class FeedSubscription:
             wait = self._last_read + READ_INTERVAL - loop.time()
             if wait > 0:
                 await asyncio.sleep(wait)
-            self._wanted = False
-            async with self.lock:
+            async with read_turn(), self.lock:
+                # What was announced while waiting for the turn is in this read.
+                self._wanted = False
                 await self.read_locked()
 
     async def read_locked(self) -> None:
