@@ -84,6 +84,24 @@ class FeedFilter:
             and (self.tag is None or self.tag in execution.tags)
         )
 
+    def admits(self, state: dict, *, any_status: bool = False) -> bool:
+        """``matches`` for a state as ``feed_state`` made it; with ``any_status``,
+        whatever its status."""
+        return (
+            (self.workflow_id is None or state["workflow_id"] == str(self.workflow_id))
+            and (any_status or not self.statuses or state["status"] in self.statuses)
+            and (self.tag is None or self.tag in state["tags"])
+        )
+
+
+class FeedChanges(NamedTuple):
+    """One read of every execution's changes (``feed_changes``): ``(owner id, state)``
+    pairs, the cursor to read on from, and whether more are waiting."""
+
+    changes: list[tuple[Any, dict]]
+    cursor: str
+    more: bool
+
 
 class FeedPage(NamedTuple):
     """One read: the executions' states, the cursor to read on from, and whether
@@ -217,8 +235,33 @@ def feed_read(
     return _changes(executions, after, floor, limit)
 
 
+def feed_changes(cursor: str, *, limit: int = FEED_PAGE_SIZE) -> FeedChanges:
+    """Every execution changed after ``cursor``, whoever may see it, at most
+    ``limit``: one read a server makes for all its feeds, each of which keeps
+    what its filter (``FeedFilter.admits``) and its user may see."""
+    if not 1 <= limit <= FEED_PAGE_MAX:
+        raise ValueError(f"limit is {limit}; read 1 to {FEED_PAGE_MAX} executions at a time.")
+    after = _cursor_decode(cursor)
+    floor, horizon = _cursor_now()
+    _cursor_check(after, horizon)
+    rows, resume, more = _changed_rows(executions_for_feed(), after, floor, limit)
+    return FeedChanges([(e.owner_id, feed_state(e)) for e in rows], resume, more)
+
+
+def cursor_floor(cursor: str) -> int:
+    """The position of a cursor this database gave out, to tell the oldest of several."""
+    return _cursor_decode(cursor).floor
+
+
 def _changes(executions: QuerySet, after: _Cursor, floor: int, limit: int) -> FeedPage:
     """The page of changes after ``after``; ``floor``: the cursor taken now."""
+    rows, resume, more = _changed_rows(executions, after, floor, limit)
+    return FeedPage([feed_state(execution) for execution in rows], resume, more)
+
+
+def _changed_rows(
+    executions: QuerySet, after: _Cursor, floor: int, limit: int
+) -> tuple[list[Execution], str, bool]:
     if after.after is None:
         changed = executions.filter(feed_mark__gte=after.floor)
         # The floor the whole read goes on from, once its pages run out.
@@ -231,11 +274,10 @@ def _changes(executions: QuerySet, after: _Cursor, floor: int, limit: int) -> Fe
         resume = after.floor
     rows = list(changed.order_by("feed_mark", "id")[: limit + 1])
     page = rows[:limit]
-    states = [feed_state(execution) for execution in page]
     if len(rows) <= limit:
-        return FeedPage(states, _Cursor(resume).encode(), more=False)
+        return page, _Cursor(resume).encode(), False
     last = page[-1]
-    return FeedPage(states, _Cursor(resume, (last.feed_mark, last.id)).encode(), more=True)
+    return page, _Cursor(resume, (last.feed_mark, last.id)).encode(), True
 
 
 def _matching(user: AbstractBaseUser | AnonymousUser, feed_filter: FeedFilter) -> QuerySet:

@@ -1,15 +1,20 @@
 """The executions feed on ``/api/v1/ws``: each matching execution's state as it changes.
 
-A feed never relies on the channel layer for what it sends: each read is
-``executions.feed.feed_read`` from the feed's cursor, which returns every
-execution that changed after it, in its current state. The layer only says
-when to read: each stored ``status`` event (a creation, a change of status,
-progress or message) is announced to ``FEED_GROUP`` with its execution's
-owner, and a feed that may see it reads at once, or, when it read less than
-``READ_INTERVAL`` ago, when that much has passed (so a burst of changes is one
-read, and the latest state). The socket's watchdog also wakes every feed
-once per ``REALTIME_RECHECK_INTERVAL``, so an announcement the layer dropped
-delays a change by about that much, and never loses it.
+A feed never relies on the channel layer for what it sends: what it sends
+comes from reads of the database from a cursor, which return every
+execution that changed after it, in its current state. A feed's first read
+is its own (``feed_read``: the backlog, or the changes after the client's
+cursor). After that, one ``FeedHub`` per event loop reads the changes of all
+executions (``feed_changes``) from the oldest cursor of its feeds, once for
+all of them, and hands each feed what its filter and its user let it see.
+
+The layer only says when to read: each stored ``status`` event (a creation,
+a change of status, progress or message) is announced to ``FEED_GROUP`` with
+its execution's owner, and the hub reads at once, or, when it read less
+than ``READ_INTERVAL`` ago, when that much has passed (so a burst of changes
+is one read, and the latest states). The sockets' watchdog also wakes the
+hub once per ``REALTIME_RECHECK_INTERVAL``, so an announcement the layer
+dropped delays a change by about that much, and never loses it.
 
 Each ``execution`` message carries a cursor from which a resume misses
 nothing sent after it: the new cursor on the last message of a read, the
@@ -22,7 +27,6 @@ client's list can let it go (a "running" list sees its executions end).
 """
 
 import asyncio
-import dataclasses
 import logging
 import weakref
 from collections import OrderedDict
@@ -32,7 +36,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 
 from executions.exceptions import FeedCursorInvalid
-from executions.feed import FeedFilter, feed_read
+from executions.feed import FeedFilter, cursor_floor, feed_changes, feed_read
 from executions.models import ExecutionEvent
 from realtime.db import db_read
 from realtime.fanout import fanout
@@ -42,25 +46,8 @@ logger = logging.getLogger(__name__)
 
 FEED_GROUP = "executions.feed"
 EXECUTIONS_FEED = "executions"
-# The shortest time between two reads of one feed, in seconds.
+# The shortest time between two reads of the changes, in seconds.
 READ_INTERVAL = 0.025
-# Feed reads one event loop runs at once; the others wait their turn, and the
-# changes each waited for are one read when it comes. Without a bound, ten
-# feeds read up to 400 times a second and starve the rest of the process.
-READS_AT_ONCE = 2
-_read_turns: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore]" = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def read_turn() -> asyncio.Semaphore:
-    """The running loop's turns for feed reads."""
-    loop = asyncio.get_running_loop()
-    if loop not in _read_turns:
-        _read_turns[loop] = asyncio.Semaphore(READS_AT_ONCE)
-    return _read_turns[loop]
-
-
 # Executions whose last sent ``last_seq`` a feed remembers, to send each state once.
 REMEMBERED = 10_000
 
@@ -72,27 +59,105 @@ def feed_announcement(execution_id: Any, owner_id: Any) -> dict:
 
 def announce_change(event: ExecutionEvent) -> None:
     """Tell the feeds that ``event`` (a committed ``status`` event) changed its execution."""
-    # The owner lets each feed tell whether it may see the change (None: every feed reads).
+    # The owner lets the hub tell whether a feed may see the change (None: read anyway).
     cached = ExecutionEvent.execution.is_cached(event)
     owner_id = event.execution.owner_id if cached else None
     publish(FEED_GROUP, feed_announcement(event.execution_id, owner_id))
+
+
+class FeedHub:
+    """The running loop's feeds, and the one read of changes they share (``hub()``)."""
+
+    def __init__(self) -> None:
+        self.feeds: set[FeedSubscription] = set()
+        self._joined = False
+        self._reading: asyncio.Task | None = None
+        self._wanted = False
+        self._last_read = float("-inf")
+
+    async def add(self, feed: "FeedSubscription") -> None:
+        """Hand ``feed`` the changes after its cursor from now on."""
+        self.feeds.add(feed)
+        if not self._joined:
+            self._joined = True
+            await fanout().join(FEED_GROUP, self)
+        self.wake()  # what changed since the feed's own read
+
+    async def discard(self, feed: "FeedSubscription") -> None:
+        self.feeds.discard(feed)
+        if not self.feeds and self._joined:
+            self._joined = False
+            try:
+                await fanout().leave(FEED_GROUP, self)
+            except Exception:
+                logger.warning("The feeds could not leave %s", FEED_GROUP, exc_info=True)
+
+    def deliver(self, message: dict) -> None:
+        """Called by ``realtime.fanout`` with each announcement; must not wait."""
+        if message.get("type") != "feed.changed":
+            return
+        owner_id = message.get("owner_id")
+        if any(feed.may_see(owner_id) for feed in self.feeds):
+            self.wake()
+
+    def wake(self) -> None:
+        """Read again soon (a read running now is followed by another)."""
+        self._wanted = True
+        if self._reading is None or self._reading.done():
+            self._reading = asyncio.get_running_loop().create_task(self.read_while_wanted())
+
+    async def read_while_wanted(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._wanted and self.feeds:
+            wait = self._last_read + READ_INTERVAL - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            self._wanted = False
+            self._last_read = loop.time()
+            try:
+                await self.read()
+            except Exception:
+                logger.exception("The executions feeds could not read the changes; retrying")
+                await asyncio.sleep(1)
+                self._wanted = True
+
+    async def read(self) -> None:
+        """Read the changes after the oldest cursor, page after page, and hand each
+        feed its share; then every feed goes on from the same cursor."""
+        feeds = [feed for feed in self.feeds if not feed.ending]
+        if not feeds:
+            return
+        cursor = min((feed.cursor for feed in feeds), key=cursor_floor)
+        more = True
+        while more:
+            changes = await db_read(feed_changes)(cursor)
+            more = changes.more
+            for feed in feeds:
+                await feed.take(changes.changes, changes.cursor)
+            cursor = changes.cursor
+
+
+_hubs: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, FeedHub]" = weakref.WeakKeyDictionary()
+
+
+def hub() -> FeedHub:
+    """The feeds of the running event loop."""
+    loop = asyncio.get_running_loop()
+    if loop not in _hubs:
+        _hubs[loop] = FeedHub()
+    return _hubs[loop]
 
 
 class FeedSubscription:
     """One socket's subscription to the executions feed."""
 
     finished = False
-    _joined = False
-    _reading: asyncio.Task | None = None
-    _wanted = False
-    _last_read = float("-inf")
+    _added = False
 
     def __init__(self, socket, feed_filter: FeedFilter, cursor: str | None, user):
         self.socket = socket
         self.name = EXECUTIONS_FEED
         self.filter = feed_filter
-        # Changes are read whatever their status, to see those leaving the filter.
-        self.changes_filter = dataclasses.replace(feed_filter, statuses=frozenset())
         self.cursor = cursor
         self.user_id = user.pk
         self.is_staff = user.is_staff
@@ -106,78 +171,76 @@ class FeedSubscription:
     def ending(self) -> bool:
         return self.finished or self.socket.ending
 
+    def may_see(self, owner_id: Any) -> bool:
+        """Whether this feed's user may see executions of ``owner_id`` (None: unknown)."""
+        return self.is_staff or owner_id is None or owner_id == self.user_id
+
     def viewer(self):
         """The user as of the last access check (``is_staff`` may have changed since connect)."""
         return get_user_model()(pk=self.user_id, is_staff=self.is_staff)
 
     async def open(self) -> bool:
-        """Join the announcements, then send the first read (the backlog, or what
-        changed after the cursor). False (and refused) for a bad cursor."""
-        await fanout().join(FEED_GROUP, self)
-        self._joined = True
+        """Send the first read (the backlog, or what changed after the cursor), then
+        take the hub's reads. False (and refused) for a bad cursor."""
         async with self.lock:
             try:
-                await self.read_locked()
+                await self.first_read_locked()
             except FeedCursorInvalid as error:
                 self.finished = True
                 await self.socket.feed_refused(self, str(error))
                 return False
+            self._added = True
+            await hub().add(self)
         return True
 
     async def leave(self) -> None:
         self.finished = True
-        if self._joined:
-            self._joined = False
-            try:
-                await fanout().leave(FEED_GROUP, self)
-            except Exception:
-                logger.warning("A feed could not leave %s", FEED_GROUP, exc_info=True)
-
-    def deliver(self, message: dict) -> None:
-        """Called by ``realtime.fanout`` with each announcement; must not wait."""
-        if message.get("type") != "feed.changed" or self.ending:
-            return
-        owner_id = message.get("owner_id")
-        if self.is_staff or owner_id is None or owner_id == self.user_id:
-            self.wake()
+        if self._added:
+            self._added = False
+            await hub().discard(self)
 
     def wake(self) -> None:
-        """Read again soon (a read running now is followed by another)."""
-        self._wanted = True
-        if self._reading is None or self._reading.done():
-            self._reading = self.socket.spawn(self.read_while_wanted())
+        """The watchdog's periodic nudge: read the changes soon."""
+        if self._added and not self.ending:
+            hub().wake()
 
-    async def read_while_wanted(self) -> None:
-        loop = asyncio.get_running_loop()
-        while self._wanted and not self.ending:
-            wait = self._last_read + READ_INTERVAL - loop.time()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            async with read_turn(), self.lock:
-                # What was announced while waiting for the turn is in this read.
-                self._wanted = False
-                await self.read_locked()
-
-    async def read_locked(self) -> None:
-        """Read from the cursor, page after page, sending every newer state."""
-        loop = asyncio.get_running_loop()
+    async def first_read_locked(self) -> None:
         more = True
         while more and not self.ending:
-            self._last_read = loop.time()
-            chosen = self.filter if self.cursor is None else self.changes_filter
-            page = await db_read(feed_read)(self.viewer(), chosen, self.cursor)
-            fresh = [state for state in page.states if self.is_new(state) and self.shown(state)]
-            for index, state in enumerate(fresh):
-                if self.ending:
-                    return
-                last = index == len(fresh) - 1
-                cursor = page.cursor if last or self.cursor is None else self.cursor
-                await self.socket.send_json(
-                    {"type": "execution", "feed": self.name, "execution": state, "cursor": cursor}
-                )
-                self.remember(state)
-            self.cursor = page.cursor
+            page = await db_read(feed_read)(self.viewer(), self.filter, self.cursor)
+            await self.send_locked(
+                [state for state in page.states if self.is_new(state)], page.cursor
+            )
             more = page.more
+
+    async def take(self, changes: list[tuple[Any, dict]], cursor: str) -> None:
+        """The hub's read: send what this feed's user and filter let it see."""
+        if self.ending:
+            return
+        async with self.lock:
+            fresh = [
+                state
+                for owner_id, state in changes
+                if (self.is_staff or owner_id == self.user_id)
+                and self.filter.admits(state, any_status=True)
+                and self.shown(state)
+                and self.is_new(state)
+            ]
+            await self.send_locked(fresh, cursor)
+
+    async def send_locked(self, states: list[dict], cursor: str) -> None:
+        """Send ``states``; the last carries ``cursor``, the others the cursor this
+        read started from (a resume from either misses nothing)."""
+        for index, state in enumerate(states):
+            if self.ending:
+                return
+            last = index == len(states) - 1
+            shown = cursor if last or self.cursor is None else self.cursor
+            await self.socket.send_json(
+                {"type": "execution", "feed": self.name, "execution": state, "cursor": shown}
+            )
+            self.remember(state)
+        self.cursor = cursor
 
     def shown(self, state: dict) -> bool:
         """Whether the state passes the status filter, or leaves it (sent once more)."""

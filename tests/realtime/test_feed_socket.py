@@ -1,6 +1,7 @@
 """The executions feed on /api/v1/ws: states as they change, filtered, resumable."""
 
 import asyncio
+from contextlib import AsyncExitStack
 
 import pytest
 from channels.db import database_sync_to_async
@@ -245,3 +246,33 @@ async def test_an_execution_leaving_a_status_filter_is_sent_once_more(user, no_d
     *running, left = [m["execution"] for m in messages]
     assert {s["status"] for s in running} == {"running"}
     assert left["status"] == "completed"
+
+
+async def test_many_feeds_of_one_process_share_one_read_of_the_changes(
+    user, no_dispatch, monkeypatch, settings
+):
+    settings.REALTIME_RECHECK_INTERVAL = 60  # only announcements start reads here
+    import realtime.feeds
+
+    reads = []
+    changes = realtime.feeds.feed_changes
+
+    def counted(cursor, **kwargs):
+        reads.append(cursor)
+        return changes(cursor, **kwargs)
+
+    monkeypatch.setattr(realtime.feeds, "feed_changes", counted)
+    token = await new_token(user)
+    async with AsyncExitStack() as stack:
+        sockets = [
+            await stack.enter_async_context(open_socket(MULTIPLEX, bearer(token))) for _ in range(5)
+        ]
+        for socket in sockets:
+            await subscribe_feed(socket)
+        await asyncio.sleep(0.2)  # each feed's own first read, and the hub's catch-up
+        before = len(reads)
+        created = await new_execution(user)
+        for socket in sockets:
+            [message] = await states_until(socket, lambda m: len(m) == 1)
+            assert message["execution"]["id"] == str(created.id)
+        assert len(reads) - before == 1, reads[before:]
