@@ -2,7 +2,6 @@
 // brings the newest executions first, then each new one and each change as it happens.
 
 import { apiAll } from "./api.js";
-import { TERMINAL_STATUSES } from "./execution-events.js";
 import { ExecutionSocket } from "./execution-socket.js";
 import { badge, formatAgo, formatSeconds, h, progressBar, setBadge, setConnection, setProgress, show } from "./ui.js";
 
@@ -13,7 +12,7 @@ const AGO_REFRESH_MS = 15000;
 
 const $ = (id) => document.getElementById(id);
 const table = document.querySelector("#executions tbody");
-const rows = new Map(); // execution id -> {row, state, seq, subscription}
+const rows = new Map(); // execution id -> {row, state, seq}
 const filters = readFilters();
 let live = false;
 
@@ -96,7 +95,6 @@ function oldestEntry() {
 function removeRow(id) {
   const entry = rows.get(id);
   if (!entry) return;
-  entry.subscription?.stop();
   entry.row.remove();
   rows.delete(id);
 }
@@ -105,35 +103,24 @@ function removeRow(id) {
 
 function showExecution(state) {
   const entry = rows.get(state.id);
+  if (filters.status && state.status !== filters.status) {
+    // The feed tells of an execution leaving its status filter once, with that state.
+    removeRow(state.id);
+    showEmpty();
+    return;
+  }
   if (entry) {
     updateRow(entry, state, state.last_seq);
   } else {
     const oldest = oldestEntry();
     if (rows.size >= MAX_ROWS && oldest && !isNewer(state, oldest.state)) return;
-    const created = { row: createRow(state), state, seq: -1, subscription: null };
+    const created = { row: createRow(state), state, seq: -1 };
     updateRow(created, state, state.last_seq);
     rows.set(state.id, created);
     insertRow(created);
     while (rows.size > MAX_ROWS) removeRow(oldestEntry().state.id);
-    followOutOfFilter(created);
   }
   showEmpty();
-}
-
-/** The feed sends only states that match its filter: when an execution's status
- * leaves the status filter (running, then completed) it says nothing more of it.
- * Such a row follows its execution's status on the same socket, from the feed's seq. */
-function followOutOfFilter(entry) {
-  if (!filters.status || TERMINAL_STATUSES.has(entry.state.status)) return;
-  entry.subscription = socket.subscribe(entry.state.id, {
-    lastSeq: entry.seq,
-    onStatus: (message) => {
-      updateRow(entry, message, message.seq);
-      if (message.status !== filters.status) removeRow(entry.state.id);
-    },
-    onEnd: () => (entry.subscription = null),
-    onFail: () => (entry.subscription = null),
-  });
 }
 
 function followFeed() {
