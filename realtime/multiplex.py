@@ -64,6 +64,12 @@ def feed_error(name, code: int, text: str) -> dict:
     return {"type": "error", "feed": name, "code": code, "message": text}
 
 
+def unknown_feed(name) -> dict:
+    """The error for a feed name that is not ``executions`` (named as given, if a string)."""
+    shown = name[:100] if isinstance(name, str) else None
+    return feed_error(shown, CLOSE_BAD_REQUEST, f"Unknown feed; the feed is {EXECUTIONS_FEED!r}.")
+
+
 def feed_unsubscribed(reason: str) -> dict:
     return {"type": "unsubscribed", "feed": EXECUTIONS_FEED, "reason": reason}
 
@@ -162,12 +168,7 @@ class MultiplexConsumer(SocketConsumer):
     async def subscribe_feed(self, content: dict) -> None:
         name = content.get("feed")
         if name != EXECUTIONS_FEED:
-            shown = name[:100] if isinstance(name, str) else None
-            return await self.send_json(
-                feed_error(
-                    shown, CLOSE_BAD_REQUEST, f"Unknown feed; the feed is {EXECUTIONS_FEED!r}."
-                )
-            )
+            return await self.send_json(unknown_feed(name))
         chosen, problem = feed_filter(content.get("filter") or {})
         cursor = content.get("cursor")
         if problem is None and cursor is not None and not isinstance(cursor, str):
@@ -190,14 +191,11 @@ class MultiplexConsumer(SocketConsumer):
         await self.send_json(feed_error(feed.name, CLOSE_BAD_REQUEST, text))
 
     async def unsubscribe_feed(self, content: dict) -> None:
+        name = content.get("feed")
+        if name != EXECUTIONS_FEED:
+            return await self.send_json(unknown_feed(name))
         feed = self.feed
-        if feed is None or content.get("feed") != feed.name:
-            if content.get("feed") != EXECUTIONS_FEED:
-                return await self.send_json(
-                    feed_error(
-                        None, CLOSE_BAD_REQUEST, f"Unknown feed; the feed is {EXECUTIONS_FEED!r}."
-                    )
-                )
+        if feed is None:
             return await self.send_json(feed_unsubscribed(REQUESTED))
         self.feed = None
         feed.finished = True  # what is being sent stops at the next execution

@@ -276,3 +276,11 @@ async def test_many_feeds_of_one_process_share_one_read_of_the_changes(
             [message] = await states_until(socket, lambda m: len(m) == 1)
             assert message["execution"]["id"] == str(created.id)
         assert len(reads) - before == 1, reads[before:]
+
+
+async def test_unsubscribing_from_an_unknown_feed_names_it_in_the_error(user):
+    async with open_socket(MULTIPLEX, bearer(await new_token(user))) as socket:
+        await socket.send_json_to({"type": "unsubscribe", "feed": "runs"})
+        error = await receive(socket)
+        assert (error["type"], error["code"], error["feed"]) == ("error", 4400, "runs")
+        await assert_open(socket)
