@@ -13,10 +13,12 @@ Three cases, each on a fresh deployment with one server process:
   created, run and end.
 
 For the first two: latency (receive time minus the event's ``timestamp``) of
-the events recorded after the subscriptions were made, events lost or
-duplicated against each log, and the server's memory per subscription (its
-RSS growth from before the sockets opened to when every subscription had its
-first message, over the subscriptions). For the feed: from each state's event
+the events recorded after their subscription's first message arrived, events lost or
+duplicated against each log, and the server's memory per subscription: half
+the subscriptions are made, then the other half, and the RSS growth of the
+second half, over its subscriptions, is what one more costs (the growth from
+before the first, over all of them, is shown too: it includes what the first
+ones set up once, such as database threads and connections). For the feed: from each state's event
 being recorded (the ``timestamp`` of its ``last_seq``) to the feed message,
 and every execution's final state delivered to every subscriber.
 """
@@ -58,14 +60,19 @@ SIZES = {
     "full": Size(1000, 10, 6, 5.0, 10, 100),
 }
 # Seconds from creating the executions to their first tick: time to subscribe.
-WARMUP = {"quick": 8.0, "full": 25.0}
+WARMUP = {"quick": 15.0, "full": 60.0}
+# The server's memory is read once it stops growing by itself (the executions
+# it just started settle in): growth under SETTLED_KIB a second, SETTLED_SECONDS
+# in a row.
+SETTLED_KIB = 50
+SETTLED_SECONDS = 3
 
 
 @dataclass
 class Followed:
     seqs: dict[str, list[int]] = field(default_factory=dict)
     latencies: list[float] = field(default_factory=list)
-    first_message: float = 0.0
+    live_since: dict[str, float] = field(default_factory=dict)
 
 
 def deploy(mode: str, directory: Path) -> processes.Deployment:
@@ -100,14 +107,35 @@ def create_batch(api: Api, workflow: str, inputs: list[dict]) -> list[str]:
     return ids
 
 
-def receive_event(followed: Followed, message: dict, subscribed_at: float) -> None:
-    followed.seqs.setdefault(message["execution_id"], []).append(message["seq"])
+async def settled_rss(pid: int, until: float) -> int:
+    """The process's RSS once it grew less than SETTLED_KIB a second for SETTLED_SECONDS
+    in a row (or at ``until``)."""
+    last, calm = rss_kib(pid), 0
+    while time.time() < until and calm < SETTLED_SECONDS:
+        await asyncio.sleep(1)
+        now = rss_kib(pid)
+        calm = calm + 1 if now - last < SETTLED_KIB else 0
+        last = now
+    return last
+
+
+def receive_event(followed: Followed, message: dict) -> None:
+    """Count ``message``; time it if it was recorded after its subscription's first
+    message arrived (what was recorded before came with the snapshot or resume,
+    whose time is the subscribing's, not the push's)."""
+    now = time.time()
+    execution_id = message["execution_id"]
+    if execution_id not in followed.live_since:
+        followed.live_since[execution_id] = now
+    followed.seqs.setdefault(execution_id, []).append(message["seq"])
     recorded = stamp_seconds(message["timestamp"])
-    if recorded > subscribed_at:
-        followed.latencies.append(time.time() - recorded)
+    if recorded > followed.live_since[execution_id]:
+        followed.latencies.append(now - recorded)
 
 
-async def follow_multiplexed(deployment, ids: list[str], sockets: int, followed: Followed, opened):
+async def follow_multiplexed(
+    deployment, ids: list[str], sockets: int, followed: Followed, opened, second_half
+):
     headers = {"Authorization": f"Bearer {deployment.token}"}
     shares = [ids[n::sockets] for n in range(sockets)]
 
@@ -119,11 +147,16 @@ async def follow_multiplexed(deployment, ids: list[str], sockets: int, followed:
             ping_interval=None,
             open_timeout=120,
         ) as socket:
-            for execution_id in share:
-                await socket.send(
-                    json.dumps({"type": "subscribe", "execution_id": execution_id, "last_seq": 0})
-                )
-            subscribed_at = time.time()
+
+            async def subscribe(execution_ids: list[str]) -> None:
+                for execution_id in execution_ids:
+                    message = {"type": "subscribe", "execution_id": execution_id, "last_seq": 0}
+                    await socket.send(json.dumps(message))
+
+            half = len(share) // 2
+            await subscribe(share[:half])
+            subscribing = asyncio.create_task(second_half.wait())
+            subscribing.add_done_callback(lambda _: asyncio.create_task(subscribe(share[half:])))
             waiting, started = set(share), set()
             while waiting:
                 message = json.loads(await socket.recv())
@@ -132,7 +165,7 @@ async def follow_multiplexed(deployment, ids: list[str], sockets: int, followed:
                 elif message["type"] == "error":
                     raise RuntimeError(f"refused: {message}")
                 elif "seq" in message:
-                    receive_event(followed, message, subscribed_at)
+                    receive_event(followed, message)
                     if message["execution_id"] not in started:
                         started.add(message["execution_id"])
                         opened.release()
@@ -140,18 +173,20 @@ async def follow_multiplexed(deployment, ids: list[str], sockets: int, followed:
     await asyncio.gather(*(one(share) for share in shares))
 
 
-async def follow_each(deployment, ids: list[str], followed: Followed, opened):
+async def follow_each(deployment, ids: list[str], followed: Followed, opened, second_half):
     headers = {"Authorization": f"Bearer {deployment.token}"}
+    half = set(ids[: len(ids) // 2])
 
     async def one(execution_id: str) -> None:
+        if execution_id not in half:
+            await second_half.wait()
         url = f"{deployment.servers[0].ws_url}/api/v1/ws/executions/{execution_id}?last_seq=0"
         async with websockets.connect(
             url, additional_headers=headers, max_queue=None, ping_interval=None, open_timeout=120
         ) as socket:
-            subscribed_at = time.time()
             first = True
             async for frame in socket:
-                receive_event(followed, json.loads(frame), subscribed_at)
+                receive_event(followed, json.loads(frame))
                 if first:
                     first = False
                     opened.release()
@@ -173,18 +208,23 @@ async def streams_case(mode: str, size: Size, warmup: float, multiplexed: bool) 
             create_batch, api, workflow, [{"start_at": start_at + o} for o in offsets]
         )
         pid = deployment.servers[0].process.pid
-        await asyncio.sleep(1)
-        before = rss_kib(pid)
+        before = await settled_rss(pid, until=start_at - 25)
         followed = Followed()
-        opened = asyncio.Semaphore(0)
+        opened, second_half = asyncio.Semaphore(0), asyncio.Event()
+        half = len(ids) // 2
         with collector_paused():
             follow = (
-                follow_multiplexed(deployment, ids, size.sockets, followed, opened)
+                follow_multiplexed(deployment, ids, size.sockets, followed, opened, second_half)
                 if multiplexed
-                else follow_each(deployment, ids, followed, opened)
+                else follow_each(deployment, ids, followed, opened, second_half)
             )
             task = asyncio.create_task(follow)
-            for _ in ids:
+            for _ in range(half):
+                await opened.acquire()
+            await asyncio.sleep(2)
+            middle = rss_kib(pid)
+            second_half.set()
+            for _ in range(len(ids) - half):
                 await opened.acquire()
             subscribed = time.time()
             await asyncio.sleep(2)
@@ -208,10 +248,21 @@ async def streams_case(mode: str, size: Size, warmup: float, multiplexed: bool) 
             "p50_ms": percentile(followed.latencies, 0.5) * 1000,
             "p99_ms": percentile(followed.latencies, 0.99) * 1000,
             "max_ms": max(followed.latencies, default=float("nan")) * 1000,
-            "kib_per_subscription": (after - before) / len(ids),
+            # The second half's growth: what one more costs, without what the
+            # first ones set up once (threads, connections, caches).
+            "kib_per_subscription": (after - middle) / (len(ids) - half),
+            "kib_per_subscription_all": (after - before) / len(ids),
         }
     finally:
         deployment.stop()
+
+
+FINAL_STATUSES = ("completed", "failed", "cancelled")
+
+
+def ended_in(messages: list[tuple[float, dict]]) -> set[str]:
+    """The executions a feed's messages showed ended."""
+    return {state["id"] for _, state in messages if state["status"] in FINAL_STATUSES}
 
 
 async def feed_case(mode: str, size: Size) -> dict:
@@ -256,28 +307,24 @@ async def feed_case(mode: str, size: Size) -> dict:
             await asyncio.sleep(1)
             started = time.time()
             ids = await asyncio.to_thread(create_batch, api, workflow, [{}] * size.feed_executions)
-            finals: dict[str, int] = {}
+            # Every feed tells when the executions end: polling the server for
+            # that would load it while it is being measured.
             deadline = time.time() + 120
-            while len(finals) < len(ids) and time.time() < deadline:
-                await asyncio.sleep(1)
-                for execution_id in ids:
-                    if execution_id not in finals:
-                        detail = api.request("GET", f"/api/v1/executions/{execution_id}")
-                        if detail["status"] in ("completed", "failed", "cancelled"):
-                            finals[execution_id] = len(
-                                api.request(
-                                    "GET", f"/api/v1/executions/{execution_id}/events?limit=1000"
-                                )["results"]
-                            )
+            while time.time() < deadline and not all(
+                ended_in(messages) >= set(ids) for messages in received
+            ):
+                await asyncio.sleep(0.5)
             await asyncio.sleep(2)  # the last changes reach the feeds
             done.set()
             await asyncio.gather(*tasks)
-        recorded = {}
+        recorded, finals = {}, {}
         for execution_id in ids:
-            for event in api.request("GET", f"/api/v1/executions/{execution_id}/events?limit=1000")[
-                "results"
-            ]:
+            events = api.request("GET", f"/api/v1/executions/{execution_id}/events?limit=1000")
+            for event in events["results"]:
                 recorded[(execution_id, event["seq"])] = stamp_seconds(event["timestamp"])
+            detail = api.request("GET", f"/api/v1/executions/{execution_id}")
+            if detail["status"] in FINAL_STATUSES:
+                finals[execution_id] = events["results"][-1]["seq"]
         latencies, missing = [], 0
         for messages in received:
             kept = {}

@@ -4,11 +4,12 @@ Channels gives every consumer a channel of its own on the layer, with a
 queue and a task waiting on it, and, on Redis, a SUBSCRIBE of its own; this
 service never sends to a consumer's own channel, only to groups. So the
 sockets of one event loop join an execution's group here instead: the first
-one subscribes a channel of this loop's to the group on the layer, one task
-receives that channel's messages and hands each to every local member, in
-the order received; the last one to leave unsubscribes it. What a member
-does with a message must not wait (``ExecutionConsumer.deliver`` queues it
-and starts a sending task), so a slow socket holds back no other.
+one has the layer call this loop's listener with each message sent to the
+group (``group_listen``: no channel, queue or task per group), which hands
+it to every local member in the order received; the last one to leave stops
+listening. What a member does with a message must not wait
+(``ExecutionSubscription.deliver`` queues it and starts a sending task), so a
+slow socket holds back no other.
 """
 
 import asyncio
@@ -18,8 +19,6 @@ from typing import Protocol
 
 from channels.layers import get_channel_layer
 
-from realtime.layers import LocalChannelLayer
-
 logger = logging.getLogger(__name__)
 
 
@@ -28,15 +27,24 @@ class Member(Protocol):
 
 
 class GroupSubscription:
-    """A group's channel on the layer, the task receiving it, and the loop's members."""
+    """A group the layer calls this loop about, and the loop's members of it."""
 
-    __slots__ = ("members", "ready", "task")
+    __slots__ = ("members", "ready")
 
     def __init__(self) -> None:
-        self.members: set[Member] = set()
-        # Resolved once the layer routes the group's messages to this loop.
-        self.ready: asyncio.Future = asyncio.get_running_loop().create_future()
-        self.task: asyncio.Task | None = None
+        # Most groups have one member: a list is a third of a set's size.
+        self.members: list[Member] = []
+        # Resolved once the layer routes the group's messages to this loop;
+        # None from then on.
+        self.ready: asyncio.Future | None = asyncio.get_running_loop().create_future()
+
+    def __call__(self, message: dict) -> None:
+        """The layer's call with a message of the group: hand it to every member."""
+        for member in tuple(self.members):
+            try:
+                member.deliver(message)
+            except Exception:
+                logger.exception("A socket failed to take a message of its group")
 
 
 class GroupFanout:
@@ -44,16 +52,20 @@ class GroupFanout:
 
     def __init__(self) -> None:
         self.groups: dict[str, GroupSubscription] = {}
+        self._listening: set[asyncio.Task] = set()
 
     async def join(self, group: str, member: Member) -> None:
         """Hand ``member`` every message sent to ``group`` from when this returns on."""
         subscription = self.groups.get(group)
         if subscription is None:
             subscription = self.groups[group] = GroupSubscription()
-            subscription.task = asyncio.get_running_loop().create_task(
-                self._receive(group, subscription)
-            )
-        subscription.members.add(member)
+            task = asyncio.get_running_loop().create_task(self._listen(group, subscription))
+            self._listening.add(task)
+            task.add_done_callback(self._listening.discard)
+        if member not in subscription.members:
+            subscription.members.append(member)
+        if subscription.ready is None:
+            return
         try:
             await asyncio.shield(subscription.ready)
         except BaseException:
@@ -61,58 +73,42 @@ class GroupFanout:
             raise
 
     async def leave(self, group: str, member: Member) -> None:
-        """Stop handing ``member`` the group's messages; the last member unsubscribes."""
+        """Stop handing ``member`` the group's messages; the last member stops listening."""
         subscription = self.groups.get(group)
         if subscription is None or member not in subscription.members:
             return
-        subscription.members.discard(member)
+        subscription.members.remove(member)
         if subscription.members:
             return
         del self.groups[group]
-        subscription.task.cancel()
-        await asyncio.gather(subscription.task, return_exceptions=True)
+        if subscription.ready is None:  # listening; else ``_listen`` ends it
+            await self._unlisten(group, subscription)
 
-    async def _receive(self, group: str, subscription: GroupSubscription) -> None:
-        layer = get_channel_layer()
-        channel = None
+    async def _listen(self, group: str, subscription: GroupSubscription) -> None:
         try:
-            channel = await layer.new_channel()
-            await layer.group_add(group, channel)
-            subscription.ready.set_result(None)
-            while True:
-                message = await layer.receive(channel)
-                for member in list(subscription.members):
-                    self._hand(member, message)
+            await get_channel_layer().group_listen(group, subscription)
         except BaseException as error:
-            if not subscription.ready.done():
-                if isinstance(error, Exception):
-                    subscription.ready.set_exception(error)
-                else:
-                    subscription.ready.cancel()
             if self.groups.get(group) is subscription:
                 del self.groups[group]  # failed: the next join subscribes anew
-            if not isinstance(error, Exception):
+            if isinstance(error, Exception):
+                logger.warning("The subscription to %s failed", group, exc_info=True)
+                subscription.ready.set_exception(error)
+            else:
+                subscription.ready.cancel()
                 raise
-            logger.warning("The subscription to %s failed", group, exc_info=True)
-        finally:
-            if channel is not None:
-                await self._unsubscribe(layer, group, channel)
+            return
+        subscription.ready.set_result(None)
+        subscription.ready = None
+        if self.groups.get(group) is not subscription:
+            # Every member left while the layer subscribed.
+            await self._unlisten(group, subscription)
 
     @staticmethod
-    def _hand(member: Member, message: dict) -> None:
+    async def _unlisten(group: str, subscription: GroupSubscription) -> None:
         try:
-            member.deliver(message)
-        except Exception:
-            logger.exception("A socket failed to take a message of its group")
-
-    @staticmethod
-    async def _unsubscribe(layer, group: str, channel: str) -> None:
-        try:
-            await layer.group_discard(group, channel)
+            await get_channel_layer().group_unlisten(group, subscription)
         except Exception:
             logger.warning("Could not leave %s", group, exc_info=True)
-        if isinstance(layer, LocalChannelLayer):
-            layer.forget_channel(channel)
 
 
 _fanouts: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, GroupFanout]" = (

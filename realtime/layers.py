@@ -10,6 +10,12 @@ each member's queue (consumers only read messages). Expiry drops old messages
 but never a group membership: a connected socket is never silently cut off
 from its execution's events.
 
+Both layers also take a listener per group (``group_listen``): a function the
+layer calls with each message sent to the group, in order, as it arrives,
+instead of queueing it for a channel that a task then reads. The sockets of
+an event loop share one (``realtime.fanout``), so following an execution
+costs no channel, queue or task of its own.
+
 ``RedisPubSubChannelLayer`` gives every socket an unbounded queue: a socket
 that stops draining it would grow the server's memory without limit. Here a
 full queue drops its oldest message instead. And after Redis restarts, the
@@ -31,6 +37,7 @@ import asyncio
 import logging
 import threading
 import time
+from collections.abc import Callable
 from copy import deepcopy
 
 from channels.layers import InMemoryChannelLayer
@@ -47,6 +54,8 @@ from redis.exceptions import RedisError
 from redis.retry import Retry
 
 logger = logging.getLogger(__name__)
+
+Listener = Callable[[dict], None]
 
 # Seconds a PUBLISH from a committing thread may take (connecting included).
 PUBLISH_TIMEOUT = 1.0
@@ -72,6 +81,17 @@ class LocalChannelLayer(InMemoryChannelLayer):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._expired_at = 0.0
+        self.listeners: dict[str, Listener] = {}
+
+    async def group_listen(self, group: str, listener: Listener) -> None:
+        """Call ``listener`` with each message sent to ``group`` from now on (one
+        listener a group; it must not wait, and must not change the message)."""
+        self.require_valid_group_name(group)
+        self.listeners[group] = listener
+
+    async def group_unlisten(self, group: str, listener: Listener) -> None:
+        if self.listeners.get(group) is listener:
+            del self.listeners[group]
 
     def _queue(self, channel: str) -> asyncio.Queue:
         queue = self.channels.get(channel)
@@ -132,6 +152,9 @@ class LocalChannelLayer(InMemoryChannelLayer):
         item = (time.time() + self.expiry, deepcopy(message))
         for channel in list(self.groups.get(group, ())):
             self._queue(channel).put_nowait(item)
+        listener = self.listeners.get(group)
+        if listener is not None:
+            listener(item[1])
 
 
 class ReconnectingShard(RedisSingleShardConnection):
@@ -153,12 +176,54 @@ class ReconnectingShard(RedisSingleShardConnection):
             logger.warning("Redis connection lost; retrying on a new connection")
             await command(*args)
 
+    def _receive_message(self, message):
+        if message is not None:
+            name = message["channel"]
+            listener = self.channel_layer.listeners.get(
+                name.decode() if isinstance(name, bytes) else name
+            )
+            if listener is not None:
+                try:
+                    listener(self.channel_layer.channel_layer.deserialize(message["data"]))
+                except Exception:
+                    logger.exception("A listener failed to take a message of %s", name)
+        super()._receive_message(message)
+
 
 class BoundedRedisPubSubLoopLayer(RedisPubSubLoopLayer):
     def __init__(self, *args, capacity: int = 1000, hosts=None, **kwargs):
         super().__init__(*args, hosts=hosts, **kwargs)
         self.capacity = capacity
         self._shards = [ReconnectingShard(host, self) for host in decode_hosts(hosts)]
+        # By group channel name (the layer's ``_get_group_channel_name``).
+        self.listeners: dict[str, Listener] = {}
+
+    async def group_listen(self, group: str, listener: Listener) -> None:
+        """Call ``listener`` with each message sent to ``group`` once this returns
+        (one listener a group; it must not wait, and must not change the message)."""
+        name = self._get_group_channel_name(group)
+        self.listeners[name] = listener
+        try:
+            await self._get_shard(name).subscribe(name)
+        except BaseException:
+            await self.group_unlisten(group, listener)
+            raise
+
+    async def group_unlisten(self, group: str, listener: Listener) -> None:
+        name = self._get_group_channel_name(group)
+        if self.listeners.get(name) is not listener:
+            return
+        del self.listeners[name]
+        if name not in self.groups:
+            await self._get_shard(name).unsubscribe(name)
+
+    async def group_discard(self, group, channel):
+        name = self._get_group_channel_name(group)
+        channels = self.groups.get(name, set())
+        if channel in channels and len(channels) == 1 and name in self.listeners:
+            del self.groups[name]  # the listener keeps the subscription
+            return
+        await super().group_discard(group, channel)
 
     async def _subscribe_to_channel(self, channel):
         self.channels[channel] = DroppingQueue(maxsize=self.capacity)

@@ -18,7 +18,6 @@ import asyncio
 import logging
 import uuid
 from collections import deque
-from functools import cached_property
 from typing import Any, Protocol
 
 from django.db import InterfaceError, OperationalError
@@ -84,29 +83,49 @@ class StreamSocket(Protocol):
 class ExecutionSubscription:
     """The stream of one execution to one socket."""
 
-    owner_id: Any = None
-    last_seq = 0
-    finished = False
-    # Set once the snapshot or the resumed events went out; until then the
-    # watchdog leaves the subscription alone (its catch-up would race the first
-    # send) and live events wait in the inbox.
-    started = False
-    # The task sending what waits in the inbox, when there is one.
-    _sending: asyncio.Task | None = None
-    _stale_at: int | None = None
-    _joined = False
-    # Live events waiting to be sent, while there are any.
-    inbox: deque[dict] | None = None
+    # A socket may hold a thousand: no instance dict.
+    __slots__ = (
+        "_joined",
+        "_lock",
+        "_sending",
+        "_stale_at",
+        "execution_id",
+        "finished",
+        "group",
+        "inbox",
+        "last_seq",
+        "owner_id",
+        "resume_from",
+        "socket",
+        "started",
+    )
 
     def __init__(self, socket: StreamSocket, execution_id: uuid.UUID, resume_from: int | None):
         self.socket = socket
         self.execution_id = execution_id
         self.resume_from = resume_from
         self.group = group_name_for(execution_id)
+        self.owner_id: Any = None
+        self.last_seq = 0
+        self.finished = False
+        # Set once the snapshot or the resumed events went out; until then the
+        # watchdog leaves the subscription alone (its catch-up would race the first
+        # send) and live events wait in the inbox.
+        self.started = False
+        # A task sends (or is about to send) what waits in the inbox; from the
+        # subscription's start until its first task, started by ``start``, ends.
+        self._sending = True
+        self._stale_at: int | None = None
+        self._joined = False
+        self._lock: asyncio.Lock | None = None
+        # Live events waiting to be sent, while there are any.
+        self.inbox: deque[dict] | None = None
 
-    @cached_property
+    @property
     def lock(self) -> asyncio.Lock:
-        return asyncio.Lock()
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        return self._lock
 
     @property
     def ending(self) -> bool:
@@ -128,7 +147,7 @@ class ExecutionSubscription:
 
     def start(self, execution) -> None:
         """Send the snapshot or the resumed events, then live events, in a task."""
-        self._sending = self.socket.spawn(self.guarded(self.stream(execution)))
+        self.socket.spawn(self.sending(self.stream(execution)))
 
     async def leave(self) -> None:
         """Stop: nothing more is sent, and the group membership goes."""
@@ -208,8 +227,16 @@ class ExecutionSubscription:
         self.inbox.append(event)
         # Before the stream's first task starts (``open`` is still reading),
         # events wait for it; a sending task that runs takes what is added.
-        if self._sending is not None and self._sending.done():
-            self._sending = self.socket.spawn(self.guarded(self.send_inbox()))
+        if not self._sending:
+            self._sending = True
+            self.socket.spawn(self.sending(self.send_inbox()))
+
+    async def sending(self, work) -> None:
+        """Run ``work``, a sending task's; whatever arrives after it goes out in a new one."""
+        try:
+            await self.guarded(work)
+        finally:
+            self._sending = False
 
     async def forward_inbox_locked(self) -> None:
         """Forward the live events that waited, reading from the log any gap before one."""

@@ -167,16 +167,22 @@ class Publisher:
 
 
 def group_members(execution_id: Any) -> set[str]:
-    """The channels in the execution's group, as this process's layer routes them."""
+    """What this process's layer routes the execution's group to: channels, and the
+    event loop's listener (``realtime.fanout``)."""
     layer = get_channel_layer()
     group = group_name_for(execution_id)
     if isinstance(layer, InMemoryChannelLayer):
-        return set(layer.groups.get(group, ()))
-    loop_layer = layer._get_layer()  # Redis pub/sub: this event loop's subscriptions
-    name = loop_layer._get_group_channel_name(group)
-    members = set(loop_layer.groups.get(name, ()))
-    if not members and name in loop_layer._get_shard(name)._subscribed_to:
-        return {f"(nobody, but still subscribed to {name} in Redis)"}
+        members = set(layer.groups.get(group, ()))
+        listener = getattr(layer, "listeners", {}).get(group)
+    else:
+        loop_layer = layer._get_layer()  # Redis pub/sub: this event loop's subscriptions
+        name = loop_layer._get_group_channel_name(group)
+        members = set(loop_layer.groups.get(name, ()))
+        listener = loop_layer.listeners.get(name)
+        if not members and listener is None and name in loop_layer._get_shard(name)._subscribed_to:
+            return {f"(nobody, but still subscribed to {name} in Redis)"}
+    if listener is not None:
+        members.add(f"(the listener of {group})")
     return members
 
 

@@ -157,7 +157,7 @@ async def test_an_event_overtaken_by_a_later_one_is_sent_once_in_its_place(
 class Interleave:
     """Records a change of the execution at chosen steps of the consumer's connect.
 
-    A step is ``"before group_add"``, ``"after group_add"`` (the subscription) or
+    A step is ``"before group_listen"``, ``"after group_listen"`` (the subscription) or
     ``"after <name>"`` for a database read of ``realtime.subscription``.
     """
 
@@ -166,19 +166,19 @@ class Interleave:
         self.active = True
         self.recorded: list[str] = []
         layer = get_channel_layer()
-        group_add = layer.group_add
+        group_listen = layer.group_listen
 
-        async def group_add_between_changes(group, channel):
-            if "before group_add" in steps:
-                await database_sync_to_async(self.change)("before group_add")
-            await group_add(group, channel)
-            if "after group_add" in steps:
-                await database_sync_to_async(self.change)("after group_add")
+        async def group_listen_between_changes(group, listener):
+            if "before group_listen" in steps:
+                await database_sync_to_async(self.change)("before group_listen")
+            await group_listen(group, listener)
+            if "after group_listen" in steps:
+                await database_sync_to_async(self.change)("after group_listen")
 
-        monkeypatch.setattr(layer, "group_add", group_add_between_changes)
+        monkeypatch.setattr(layer, "group_listen", group_listen_between_changes)
         for step in steps:
             name = step.removeprefix("after ")
-            if name != "group_add" and step.startswith("after "):
+            if name != "group_listen" and step.startswith("after "):
                 monkeypatch.setattr(realtime.subscription, name, self.after(name))
 
     def after(self, name: str):
@@ -197,8 +197,8 @@ class Interleave:
             services.execution_progress(execution_id=self.execution_id, message=step)
 
 
-BEFORE_SUBSCRIBING = "before group_add"
-AFTER_SUBSCRIBING = "after group_add"
+BEFORE_SUBSCRIBING = "before group_listen"
+AFTER_SUBSCRIBING = "after group_listen"
 AFTER_READING = "after execution_visible_to"
 
 
