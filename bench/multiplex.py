@@ -326,16 +326,21 @@ async def feed_case(mode: str, size: Size) -> dict:
             if detail["status"] in FINAL_STATUSES:
                 finals[execution_id] = events["results"][-1]["seq"]
         latencies, missing = [], 0
+        by_status: dict[str, list[float]] = {}
         for messages in received:
             kept = {}
             for at, state in messages:
                 key = (state["id"], state["last_seq"])
                 if key in recorded and recorded[key] >= started:
                     latencies.append(at - recorded[key])
+                    by_status.setdefault(state["status"], []).append(at - recorded[key])
                 kept[state["id"]] = max(kept.get(state["id"], 0), state["last_seq"])
             missing += sum(1 for i in ids if kept.get(i) != finals.get(i))
+        created = [recorded[(i, 1)] for i in ids if (i, 1) in recorded]
         return {
             "case": "feed",
+            # The creations are one transaction: its events are stamped before it commits.
+            "creation_stamps_spread_ms": (max(created) - min(created)) * 1000,
             "feeds": size.feeds,
             "executions": len(ids),
             "messages": sum(len(m) for m in received),
@@ -343,6 +348,10 @@ async def feed_case(mode: str, size: Size) -> dict:
             "p50_ms": percentile(latencies, 0.5) * 1000,
             "p99_ms": percentile(latencies, 0.99) * 1000,
             "max_ms": max(latencies, default=float("nan")) * 1000,
+            "p99_ms_by_status": {
+                status: round(percentile(values, 0.99) * 1000, 1)
+                for status, values in sorted(by_status.items())
+            },
         }
     finally:
         deployment.stop()

@@ -129,10 +129,16 @@ class _Cursor:
 def feed_state(execution: Execution) -> dict:
     """The execution as the feed sends it. Load it with ``executions_for_feed()``
     (its workflow's name comes with it, in the same query)."""
+    return feed_state_of(execution, execution.workflow.name)
+
+
+def feed_state_of(execution: Execution, workflow_name: str | None) -> dict:
+    """``feed_state`` of an execution as it is in memory (a writer's, as its change
+    is recorded), with its workflow's name as given: None when not known."""
     return {
         "id": str(execution.id),
         "workflow_id": str(execution.workflow_id),
-        "workflow_name": execution.workflow.name,
+        "workflow_name": workflow_name,
         "status": execution.status,
         "progress": execution.progress,
         "message": execution.message,

@@ -22,7 +22,7 @@ from urllib.parse import parse_qs, urlsplit
 from channels.auth import AuthMiddleware, get_user
 from channels.db import database_sync_to_async
 from channels.middleware import BaseMiddleware
-from channels.sessions import CookieMiddleware, SessionMiddleware
+from channels.sessions import CookieMiddleware, InstanceSessionWrapper, SessionMiddleware
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AnonymousUser
@@ -173,10 +173,26 @@ class SessionAuthMiddleware(AuthMiddleware):
             scope["user"]._wrapped = await db_read(get_user.func)(scope)
 
 
+class SocketSessionMiddleware(SessionMiddleware):
+    """Channels' ``SessionMiddleware``, without its wrapper around every frame sent.
+
+    That wrapper saves a changed session when an HTTP response starts, which
+    never happens on a socket; it still looked into the session for each frame.
+    Sockets read the session (who logged in) and never change it.
+    """
+
+    async def __call__(self, scope, receive, send):
+        wrapper = InstanceSessionWrapper(scope, send)
+        await wrapper.resolve_session()
+        return await self.inner(wrapper.scope, receive, send)
+
+
 def SocketAuthStack(inner):
     """Cookies, session and user as Channels' ``AuthMiddlewareStack`` resolves them,
     then the socket's own credentials (``SocketAuthMiddleware``)."""
-    return CookieMiddleware(SessionMiddleware(SessionAuthMiddleware(SocketAuthMiddleware(inner))))
+    return CookieMiddleware(
+        SocketSessionMiddleware(SessionAuthMiddleware(SocketAuthMiddleware(inner)))
+    )
 
 
 class SocketAuthMiddleware(BaseMiddleware):

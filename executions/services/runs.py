@@ -113,8 +113,11 @@ def executions_create(
             for execution in executions
         )
         tags_store(executions)
-        for execution, event in zip(executions, events, strict=True):
+        for event in events:
             event_stored(event)  # bulk_create sends no post_save
+        # After every push (on_commit keeps this order): a dispatch may take a
+        # round trip to a broker, which would hold back the pushes behind it.
+        for execution in executions:
             transaction.on_commit(partial(dispatch.execution_dispatch, execution.id), robust=True)
     return executions
 

@@ -7,6 +7,7 @@ import pytest
 from channels.db import database_sync_to_async
 
 from executions import services
+from executions.models import Execution
 from tests.factories import make_execution, make_token, make_user, make_workflow
 from tests.realtime.helpers import assert_open, bearer, open_socket, receive, record
 
@@ -275,7 +276,42 @@ async def test_many_feeds_of_one_process_share_one_read_of_the_changes(
         for socket in sockets:
             [message] = await states_until(socket, lambda m: len(m) == 1)
             assert message["execution"]["id"] == str(created.id)
+        await asyncio.sleep(realtime.feeds.PUSHED_READ_INTERVAL + 0.3)
         assert len(reads) - before == 1, reads[before:]
+        for socket in sockets:
+            await assert_open(socket)  # the pong comes next: the read sent nothing again
+
+
+async def test_a_change_goes_out_with_its_announcement_before_any_read(
+    user, no_dispatch, monkeypatch, settings
+):
+    """A status change's state comes with its announcement: the feed sends it at
+    once, the execution's workflow named, and the later read sends nothing again."""
+    settings.REALTIME_RECHECK_INTERVAL = 60
+    import realtime.feeds
+
+    monkeypatch.setattr(realtime.feeds, "PUSHED_READ_INTERVAL", 5.0)
+    async with open_socket(MULTIPLEX, bearer(await new_token(user))) as socket:
+        await subscribe_feed(socket)
+        await asyncio.sleep(0.2)  # the feed's own read, and the hub's catch-up
+        reads = []
+        changes = realtime.feeds.feed_changes
+        monkeypatch.setattr(
+            realtime.feeds, "feed_changes", lambda *a, **k: reads.append(a) or changes(*a, **k)
+        )
+        created = await new_execution(user)  # its workflow is loaded: named
+        [made] = await states_until(socket, lambda m: len(m) == 1)
+        await record(services.execution_start, execution_id=created.id)  # not loaded
+        [started] = await states_until(socket, lambda m: len(m) == 1)
+        assert reads == []
+        assert (made["execution"]["status"], started["execution"]["status"]) == (
+            "pending",
+            "running",
+        )
+        assert started["execution"]["workflow_name"] == created.workflow.name
+        stored = await database_sync_to_async(Execution.objects.get)(id=created.id)
+        assert started["execution"]["last_seq"] == stored.last_seq > made["execution"]["last_seq"]
+        assert started["cursor"] == made["cursor"]  # the last read's: a resume reads both
 
 
 async def test_unsubscribing_from_an_unknown_feed_names_it_in_the_error(user):
