@@ -48,6 +48,10 @@ FEED_MARKED_FIELDS = (
     "started_at",
     "finished_at",
 )
+# The execution's own fields (attribute names) ``feed_state_of`` reads.
+FEED_STATE_FIELDS = frozenset(
+    {"workflow_id", *FEED_MARKED_FIELDS, "created_at", "tags", "last_seq"}
+)
 # What a feed's read loads of an execution (and of its workflow, the name).
 FEED_COLUMNS = (
     "id",

@@ -46,7 +46,14 @@ from typing import Any
 from django.contrib.auth import get_user_model
 
 from executions.exceptions import FeedCursorInvalid
-from executions.feed import FeedFilter, cursor_floor, feed_changes, feed_read, feed_state_of
+from executions.feed import (
+    FEED_STATE_FIELDS,
+    FeedFilter,
+    cursor_floor,
+    feed_changes,
+    feed_read,
+    feed_state_of,
+)
 from executions.models import Execution, ExecutionEvent
 from realtime.db import db_read
 from realtime.fanout import fanout
@@ -85,24 +92,10 @@ def written_state(event: ExecutionEvent) -> dict | None:
     if not ExecutionEvent.execution.is_cached(event):
         return None
     execution = event.execution
-    if execution.last_seq != event.seq or execution.get_deferred_fields() & WRITTEN_FIELDS:
+    if execution.last_seq != event.seq or execution.get_deferred_fields() & FEED_STATE_FIELDS:
         return None
     named = Execution.workflow.is_cached(execution)
     return feed_state_of(execution, execution.workflow.name if named else None)
-
-
-WRITTEN_FIELDS = {
-    "workflow_id",
-    "status",
-    "progress",
-    "message",
-    "execution_time",
-    "created_at",
-    "started_at",
-    "finished_at",
-    "tags",
-    "last_seq",
-}
 
 
 def announce_change(event: ExecutionEvent, state: dict | None = None) -> None:

@@ -26,17 +26,20 @@ application's messages to the protocol (``Server.handle_reply``):
 * A client that takes nothing for ``REALTIME_SEND_TIMEOUT`` seconds while
   its buffer is full has stopped reading: it gets an ``error`` message and a
   close with 4408, and autobahn drops the connection if the close is not
-  answered within its close-handshake timeout (1 s), which frees the buffer.
-  A client that was only slow reads what was buffered, the error and the
-  4408, and reconnects with ``?last_seq=`` of the last event it got.
+  answered within ``REALTIME_CLOSE_TIMEOUT``, which frees the buffer (what
+  waits meanwhile is bounded by the limit). A client that was only slow reads
+  what was buffered, the error and the 4408, and reconnects with
+  ``?last_seq=`` of the last event it got; with autobahn's own 1 s, a client
+  that needed longer to read the megabytes its kernel buffers held saw the
+  connection dropped (1006) instead.
 
 An application's own close (``websocket.close``: the end of a stream, a
 refusal) waits ``REALTIME_CLOSE_TIMEOUT`` for the client's answer instead of
 autobahn's 1 s. The close frame queues behind whatever the client has not
 read yet, and when the wait runs out autobahn aborts the connection, which
 throws away what is still buffered: a client busy reading the last second of
-a burst would lose the end of its stream (and see no close frame). The 4408
-close above, and 1008/1009 for hostile clients, keep the 1 s.
+a burst would lose the end of its stream (and see no close frame). The
+1008/1009 closes for hostile clients keep the 1 s.
 
 Protocol pings spread out: daphne pings a socket that has sent nothing for
 ``--ping-interval`` seconds, counted from when it connected, and checks all
@@ -172,6 +175,7 @@ def close_slow_consumer(protocol, pending: int, limit: int) -> None:
     timeout = settings.REALTIME_SEND_TIMEOUT
     text = SLOW_CONSUMER.format(pending=pending, limit=limit, timeout=timeout)
     protocol.serverSend(events.encode(events.error_message(text)), False)
+    protocol.closeHandshakeTimeout = settings.REALTIME_CLOSE_TIMEOUT
     protocol.sendClose(code=CLOSE_SLOW_CONSUMER)
 
 

@@ -320,3 +320,33 @@ async def test_unsubscribing_from_an_unknown_feed_names_it_in_the_error(user):
         error = await receive(socket)
         assert (error["type"], error["code"], error["feed"]) == ("error", 4400, "runs")
         await assert_open(socket)
+
+
+async def test_each_announced_state_is_what_a_read_gives_at_that_seq(
+    user, no_dispatch, monkeypatch
+):
+    """The state a writer announces is the one a read of the feed returns once that
+    change committed: pushed and read messages never disagree."""
+    import realtime.feeds
+    from executions.feed import executions_for_feed, feed_state
+
+    announced, read = [], []
+    original = realtime.feeds.publish
+
+    def recorded(group, message):
+        if message.get("type") == "feed.changed":
+            announced.append(message.get("state"))
+            state = feed_state(executions_for_feed().get(id=message["execution_id"]))
+            read.append(state)
+        return original(group, message)
+
+    monkeypatch.setattr(realtime.feeds, "publish", recorded)
+    created = await new_execution(user)
+    await run_to_end(created.id)
+    assert [s["status"] for s in read] == ["pending", "running", "running", "completed"]
+    name = created.workflow.name
+    assert announced[0] == read[0]  # created with its workflow: named
+    for state, expected in zip(announced[1:], read[1:], strict=True):
+        # A writer that did not load the workflow leaves its name out.
+        assert state["workflow_name"] in (None, name)
+        assert {**state, "workflow_name": name} == expected

@@ -74,3 +74,25 @@ def test_the_hooks_refuse_a_daphne_they_were_not_written_for(monkeypatch):
     monkeypatch.setattr(daphne, "__version__", "99.0")
     with pytest.raises(RuntimeError, match=r"written for daphne 4\.2\.3"):
         server_hooks.install()
+
+
+def test_a_slow_consumer_gets_the_close_timeout_to_read_its_error_and_4408(settings):
+    """Its kernel buffers may hold megabytes: autobahn's 1 s would drop it (1006) first."""
+    from daphne.ws_protocol import WebSocketProtocol
+
+    settings.REALTIME_CLOSE_TIMEOUT = 7.5
+    protocol = WebSocketProtocol()
+    sent, closes = [], []
+    protocol.serverSend = lambda data, binary: sent.append(data)
+    protocol.sendClose = lambda code: closes.append((code, protocol.closeHandshakeTimeout))
+    server_hooks.close_slow_consumer(protocol, pending=2_000_000, limit=1_000_000)
+    assert "REALTIME_SEND_BUFFER_BYTES" in sent[0]
+    assert closes == [(4408, 7.5)]
+
+
+def test_autobahn_styles_no_log_argument_once_installed():
+    import autobahn.websocket.protocol
+
+    server_hooks.install()
+    assert autobahn.websocket.protocol.hltype is server_hooks.plain
+    assert autobahn.websocket.protocol.hlval is server_hooks.plain
