@@ -257,6 +257,12 @@ class FeedSubscription:
     def lock(self) -> asyncio.Lock:
         return asyncio.Lock()
 
+    @cached_property
+    def message_head(self) -> str:
+        """The start of this feed's messages as ``send_json`` would encode them, before
+        the state's text (``{"type": ..., "feed": ..., "execution": ..., "cursor": ...}``)."""
+        return json.dumps({"type": "execution", "feed": self.name})[:-1]
+
     @property
     def ending(self) -> bool:
         return self.finished or self.socket.ending
@@ -351,9 +357,7 @@ class FeedSubscription:
     async def send_locked(self, states: list[dict], cursor: str, texts: StateTexts) -> None:
         """Send ``states``; the last carries ``cursor``, the others the cursor this
         read started from (a resume from either misses nothing)."""
-        # The message as ``send_json`` would encode it, with the state's text
-        # put in (``{"type": ..., "feed": ..., "execution": ..., "cursor": ...}``).
-        head = json.dumps({"type": "execution", "feed": self.name})[:-1]
+        head = self.message_head
         for index, state in enumerate(states):
             if self.ending:
                 return
