@@ -4,14 +4,16 @@ from functools import partial
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
+from django.db import connection, transaction
+from django.db.models.functions import Now
 
 from executions import dispatch
-from executions.clock import locked_now
+from executions.clock import LOCKED_NOW, locked_now, locked_now_mark
 from executions.exceptions import AlreadyFinished, InvalidTransition
 from executions.models import Execution, ExecutionStatus, NodeRun, NodeStatus
 from executions.services.eventlog import (
     change_status,
+    deferred_writes,
     locked,
     locked_open,
     log_append,
@@ -19,6 +21,7 @@ from executions.services.eventlog import (
     stop_nodes,
     stored_error,
 )
+from executions.services.one_statement import row_values, rows_write
 from executions.states import TERMINAL_STATUSES, can_transition
 
 FINISH_MESSAGES = {
@@ -55,12 +58,48 @@ def execution_complete_with_node(
     transaction: the run's end is one commit and one push, and its stream goes
     from the node's ``completed`` straight to the terminal ``status`` (progress
     100) with no ``running`` at 100% in between."""
+    ended = _complete_in_one_statement(execution_id, node_id, output, result, claim_token)
+    if ended is not None:
+        return ended
     with transaction.atomic():
         execution = locked_open(execution_id, claim_token)
         runs = list(execution.nodes.order_by("position"))
-        run = next(run for run in runs if run.node_id == node_id)
-        node_event_append(execution, run, NodeStatus.COMPLETED, output=output)
-        return _finish_locked(execution, ExecutionStatus.COMPLETED, result=result, runs=runs)
+        _complete_with_node(execution, runs, node_id, output, result)
+        return execution
+
+
+def _complete_with_node(
+    execution: Execution, runs: list[NodeRun], node_id: str, output: Any, result: Any
+) -> None:
+    run = next(run for run in runs if run.node_id == node_id)
+    node_event_append(execution, run, NodeStatus.COMPLETED, output=output)
+    _finish_locked(execution, ExecutionStatus.COMPLETED, result=result, runs=runs)
+
+
+def _complete_in_one_statement(
+    execution_id: Any, node_id: str, output: Any, result: Any, claim_token: Any
+) -> Execution | None:
+    """The end written by ``one_statement`` (PostgreSQL): None, having written
+    nothing, when it cannot be (another database, an execution that is not
+    running, or whose log moved on since it was read)."""
+    if connection.vendor != "postgresql":
+        return None
+    execution = (
+        Execution.objects.defer("definition")
+        .annotate(**{LOCKED_NOW: Now()})
+        .filter(id=execution_id, status=ExecutionStatus.RUNNING)
+        .first()
+    )
+    if execution is None or (claim_token is not None and execution.claim_token != claim_token):
+        return None
+    locked_now_mark(execution)
+    runs = list(execution.nodes.order_by("position"))
+    read = {row.pk: row_values(row) for row in [execution, *runs]}
+    with deferred_writes() as writes:
+        _complete_with_node(execution, runs, node_id, output, result)
+    if not rows_write(execution, read=read, writes=writes, claim_token=claim_token):
+        return None
+    return execution
 
 
 def _finish_locked(

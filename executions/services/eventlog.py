@@ -2,6 +2,9 @@
 appending of its events with the next ``seq`` values."""
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from django.conf import settings
@@ -16,6 +19,8 @@ from executions.models import EventType, Execution, ExecutionEvent, NodeRun, Nod
 from executions.states import NODE_FINISHED_STATUSES, TERMINAL_STATUSES, can_transition
 
 UNSET: Any = object()
+# The writes a change collects instead of making (``deferred_writes``), or None.
+_deferred: ContextVar[list | None] = ContextVar("deferred_writes", default=None)
 # The column's length: a longer status message is cut to fit it ("…" included).
 MESSAGE_MAX_LENGTH = Execution._meta.get_field("message").max_length
 
@@ -90,7 +95,7 @@ def change_status(execution: Execution, *, status: str, **changes: Any) -> Execu
     if len(execution.message) > MESSAGE_MAX_LENGTH:
         execution.message = execution.message[: MESSAGE_MAX_LENGTH - 1] + "…"
     event_append(execution, EventType.STATUS, status_data(execution))
-    execution.save()
+    _save(execution)
     return execution
 
 
@@ -115,7 +120,7 @@ def node_event_append(
     if status == NodeStatus.FAILED:
         run.error = stored_error(error)
     run.status = status
-    run.save()
+    _save(run)
     data: dict[str, Any] = {
         "node_id": run.node_id,
         "node_type": run.node_type,
@@ -253,9 +258,31 @@ def event_append(execution: Execution, event_type: str, data: dict) -> Execution
         now = max(now, execution.last_event_at)
     execution.last_seq += 1
     execution.last_event_at = now
-    return ExecutionEvent.objects.create(
+    event = ExecutionEvent(
         execution=execution, seq=execution.last_seq, type=event_type, data=data, created_at=now
     )
+    _save(event, force_insert=True)
+    return event
+
+
+@contextmanager
+def deferred_writes() -> Iterator[list]:
+    """Collect the rows a change would save (its node runs, events and execution,
+    each once, in order) instead of saving them, for one statement to write."""
+    writes: list = []
+    token = _deferred.set(writes)
+    try:
+        yield writes
+    finally:
+        _deferred.reset(token)
+
+
+def _save(row, **save_options) -> None:
+    writes = _deferred.get()
+    if writes is None:
+        row.save(**save_options)
+    elif not any(row is written for written in writes):
+        writes.append(row)
 
 
 def event_stored(event: ExecutionEvent) -> None:
