@@ -107,6 +107,17 @@ def create_batch(api: Api, workflow: str, inputs: list[dict]) -> list[str]:
     return ids
 
 
+def running_by(api: Api, expected: int, until: float) -> bool:
+    """Whether the runners have started all ``expected`` executions by ``until``
+    (asked twice a second): the case follows running executions, and a start
+    burst overlapping the subscribing would time the burst instead."""
+    while time.time() < until:
+        if api.request("GET", "/api/v1/executions?status=running")["count"] >= expected:
+            return True
+        time.sleep(0.5)
+    return False
+
+
 async def settled_rss(pid: int, until: float) -> int:
     """The process's RSS once it grew less than SETTLED_KIB a second for SETTLED_SECONDS
     in a row (or at ``until``)."""
@@ -208,7 +219,8 @@ async def streams_case(mode: str, size: Size, warmup: float, multiplexed: bool) 
             create_batch, api, workflow, [{"start_at": start_at + o} for o in offsets]
         )
         pid = deployment.servers[0].process.pid
-        before = await settled_rss(pid, until=start_at - 25)
+        started = await asyncio.to_thread(running_by, api, len(ids), start_at - 20)
+        before = await settled_rss(pid, until=start_at - 15)
         followed = Followed()
         opened, second_half = asyncio.Semaphore(0), asyncio.Event()
         half = len(ids) // 2
@@ -240,7 +252,7 @@ async def streams_case(mode: str, size: Size, warmup: float, multiplexed: bool) 
             "case": "multiplexed" if multiplexed else "per-execution",
             "sockets": size.sockets if multiplexed else size.executions,
             "subscriptions": len(ids),
-            "late_start": subscribed > start_at,
+            "late_start": subscribed > start_at or not started,
             "messages": sum(len(s) for s in followed.seqs.values()),
             "expected": sum(heads.values()),
             "lost": lost,

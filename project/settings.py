@@ -305,7 +305,7 @@ PROCESS_SWITCH_INTERVAL = float(os.environ.get("PROCESS_SWITCH_INTERVAL", "0.000
 
 # Executions.
 # Threads the engine uses for database writes in one process.
-EXECUTIONS_DB_THREADS = int(os.environ.get("EXECUTIONS_DB_THREADS", "4"))
+EXECUTIONS_DB_THREADS = int(os.environ.get("EXECUTIONS_DB_THREADS", "2"))
 
 LOGGING = {
     "version": 1,
