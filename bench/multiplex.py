@@ -26,11 +26,14 @@ and every execution's final state delivered to every subscriber.
 import argparse
 import asyncio
 import json
+import sqlite3
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psycopg
 import websockets
 
 from bench import processes
@@ -272,6 +275,27 @@ async def streams_case(mode: str, size: Size, warmup: float, multiplexed: bool) 
 FINAL_STATUSES = ("completed", "failed", "cancelled")
 
 
+def commit_seen(database_url: str, workflow_id: str, count: int, stop: threading.Event) -> float:
+    """When another connection first saw ``count`` executions of the workflow
+    (their batch's commit), asking every millisecond until ``stop``; NaN if never."""
+    query = "SELECT COUNT(*) FROM executions_execution WHERE workflow_id = {}"
+    if database_url.startswith("sqlite:///"):
+        path = database_url.removeprefix("sqlite:///")
+        connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+        query, key = query.format("?"), workflow_id.replace("-", "")
+    else:
+        connection = psycopg.connect(database_url, autocommit=True)
+        query, key = query.format("%s"), workflow_id
+    try:
+        while not stop.is_set():
+            if connection.execute(query, (key,)).fetchone()[0] >= count:
+                return time.time()
+            time.sleep(0.001)
+        return float("nan")
+    finally:
+        connection.close()
+
+
 def ended_in(messages: list[tuple[float, dict]]) -> set[str]:
     """The executions a feed's messages showed ended."""
     return {state["id"] for _, state in messages if state["status"] in FINAL_STATUSES}
@@ -318,7 +342,19 @@ async def feed_case(mode: str, size: Size) -> dict:
                 await ready.acquire()
             await asyncio.sleep(1)
             started = time.time()
+            stop = threading.Event()
+            watching = asyncio.create_task(
+                asyncio.to_thread(
+                    commit_seen,
+                    deployment.env["DATABASE_URL"],
+                    workflow,
+                    size.feed_executions,
+                    stop,
+                )
+            )
             ids = await asyncio.to_thread(create_batch, api, workflow, [{}] * size.feed_executions)
+            stop.set()
+            committed = await watching
             # Every feed tells when the executions end: polling the server for
             # that would load it while it is being measured.
             deadline = time.time() + 120
@@ -337,7 +373,7 @@ async def feed_case(mode: str, size: Size) -> dict:
             detail = api.request("GET", f"/api/v1/executions/{execution_id}")
             if detail["status"] in FINAL_STATUSES:
                 finals[execution_id] = events["results"][-1]["seq"]
-        latencies, missing = [], 0
+        latencies, from_commit, missing = [], [], 0
         by_status: dict[str, list[float]] = {}
         for messages in received:
             kept = {}
@@ -346,6 +382,8 @@ async def feed_case(mode: str, size: Size) -> dict:
                 if key in recorded and recorded[key] >= started:
                     latencies.append(at - recorded[key])
                     by_status.setdefault(state["status"], []).append(at - recorded[key])
+                    # A creation's commit was seen; a later change commits as it is recorded.
+                    from_commit.append(at - (committed if key[1] == 1 else recorded[key]))
                 kept[state["id"]] = max(kept.get(state["id"], 0), state["last_seq"])
             missing += sum(1 for i in ids if kept.get(i) != finals.get(i))
         created = [recorded[(i, 1)] for i in ids if (i, 1) in recorded]
@@ -360,6 +398,9 @@ async def feed_case(mode: str, size: Size) -> dict:
             "p50_ms": percentile(latencies, 0.5) * 1000,
             "p99_ms": percentile(latencies, 0.99) * 1000,
             "max_ms": max(latencies, default=float("nan")) * 1000,
+            "creations_commit_after_stamp_ms": (committed - min(created, default=committed)) * 1000,
+            "from_commit_p50_ms": percentile(from_commit, 0.5) * 1000,
+            "from_commit_p99_ms": percentile(from_commit, 0.99) * 1000,
             "p99_ms_by_status": {
                 status: round(percentile(values, 0.99) * 1000, 1)
                 for status, values in sorted(by_status.items())

@@ -57,7 +57,6 @@ from executions.feed import (
 from executions.models import Execution, ExecutionEvent
 from realtime.db import db_read
 from realtime.fanout import fanout
-from realtime.publish import publish
 
 logger = logging.getLogger(__name__)
 
@@ -98,13 +97,13 @@ def written_state(event: ExecutionEvent) -> dict | None:
     return feed_state_of(execution, execution.workflow.name if named else None)
 
 
-def announce_change(event: ExecutionEvent, state: dict | None = None) -> None:
-    """Tell the feeds that ``event`` (a committed ``status`` event) changed its
-    execution, to ``state`` (``written_state`` as it was recorded) when known."""
+def change_announcement(event: ExecutionEvent, state: dict | None = None) -> tuple[str, dict]:
+    """The group and message that tell the feeds ``event`` (a committed ``status``
+    event) changed its execution, to ``state`` (``written_state`` as recorded) when known."""
     # The owner lets the hub tell whether a feed may see the change (None: read anyway).
     cached = ExecutionEvent.execution.is_cached(event)
     owner_id = event.execution.owner_id if cached else None
-    publish(FEED_GROUP, feed_announcement(event.execution_id, owner_id, state))
+    return FEED_GROUP, feed_announcement(event.execution_id, owner_id, state)
 
 
 class FeedHub:

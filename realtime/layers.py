@@ -49,6 +49,7 @@ from channels_redis.pubsub import (
 from channels_redis.utils import _consistent_hash, _wrap_close, decode_hosts
 from redis import ConnectionPool, Redis
 from redis.backoff import NoBackoff
+from redis.client import Pipeline
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.retry import Retry
@@ -265,21 +266,36 @@ class ThreadPublisher:
 
     def publish(self, group: str, message: dict) -> bool:
         """Send ``message`` to ``group``'s subscribers; False if it was dropped."""
+        return self.publish_many([(group, message)]) == 1
+
+    def publish_many(self, messages: list[tuple[str, dict]]) -> int:
+        """Send each ``(group, message)`` in order, in one round trip per Redis
+        shard; how many were sent (the others were dropped)."""
         if time.monotonic() < self.paused_until:
-            self.dropped += 1
-            return False
-        channel = f"{self.prefix}__group__{group}"
-        client = self.clients[_consistent_hash(channel, len(self.clients))]
-        try:
-            client.publish(channel, self.layer.serialize(message))
-        except (RedisError, OSError) as error:
-            self.paused_until = time.monotonic() + PUBLISH_PAUSE
-            self.dropped += 1
-            logger.warning(
-                "Could not publish to Redis (%r); not trying again for %g s", error, PUBLISH_PAUSE
-            )
-            return False
-        return True
+            self.dropped += len(messages)
+            return 0
+        pipelines: dict[int, Pipeline] = {}
+        for group, message in messages:
+            channel = f"{self.prefix}__group__{group}"
+            shard = _consistent_hash(channel, len(self.clients))
+            if shard not in pipelines:
+                pipelines[shard] = self.clients[shard].pipeline(transaction=False)
+            pipelines[shard].publish(channel, self.layer.serialize(message))
+        sent = 0
+        for pipeline in pipelines.values():
+            count = len(pipeline)
+            try:
+                pipeline.execute()
+                sent += count
+            except (RedisError, OSError) as error:
+                self.paused_until = time.monotonic() + PUBLISH_PAUSE
+                logger.warning(
+                    "Could not publish to Redis (%r); not trying again for %g s",
+                    error,
+                    PUBLISH_PAUSE,
+                )
+        self.dropped += len(messages) - sent
+        return sent
 
     def close(self) -> None:
         for client in self.clients:
@@ -296,10 +312,15 @@ class BoundedRedisPubSubChannelLayer(RedisPubSubChannelLayer):
     def publish_now(self, group: str, message: dict) -> bool:
         """``group_send`` from a thread without an event loop, waiting for Redis
         at most ``PUBLISH_TIMEOUT``; False if the message was dropped."""
+        return self.publish_many_now([(group, message)]) == 1
+
+    def publish_many_now(self, messages: list[tuple[str, dict]]) -> int:
+        """``publish_now`` of each ``(group, message)``, in order, in one round trip
+        per shard; how many were sent."""
         with self._publisher_lock:
             if self._publisher is None:
                 self._publisher = ThreadPublisher(self)
-        return self._publisher.publish(group, message)
+        return self._publisher.publish_many(messages)
 
     def close_publisher(self) -> None:
         """Close ``publish_now``'s connections (tests, shutdown)."""

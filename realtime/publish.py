@@ -36,9 +36,15 @@ def publish(group: str, message: dict) -> None:
     """Send ``message`` to ``group``'s subscribers: on the Redis layer at once
     (from a thread without an event loop), else scheduled on a loop without
     waiting; failures are logged, never raised."""
+    publish_many([(group, message)])
+
+
+def publish_many(messages: list[tuple[str, dict]]) -> None:
+    """``publish`` each ``(group, message)``, in order: on the Redis layer in one
+    round trip per shard, else in one hand-over to the loop."""
     layer = get_channel_layer()
-    if hasattr(layer, "publish_now") and not _in_event_loop():
-        layer.publish_now(group, message)
+    if hasattr(layer, "publish_many_now") and not _in_event_loop():
+        layer.publish_many_now(messages)
         return
     if isinstance(layer, InMemoryChannelLayer):
         loop = _consumer_loop
@@ -46,8 +52,13 @@ def publish(group: str, message: dict) -> None:
             return  # no consumer of this process is listening
     else:
         loop = publisher_loop.loop
-    future = asyncio.run_coroutine_threadsafe(layer.group_send(group, message), loop)
+    future = asyncio.run_coroutine_threadsafe(_group_send_each(layer, messages), loop)
     future.add_done_callback(_report_failure)
+
+
+async def _group_send_each(layer, messages: list[tuple[str, dict]]) -> None:
+    for group, message in messages:
+        await layer.group_send(group, message)
 
 
 def _in_event_loop() -> bool:

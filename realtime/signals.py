@@ -1,9 +1,13 @@
 """Pushes each new event to its execution's subscribers once its transaction commits,
 and announces each ``status`` event (a creation, a change of state) to the
 executions feeds (``realtime.feeds``), with the execution's state as it was
-when the event was recorded."""
+when the event was recorded.
 
-from functools import partial
+The events one transaction stores go out together, in order, in one publish
+(``realtime.publish.publish_many``): one round trip to Redis for a batch of
+creations instead of two per execution, each of which would wait for the
+process's other threads to give back the GIL.
+"""
 
 from django.db import transaction
 from django.db.models.signals import post_save
@@ -11,8 +15,26 @@ from django.dispatch import receiver
 
 from executions.models import EventType, ExecutionEvent
 from realtime.events import event_message
-from realtime.feeds import announce_change, written_state
-from realtime.publish import group_name_for, publish
+from realtime.feeds import change_announcement, written_state
+from realtime.publish import group_name_for, publish_many
+
+# How far back among a transaction's commit callbacks its open batch is looked
+# for: past that, a new batch (correct, only less grouped).
+LOOK_BACK = 8
+
+
+class Pushes(list):
+    """The events stored in one transaction (within one set of savepoints), with
+    their announced states; ``send`` is its commit callback."""
+
+    def send(self) -> None:
+        messages = []
+        for event, state in self:
+            message = {"type": "execution.event", "event": event_message(event)}
+            messages.append((group_name_for(event.execution_id), message))
+            if event.type == EventType.STATUS:
+                messages.append(change_announcement(event, state))
+        publish_many(messages)
 
 
 @receiver(post_save, sender=ExecutionEvent, dispatch_uid="realtime.push_execution_event")
@@ -20,13 +42,24 @@ def push_execution_event(sender, instance: ExecutionEvent, created: bool, **kwar
     if created:
         # The state now: by the commit, the same transaction may have changed it again.
         state = written_state(instance) if instance.type == EventType.STATUS else None
-        transaction.on_commit(partial(push_event, instance, state), robust=True)
+        pushes = open_pushes(kwargs.get("using"))
+        if pushes is not None:
+            pushes.append((instance, state))
+        else:
+            pushes = Pushes([(instance, state)])
+            transaction.on_commit(pushes.send, using=kwargs.get("using"), robust=True)
 
 
-def push_event(event: ExecutionEvent, state: dict | None = None) -> None:
-    publish(
-        group_name_for(event.execution_id),
-        {"type": "execution.event", "event": event_message(event)},
-    )
-    if event.type == EventType.STATUS:
-        announce_change(event, state)
+def open_pushes(using: str | None) -> Pushes | None:
+    """The batch this transaction's latest events joined, if its commit callback
+    is still pending among the last ones and was registered under the same
+    savepoints (a rollback of one of them drops the callback and its events)."""
+    connection = transaction.get_connection(using)
+    if not connection.in_atomic_block:
+        return None
+    savepoints = set(connection.savepoint_ids)
+    for sids, callback, _ in reversed(connection.run_on_commit[-LOOK_BACK:]):
+        pushes = getattr(callback, "__self__", None)
+        if isinstance(pushes, Pushes):
+            return pushes if sids == savepoints else None
+    return None

@@ -25,8 +25,12 @@ def sent(monkeypatch) -> list[tuple]:
     ``("dispatch", execution_id)``."""
     happened: list[tuple] = []
     monkeypatch.setattr(
-        "realtime.signals.publish",
-        lambda group, message: happened.append(("push", group, message["event"])),
+        "realtime.signals.publish_many",
+        lambda messages: happened.extend(
+            ("push", group, message["event"])
+            for group, message in messages
+            if message["type"] == "execution.event"
+        ),
     )
     monkeypatch.setattr(
         "executions.dispatch.execution_dispatch",

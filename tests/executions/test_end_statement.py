@@ -94,8 +94,10 @@ def test_it_is_one_statement_writing_what_the_locked_path_writes(monkeypatch):
 
 def test_its_events_are_pushed_with_the_ended_state(monkeypatch):
     pushed = []
-    for where in ("realtime.signals.publish", "realtime.feeds.publish"):
-        monkeypatch.setattr(where, lambda group, message: pushed.append(message))
+    monkeypatch.setattr(
+        "realtime.signals.publish_many",
+        lambda messages: pushed.extend(message for _, message in messages),
+    )
     execution = running()
     pushed.clear()
     complete(execution)

@@ -38,7 +38,7 @@ EVERYTHING = FeedFilter()
 @pytest.fixture(autouse=True)
 def no_push(monkeypatch):
     """The events' pushes are not what these tests are about."""
-    monkeypatch.setattr("realtime.signals.publish", lambda group, message: None)
+    monkeypatch.setattr("realtime.signals.publish_many", lambda messages: None)
 
 
 def mark_of(execution: Execution) -> int:

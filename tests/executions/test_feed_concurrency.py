@@ -39,7 +39,7 @@ WAIT = 30  # seconds; only a broken test waits this long
 
 @pytest.fixture(autouse=True)
 def no_push(monkeypatch):
-    monkeypatch.setattr("realtime.signals.publish", lambda group, message: None)
+    monkeypatch.setattr("realtime.signals.publish_many", lambda messages: None)
 
 
 def step(execution_id, index: int) -> None:

@@ -22,7 +22,11 @@ def pushed(monkeypatch) -> list[dict]:
     """The messages the events' signal publishes, in order."""
     messages: list[dict] = []
     monkeypatch.setattr(
-        realtime.signals, "publish", lambda _group, message: messages.append(message)
+        realtime.signals,
+        "publish_many",
+        lambda published: messages.extend(
+            message for _, message in published if message["type"] == "execution.event"
+        ),
     )
     return messages
 

@@ -151,19 +151,21 @@ class Publisher:
     def __init__(
         self, monkeypatch, *, drop: Callable[[dict], bool] = lambda event: False, repeat: int = 1
     ):
-        self.original = realtime.signals.publish
+        self.original = realtime.signals.publish_many
         self.drop = drop
         self.repeat = repeat
         self.dropped: list[int] = []
-        monkeypatch.setattr(realtime.signals, "publish", self)
+        monkeypatch.setattr(realtime.signals, "publish_many", self)
 
-    def __call__(self, group: str, message: dict) -> None:
-        event = message["event"]
-        if self.drop(event):
-            self.dropped.append(event["seq"])
-            return
-        for _ in range(self.repeat):
-            self.original(group, message)
+    def __call__(self, messages: list[tuple[str, dict]]) -> None:
+        kept = []
+        for group, message in messages:
+            event = message.get("event")
+            if event is not None and self.drop(event):
+                self.dropped.append(event["seq"])
+                continue
+            kept += [(group, message)] * (self.repeat if event is not None else 1)
+        self.original(kept)
 
 
 def group_members(execution_id: Any) -> set[str]:

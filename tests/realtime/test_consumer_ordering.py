@@ -131,18 +131,20 @@ async def test_an_event_overtaken_by_a_later_one_is_sent_once_in_its_place(
     held_execution, token, monkeypatch
 ):
     # The layer delivers 4 before 3: the socket fills 3 from the log, then drops the late 3.
-    original = realtime.signals.publish
+    original = realtime.signals.publish_many
     held = []
 
-    def publish_out_of_order(group, message):
-        if message["event"]["seq"] == 3:
-            held.append((group, message))
-            return
-        original(group, message)
-        if message["event"]["seq"] == 4:
-            original(*held.pop())
+    def publish_out_of_order(messages):
+        for group, message in messages:
+            seq = message.get("event", {}).get("seq")
+            if seq == 3:
+                held.append((group, message))
+                continue
+            original([(group, message)])
+            if seq == 4:
+                original([held.pop()])
 
-    monkeypatch.setattr(realtime.signals, "publish", publish_out_of_order)
+    monkeypatch.setattr(realtime.signals, "publish_many", publish_out_of_order)
     execution_id = held_execution.id
     async with open_socket(path_for(execution_id), bearer(token)) as socket:
         snapshot = await receive(socket)

@@ -152,24 +152,25 @@ async def test_with_every_event_dropped_the_stream_is_still_complete(
 async def test_late_copy_of_an_event_the_watchdog_already_sent_is_dropped(
     held_execution, token, monkeypatch
 ):
-    original = realtime.signals.publish
+    original = realtime.signals.publish_many
     held = []
 
     # 2 and 3 are the start ("Execution started" log, running); 4 is the one held back.
-    def hold_seq_4(group, message):
-        if message["event"]["seq"] == 4:
-            held.append((group, message))
-        else:
-            original(group, message)
+    def hold_seq_4(messages):
+        for group, message in messages:
+            if message.get("event", {}).get("seq") == 4:
+                held.append((group, message))
+            else:
+                original([(group, message)])
 
-    monkeypatch.setattr(realtime.signals, "publish", hold_seq_4)
+    monkeypatch.setattr(realtime.signals, "publish_many", hold_seq_4)
     execution_id = held_execution.id
     async with open_socket(path_for(execution_id), bearer(token)) as socket:
         snapshot = await receive(socket)
         await record(services.execution_start, execution_id=execution_id)
         await record(services.execution_progress, execution_id=execution_id, message="late")
         before = [await receive(socket) for _ in range(3)]  # 4 comes from the log
-        original(*held.pop())  # the layer delivers its copy of 4 after all
+        original([held.pop()])  # the layer delivers its copy of 4 after all
         await record(services.execution_complete, execution_id=execution_id, result=None)
         messages, code = await receive_until_close(socket)
 

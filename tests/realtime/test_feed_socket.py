@@ -177,7 +177,14 @@ async def test_a_dropped_announcement_delays_a_change_but_never_loses_it(
     user, no_dispatch, monkeypatch, settings
 ):
     settings.REALTIME_RECHECK_INTERVAL = 0.3
-    monkeypatch.setattr("realtime.feeds.publish", lambda group, message: None)
+    import realtime.signals
+
+    original = realtime.signals.publish_many
+    monkeypatch.setattr(
+        realtime.signals,
+        "publish_many",
+        lambda messages: original([m for m in messages if m[1]["type"] != "feed.changed"]),
+    )
     async with open_socket(MULTIPLEX, bearer(await new_token(user))) as socket:
         await subscribe_feed(socket)
         created = await new_execution(user)
@@ -327,20 +334,21 @@ async def test_each_announced_state_is_what_a_read_gives_at_that_seq(
 ):
     """The state a writer announces is the one a read of the feed returns once that
     change committed: pushed and read messages never disagree."""
-    import realtime.feeds
+    import realtime.signals
     from executions.feed import executions_for_feed, feed_state
 
     announced, read = [], []
-    original = realtime.feeds.publish
+    original = realtime.signals.publish_many
 
-    def recorded(group, message):
-        if message.get("type") == "feed.changed":
-            announced.append(message.get("state"))
-            state = feed_state(executions_for_feed().get(id=message["execution_id"]))
-            read.append(state)
-        return original(group, message)
+    def recorded(messages):
+        for _, message in messages:
+            if message.get("type") == "feed.changed":
+                announced.append(message.get("state"))
+                state = feed_state(executions_for_feed().get(id=message["execution_id"]))
+                read.append(state)
+        return original(messages)
 
-    monkeypatch.setattr(realtime.feeds, "publish", recorded)
+    monkeypatch.setattr(realtime.signals, "publish_many", recorded)
     created = await new_execution(user)
     await run_to_end(created.id)
     assert [s["status"] for s in read] == ["pending", "running", "running", "completed"]

@@ -115,6 +115,38 @@ async def test_a_thread_publishes_to_a_group_without_an_event_loop():
         await layer.flush()
 
 
+async def test_a_thread_publishes_many_messages_in_order_in_one_round_trip():
+    url = require_redis()
+    layer = BoundedRedisPubSubChannelLayer(hosts=[{"address": url}])
+    first, second = await layer.new_channel(), await layer.new_channel()
+    await layer.group_add("many.a", first)
+    await layer.group_add("many.b", second)
+    messages = [(f"many.{'ab'[n % 2]}", {"type": "x", "n": n}) for n in range(200)]
+    try:
+        assert await asyncio.to_thread(layer.publish_many_now, messages[:1]) == 1
+        [client] = layer._publisher.clients
+        sent = []
+        original = client.connection_pool.get_connection
+
+        def counted(*args, **kwargs):
+            sent.append(1)
+            return original(*args, **kwargs)
+
+        client.connection_pool.get_connection = counted
+        assert await asyncio.to_thread(layer.publish_many_now, messages) == 200
+        assert len(sent) == 1  # one pipeline, one connection, one round trip
+        assert [(await received_on(layer, first))["n"] for _ in range(101)] == [
+            0,
+            *range(0, 200, 2),
+        ]
+        assert [(await received_on(layer, second))["n"] for _ in range(100)] == list(
+            range(1, 200, 2)
+        )
+    finally:
+        layer.close_publisher()
+        await layer.flush()
+
+
 async def test_a_thread_publishes_again_after_redis_closed_its_connection():
     import redis
 
