@@ -12,7 +12,8 @@ Three cases, each on a fresh deployment with one server process:
 * ``feed``: FEEDS feed subscribers while FEED_EXECUTIONS executions are
   created, run and end.
 
-For the first two: latency (receive time minus the event's ``timestamp``) of
+For the first two, once the runners have started every execution: latency
+(receive time minus the event's ``timestamp``) of
 the events recorded after their subscription's first message arrived, events lost or
 duplicated against each log, and the server's memory per subscription: half
 the subscriptions are made, then the other half, and the RSS growth of the
@@ -20,7 +21,10 @@ second half, over its subscriptions, is what one more costs (the growth from
 before the first, over all of them, is shown too: it includes what the first
 ones set up once, such as database threads and connections). For the feed: from each state's event
 being recorded (the ``timestamp`` of its ``last_seq``) to the feed message,
-and every execution's final state delivered to every subscriber.
+and every execution's final state delivered to every subscriber. The
+creations are one transaction, stamped as it begins; another connection
+watches for its commit (asking every millisecond), and the figures "from
+commit" time the creations from then.
 """
 
 import argparse
