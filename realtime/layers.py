@@ -25,8 +25,9 @@ in ``seq`` (or the log watchdog does) and reads the missing events from the
 event log.
 
 A process that publishes (a worker, a server's request threads) sends each
-event from the thread that committed it, with ``publish_now``: one PUBLISH
-on a pooled connection, with no hand-over to an event loop's thread. Its
+transaction's events from the thread that committed it, with
+``publish_many_now``: one pipeline of PUBLISH commands per shard on a pooled
+connection, with no hand-over to an event loop's thread. Its
 connections have short timeouts, and after a failure it stops trying for
 ``PUBLISH_PAUSE`` seconds, so a Redis that is down or stalled holds up no
 write for longer than ``PUBLISH_TIMEOUT``, once per pause; what is not
@@ -264,10 +265,6 @@ class ThreadPublisher:
             )
         return pools
 
-    def publish(self, group: str, message: dict) -> bool:
-        """Send ``message`` to ``group``'s subscribers; False if it was dropped."""
-        return self.publish_many([(group, message)]) == 1
-
     def publish_many(self, messages: list[tuple[str, dict]]) -> int:
         """Send each ``(group, message)`` in order, in one round trip per Redis
         shard; how many were sent (the others were dropped)."""
@@ -309,21 +306,17 @@ class BoundedRedisPubSubChannelLayer(RedisPubSubChannelLayer):
         self._publisher: ThreadPublisher | None = None
         self._publisher_lock = threading.Lock()
 
-    def publish_now(self, group: str, message: dict) -> bool:
-        """``group_send`` from a thread without an event loop, waiting for Redis
-        at most ``PUBLISH_TIMEOUT``; False if the message was dropped."""
-        return self.publish_many_now([(group, message)]) == 1
-
     def publish_many_now(self, messages: list[tuple[str, dict]]) -> int:
-        """``publish_now`` of each ``(group, message)``, in order, in one round trip
-        per shard; how many were sent."""
+        """``group_send`` of each ``(group, message)``, in order, from a thread
+        without an event loop, in one round trip per shard, waiting for Redis at
+        most ``PUBLISH_TIMEOUT``; how many were sent (the others were dropped)."""
         with self._publisher_lock:
             if self._publisher is None:
                 self._publisher = ThreadPublisher(self)
         return self._publisher.publish_many(messages)
 
     def close_publisher(self) -> None:
-        """Close ``publish_now``'s connections (tests, shutdown)."""
+        """Close ``publish_many_now``'s connections (tests, shutdown)."""
         with self._publisher_lock:
             publisher, self._publisher = self._publisher, None
         if publisher is not None:

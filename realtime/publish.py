@@ -3,7 +3,7 @@
 The in-memory channel layer is not thread-safe: its queues belong to the
 event loop the consumers run on, so a send from another thread is handed to
 that loop. The Redis layer publishes from the committing thread itself
-(``BoundedRedisPubSubChannelLayer.publish_now``), on pooled connections.
+(``BoundedRedisPubSubChannelLayer.publish_many_now``), on pooled connections.
 Other layers, and any publish from a thread that runs an event loop (which
 must not block), go through one long-lived loop per process, so a worker
 pays for neither a new loop nor a new Redis connection per event.
@@ -32,16 +32,11 @@ def bind_consumer_loop(loop: asyncio.AbstractEventLoop) -> None:
     _consumer_loop = loop
 
 
-def publish(group: str, message: dict) -> None:
-    """Send ``message`` to ``group``'s subscribers: on the Redis layer at once
-    (from a thread without an event loop), else scheduled on a loop without
-    waiting; failures are logged, never raised."""
-    publish_many([(group, message)])
-
-
 def publish_many(messages: list[tuple[str, dict]]) -> None:
-    """``publish`` each ``(group, message)``, in order: on the Redis layer in one
-    round trip per shard, else in one hand-over to the loop."""
+    """Send each ``(group, message)`` to the group's subscribers, in order: on the
+    Redis layer at once (from a thread without an event loop), in one round trip
+    per shard, else in one hand-over to a loop without waiting; failures are
+    logged, never raised."""
     layer = get_channel_layer()
     if hasattr(layer, "publish_many_now") and not _in_event_loop():
         layer.publish_many_now(messages)

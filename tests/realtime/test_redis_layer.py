@@ -108,7 +108,7 @@ async def test_a_thread_publishes_to_a_group_without_an_event_loop():
     await layer.group_add("from.a.thread", channel)
     message = {"type": "execution.event", "event": {"seq": 1, "message": "é"}}
     try:
-        assert await asyncio.to_thread(layer.publish_now, "from.a.thread", message)
+        assert await asyncio.to_thread(layer.publish_many_now, [("from.a.thread", message)]) == 1
         assert await received_on(layer, channel) == message
     finally:
         layer.close_publisher()
@@ -155,7 +155,8 @@ async def test_a_thread_publishes_again_after_redis_closed_its_connection():
     channel = await layer.new_channel()
     await layer.group_add("after.a.restart", channel)
     try:
-        assert await asyncio.to_thread(layer.publish_now, "after.a.restart", {"type": "x", "n": 1})
+        sent = [("after.a.restart", {"type": "x", "n": 1})]
+        assert await asyncio.to_thread(layer.publish_many_now, sent) == 1
         assert (await received_on(layer, channel))["n"] == 1
         [client] = layer._publisher.clients
         assert len(client.connection_pool._available_connections) == 1
@@ -163,7 +164,8 @@ async def test_a_thread_publishes_again_after_redis_closed_its_connection():
         killer = redis.Redis.from_url(url)
         assert killer.client_kill_filter(_id=pooled) == 1  # as a restart would
         killer.close()
-        assert await asyncio.to_thread(layer.publish_now, "after.a.restart", {"type": "x", "n": 2})
+        sent = [("after.a.restart", {"type": "x", "n": 2})]
+        assert await asyncio.to_thread(layer.publish_many_now, sent) == 1
         assert (await received_on(layer, channel))["n"] == 2
     finally:
         layer.close_publisher()
@@ -184,13 +186,13 @@ def test_a_stalled_redis_holds_a_publishing_thread_once_per_pause(monkeypatch):
         port = stalled.getsockname()[1]
         layer = BoundedRedisPubSubChannelLayer(hosts=[{"address": f"redis://127.0.0.1:{port}"}])
         began = time.monotonic()
-        assert not layer.publish_now("stalled", {"type": "x"})
+        assert layer.publish_many_now([("stalled", {"type": "x"})]) == 0
         first = time.monotonic() - began
         # One retry, at once: two timeouts at most, never redis-py's backoff.
         assert 0.3 <= first < 0.3 * 2 + 0.5
         began = time.monotonic()
         for _ in range(100):
-            assert not layer.publish_now("stalled", {"type": "x"})
+            assert layer.publish_many_now([("stalled", {"type": "x"})]) == 0
         assert time.monotonic() - began < 0.1
         assert layer._publisher.dropped == 101
         layer.close_publisher()
