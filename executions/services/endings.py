@@ -5,10 +5,9 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
-from django.db.models.functions import Now
 
 from executions import dispatch
-from executions.clock import LOCKED_NOW, locked_now, locked_now_mark
+from executions.clock import locked_now, locked_now_mark
 from executions.exceptions import AlreadyFinished, InvalidTransition
 from executions.models import Execution, ExecutionStatus, NodeRun, NodeStatus
 from executions.services.eventlog import (
@@ -20,6 +19,7 @@ from executions.services.eventlog import (
     node_event_append,
     stop_nodes,
     stored_error,
+    with_database_time,
 )
 from executions.services.one_statement import row_values, rows_write
 from executions.states import TERMINAL_STATUSES, can_transition
@@ -84,12 +84,8 @@ def _complete_in_one_statement(
     running, or whose log moved on since it was read)."""
     if connection.vendor != "postgresql":
         return None
-    execution = (
-        Execution.objects.defer("definition")
-        .annotate(**{LOCKED_NOW: Now()})
-        .filter(id=execution_id, status=ExecutionStatus.RUNNING)
-        .first()
-    )
+    running = Execution.objects.filter(id=execution_id, status=ExecutionStatus.RUNNING)
+    execution = with_database_time(running).first()
     if execution is None or (claim_token is not None and execution.claim_token != claim_token):
         return None
     locked_now_mark(execution)

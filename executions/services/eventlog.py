@@ -10,6 +10,7 @@ from typing import Any
 from django.conf import settings
 from django.core import checks
 from django.db import connection
+from django.db.models import QuerySet
 from django.db.models.functions import Now
 from django.db.models.signals import post_save
 
@@ -46,16 +47,18 @@ def check_claim(execution: Execution, claim_token: Any) -> None:
         raise ClaimLost(f"Execution {execution.id} is no longer claimed by this runner; it stops.")
 
 
+def with_database_time(executions: QuerySet) -> QuerySet:
+    """``executions`` for a write: read with the database's time (``locked_now``),
+    without their definition copy (no write needs it, and a deferred field is
+    left out of the row's every later save())."""
+    return executions.defer("definition").annotate(**{LOCKED_NOW: Now()})
+
+
 def locked(execution_id: Any, claim_token: Any = None) -> Execution:
     """The locked execution, ended or not (and still this runner's, when
     ``claim_token`` is given), read with the database's time (``locked_now``)."""
-    # Without its definition copy: no write needs it, and a deferred field is
-    # left out of the row's every later save().
     execution = locked_now_mark(
-        Execution.objects.select_for_update()
-        .defer("definition")
-        .annotate(**{LOCKED_NOW: Now()})
-        .get(id=execution_id)
+        with_database_time(Execution.objects.select_for_update()).get(id=execution_id)
     )
     check_claim(execution, claim_token)
     return execution
