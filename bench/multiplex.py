@@ -155,9 +155,11 @@ async def follow_multiplexed(
     deployment, ids: list[str], sockets: int, followed: Followed, opened, second_half
 ):
     headers = {"Authorization": f"Bearer {deployment.token}"}
-    shares = [ids[n::sockets] for n in range(sockets)]
+    # The first half of ``ids`` first (what the caller counts), shared out.
+    first, second = ids[: len(ids) // 2], ids[len(ids) // 2 :]
+    shares = [(first[n::sockets], second[n::sockets]) for n in range(sockets)]
 
-    async def one(share: list[str]) -> None:
+    async def one(halves: tuple[list[str], list[str]]) -> None:
         async with websockets.connect(
             f"{deployment.servers[0].ws_url}/api/v1/ws",
             additional_headers=headers,
@@ -171,11 +173,10 @@ async def follow_multiplexed(
                     message = {"type": "subscribe", "execution_id": execution_id, "last_seq": 0}
                     await socket.send(json.dumps(message))
 
-            half = len(share) // 2
-            await subscribe(share[:half])
+            await subscribe(halves[0])
             subscribing = asyncio.create_task(second_half.wait())
-            subscribing.add_done_callback(lambda _: asyncio.create_task(subscribe(share[half:])))
-            waiting, started = set(share), set()
+            subscribing.add_done_callback(lambda _: asyncio.create_task(subscribe(halves[1])))
+            waiting, started = {*halves[0], *halves[1]}, set()
             while waiting:
                 message = json.loads(await socket.recv())
                 if message["type"] == "unsubscribed":
@@ -300,6 +301,22 @@ def commit_seen(database_url: str, workflow_id: str, count: int, stop: threading
         connection.close()
 
 
+class Decoded:
+    """A subscriber's frames, decoded as far as they have been asked for."""
+
+    def __init__(self, frames: list[tuple[float, str]]) -> None:
+        self.frames, self.done, self.decoded = frames, 0, []
+
+    def states(self) -> list[tuple[float, dict]]:
+        """The feed's ``execution`` states received so far, with their receive times."""
+        for at, frame in self.frames[self.done :]:
+            message = json.loads(frame)
+            if message["type"] == "execution":
+                self.decoded.append((at, message["execution"]))
+        self.done = len(self.frames)
+        return self.decoded
+
+
 def ended_in(messages: list[tuple[float, dict]]) -> set[str]:
     """The executions a feed's messages showed ended."""
     return {state["id"] for _, state in messages if state["status"] in FINAL_STATUSES}
@@ -318,9 +335,11 @@ async def feed_case(mode: str, size: Size) -> dict:
             "POST", "/api/v1/workflows", {"name": "fed", "definition": definition}
         )["id"]
         headers = {"Authorization": f"Bearer {deployment.token}"}
-        received: list[list[tuple[float, dict]]] = [[] for _ in range(size.feeds)]
+        # Each subscriber's frames with their receive times, decoded afterwards:
+        # decoding 1,000 frames as they arrive would time the measuring client.
+        frames: list[list[tuple[float, str]]] = [[] for _ in range(size.feeds)]
         ready = asyncio.Semaphore(0)
-        done = asyncio.Event()
+        sockets = []
 
         async def subscriber(index: int) -> None:
             async with websockets.connect(
@@ -329,16 +348,15 @@ async def feed_case(mode: str, size: Size) -> dict:
                 max_queue=None,
                 ping_interval=None,
             ) as socket:
+                sockets.append(socket)
                 await socket.send(json.dumps({"type": "subscribe", "feed": "executions"}))
                 ready.release()
-                while not done.is_set():
-                    try:
-                        frame = await asyncio.wait_for(socket.recv(), 0.5)
-                    except TimeoutError:
-                        continue
-                    message = json.loads(frame)
-                    if message["type"] == "execution":
-                        received[index].append((time.time(), message["execution"]))
+                kept = frames[index]
+                try:
+                    async for frame in socket:
+                        kept.append((time.time(), frame))
+                except websockets.ConnectionClosed:
+                    pass
 
         with collector_paused():
             tasks = [asyncio.create_task(subscriber(n)) for n in range(size.feeds)]
@@ -361,14 +379,17 @@ async def feed_case(mode: str, size: Size) -> dict:
             committed = await watching
             # Every feed tells when the executions end: polling the server for
             # that would load it while it is being measured.
+            received = [Decoded(kept) for kept in frames]
             deadline = time.time() + 120
             while time.time() < deadline and not all(
-                ended_in(messages) >= set(ids) for messages in received
+                ended_in(decoded.states()) >= set(ids) for decoded in received
             ):
                 await asyncio.sleep(0.5)
             await asyncio.sleep(2)  # the last changes reach the feeds
-            done.set()
+            for socket in sockets:
+                await socket.close()
             await asyncio.gather(*tasks)
+        received = [decoded.states() for decoded in received]
         recorded, finals = {}, {}
         for execution_id in ids:
             events = api.request("GET", f"/api/v1/executions/{execution_id}/events?limit=1000")
