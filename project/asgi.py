@@ -8,6 +8,13 @@ import django
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
 django.setup(set_prefix=False)
 
+# Served by daphne's command line (tests import daphne.server, not its cli).
+SERVED = "daphne.cli" in sys.modules
+if SERVED:
+    from executions.runtime import limit_malloc_arenas
+
+    limit_malloc_arenas()  # before this process starts its threads
+
 from project.http import ThreadedHTTPHandler  # noqa: E402
 
 django_asgi_app = ThreadedHTTPHandler()
@@ -29,9 +36,8 @@ if settings.EXECUTIONS_RUNNER == "inprocess":
     # previous instance left behind when it stopped.
     start_maintenance()
 
-if "daphne.cli" in sys.modules:
-    # Served by daphne's command line (tests import daphne.server, not its
-    # cli): bound what it buffers for a client that stops reading, and let it
+if SERVED:
+    # Bound what it buffers for a client that stops reading, and let it
     # send close codes 1008 and 1009; keep garbage collection from pausing the
     # server and its other threads from holding its loop back.
     server_hooks.install()

@@ -302,6 +302,9 @@ REALTIME_HANDSHAKE_RATE = os.environ.get("REALTIME_HANDSHAKE_RATE", "10000/minut
 # Seconds a thread may keep the interpreter lock while another waits for it,
 # in servers and workers (Python's default: 0.005); executions.runtime.
 PROCESS_SWITCH_INTERVAL = float(os.environ.get("PROCESS_SWITCH_INTERVAL", "0.0005"))
+# Arenas the C allocator (glibc) may keep in servers and workers; 0: glibc's
+# default, eight per core; executions.runtime.
+PROCESS_MALLOC_ARENAS = int(os.environ.get("PROCESS_MALLOC_ARENAS", "2"))
 
 # Executions.
 # Threads the engine uses for database writes in one process.

@@ -1,15 +1,23 @@
 """What the serving process sets up for itself."""
 
 import asyncio
+import os
+import platform
+import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import pytest
 from channels.testing import HttpCommunicator
 from django.core.signals import request_started
 from django.db.backends.signals import connection_created
 
-from executions.runtime import check_switch_interval, tune_thread_switching
+from executions.runtime import (
+    check_malloc_arenas,
+    check_switch_interval,
+    tune_thread_switching,
+)
 from project.asgi import application, django_asgi_app
 from project.http import ThreadedHTTPHandler
 from project.limits import ConcurrentRequestLimit
@@ -138,3 +146,65 @@ def test_a_switch_interval_that_cannot_work_fails_the_checks(settings, value):
     [error] = check_switch_interval()
     assert error.id == "executions.E110"
     assert "PROCESS_SWITCH_INTERVAL" in error.msg
+
+
+# Eight threads alive at once, each allocating, then glibc's count of its arenas
+# (malloc_stats prints one "Arena N:" line each to standard error).
+ARENAS_PROBE = """
+import ctypes, sys, threading
+{setup}
+barrier = threading.Barrier(8)
+def work():
+    kept = [bytearray(2000) for _ in range(2000)]
+    barrier.wait()
+threads = [threading.Thread(target=work) for _ in range(8)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+ctypes.CDLL("libc.so.6").malloc_stats()
+"""
+SERVED_SETUP = "import daphne.cli, project.asgi"
+BARE_SETUP = "import django; django.setup()"
+
+
+def arenas_of(setup: str, **env: str) -> int:
+    run = subprocess.run(
+        [sys.executable, "-c", ARENAS_PROBE.format(setup=setup)],
+        cwd=Path(__file__).resolve().parents[2],
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 0, run.stderr
+    return sum(1 for line in run.stderr.splitlines() if line.startswith("Arena "))
+
+
+glibc_only = pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's allocator")
+
+
+@glibc_only
+def test_a_served_process_keeps_at_most_its_setting_of_malloc_arenas():
+    assert arenas_of(SERVED_SETUP) <= 2
+    assert arenas_of(SERVED_SETUP, PROCESS_MALLOC_ARENAS="3") <= 3
+
+
+@glibc_only
+def test_without_the_limit_each_busy_thread_gets_an_arena():
+    # What the setting changes: glibc's default, and the same with 0.
+    assert arenas_of(BARE_SETUP) > 4
+    assert arenas_of(SERVED_SETUP, PROCESS_MALLOC_ARENAS="0") > 4
+
+
+def test_the_default_keeps_two_arenas(settings):
+    assert settings.PROCESS_MALLOC_ARENAS == 2
+    assert check_malloc_arenas() == []
+
+
+@pytest.mark.parametrize("value", [-1, 2000, 1.5, "two", None, True])
+def test_an_arena_count_that_cannot_work_fails_the_checks(settings, value):
+    settings.PROCESS_MALLOC_ARENAS = value
+    [error] = check_malloc_arenas()
+    assert error.id == "executions.E111"
+    assert "PROCESS_MALLOC_ARENAS" in error.msg

@@ -10,7 +10,11 @@ from django.core.management.base import BaseCommand, CommandError
 from executions.engine.runner import active_runs, release_local_runs
 from executions.maintenance import start_maintenance
 from executions.queue import app
-from executions.runtime import tune_garbage_collector, tune_thread_switching
+from executions.runtime import (
+    limit_malloc_arenas,
+    tune_garbage_collector,
+    tune_thread_switching,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +37,7 @@ class Command(BaseCommand):
                 "Workers take executions from Redis: set REDIS_URL (and leave "
                 "EXECUTIONS_RUNNER unset or 'celery')."
             )
+        limit_malloc_arenas()
         tune_garbage_collector()
         tune_thread_switching()
         start_maintenance()
