@@ -11,6 +11,7 @@ import concurrent.futures
 import logging
 import os
 import socket
+from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -29,13 +30,16 @@ def runner_name() -> str:
 
 
 def execution_dispatch(execution_id: Any) -> None:
-    """Send a pending execution to a runner; called after its transaction commits."""
+    """Send a pending execution to a runner; called after its transaction commits
+    (in this process, once the transaction's pushes are on their way to its sockets)."""
     if settings.EXECUTIONS_RUNNER == "celery":
         from executions.queue import run_execution_task
 
         run_execution_task.delay(str(execution_id))
     else:
-        run_here(execution_id)
+        from realtime.publish import after_pushes
+
+        after_pushes(partial(run_here, execution_id))
 
 
 def dispatches_waiting() -> int | None:
