@@ -1,7 +1,6 @@
 """Tuning for the long-running processes: servers and workers."""
 
 import ctypes
-import ctypes.util
 import gc
 import logging
 import platform
@@ -58,8 +57,8 @@ def limit_malloc_arenas() -> bool:
     if not count or platform.libc_ver()[0] != "glibc":
         return False
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        return bool(libc.mallopt(M_ARENA_MAX, count))
+        # The running program's symbols, glibc's among them.
+        return bool(ctypes.CDLL(None).mallopt(M_ARENA_MAX, count))
     except (OSError, AttributeError):
         logger.warning("Could not limit the malloc arenas", exc_info=True)
         return False
