@@ -7,13 +7,17 @@ import threading
 import time
 
 import pytest
+from channels.layers import InMemoryChannelLayer
 
 from realtime import publish
 
 
 @pytest.fixture
 def consumer_loop(monkeypatch):
-    """A running loop in a thread, bound as this process's consumer loop."""
+    """A running loop in a thread, bound as this process's consumer loop, and the
+    in-memory layer (whatever the suite's), whose sends are handed to that loop."""
+    layer = InMemoryChannelLayer()
+    monkeypatch.setattr(publish, "get_channel_layer", lambda: layer)
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
