@@ -96,3 +96,19 @@ def test_autobahn_styles_no_log_argument_once_installed():
     server_hooks.install()
     assert autobahn.websocket.protocol.hltype is server_hooks.plain
     assert autobahn.websocket.protocol.hlval is server_hooks.plain
+
+
+def test_autobahn_formats_its_settings_only_for_a_line_it_writes():
+    import pprint
+
+    import autobahn.websocket.protocol
+
+    server_hooks.install()
+    settings_log = [("openHandshakeTimeout", 5, "Factory"), ("autoPingInterval", 20, "Factory")]
+    argument = autobahn.websocket.protocol.pformat(settings_log)
+    assert isinstance(argument, server_hooks.Pretty)  # nothing formatted yet
+    assert f"\n{argument}" == "\n" + pprint.pformat(settings_log)
+    assert str(argument) == pprint.pformat(settings_log)
+    timings = autobahn.websocket.protocol.Timings()
+    timings.track("onOpen")
+    assert str(timings) == pprint.pformat(timings._timings)
