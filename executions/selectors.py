@@ -41,12 +41,10 @@ def execution_visible_to(user: AbstractBaseUser, execution_id: Any) -> Execution
     """
     if not user.is_authenticated:
         return None
-    connection = connections[router.db_for_read(Execution)]
-    sql = visible_execution_sql(connection.alias, connection.vendor, staff=user.is_staff)
-    params = [Execution._meta.pk.get_db_prep_value(execution_id, connection)]
-    if not user.is_staff:
-        params.append(OWNER.get_db_prep_value(user.pk, connection))
-    return next(iter(Execution.objects.using(connection.alias).raw(sql, params)), None)
+    alias = router.db_for_read(Execution)
+    sql = visible_execution_sql(alias, staff=user.is_staff)
+    params = visible_execution_params(alias, execution_id, None if user.is_staff else user.pk)
+    return next(iter(Execution.objects.using(alias).raw(sql, params)), None)
 
 
 OWNER = Execution._meta.get_field("owner")
@@ -54,19 +52,26 @@ OWNER = Execution._meta.get_field("owner")
 _SOME_ID, _SOME_OWNER = uuid.UUID(int=1), 1
 
 
+def visible_execution_params(alias: str, execution_id: Any, owner_id: Any | None) -> list:
+    """The parameters of ``visible_execution_sql`` as the database takes them: the
+    execution's id, then the owner's unless ``owner_id`` is None (staff)."""
+    connection = connections[alias]
+    params = [Execution._meta.pk.get_db_prep_value(execution_id, connection)]
+    if owner_id is not None:
+        params.append(OWNER.get_db_prep_value(owner_id, connection))
+    return params
+
+
 @functools.cache
-def visible_execution_sql(alias: str, vendor: str, *, staff: bool) -> str:
-    """``execution_visible_to``'s SQL for one database: its parameters are the
-    execution's id, then (not ``staff``) the owner's."""
+def visible_execution_sql(alias: str, *, staff: bool) -> str:
+    """``execution_visible_to``'s SQL for one database, compiled by the ORM from
+    placeholder values and checked to take ``visible_execution_params``."""
     executions = Execution.objects.using(alias).filter(id=_SOME_ID)
     if not staff:
         executions = executions.filter(owner_id=_SOME_OWNER)
     executions = executions.order_by().defer("definition", "input_data")[:1]
     sql, params = executions.query.sql_with_params()
-    connection = connections[alias]
-    expected = [Execution._meta.pk.get_db_prep_value(_SOME_ID, connection)]
-    if not staff:
-        expected.append(OWNER.get_db_prep_value(_SOME_OWNER, connection))
+    expected = visible_execution_params(alias, _SOME_ID, None if staff else _SOME_OWNER)
     if list(params) != expected:
         raise RuntimeError(f"execution_visible_to's query took {params!r}, not {expected!r}")
     return sql
