@@ -47,6 +47,9 @@ class EventType(models.TextChoices):
     """A node changed status (one per attempt start and end)."""
     LOG = "log", "Log"
     """A log line written by a node or by the engine."""
+    CHUNK = "chunk", "Chunk"
+    """A piece of a node's streamed output (``ctx.stream``): the pieces written
+    to one stream within ``EXECUTIONS_CHUNK_INTERVAL``, coalesced."""
 
 
 class Workflow(models.Model):
@@ -104,6 +107,10 @@ class Execution(models.Model):
     log_lines = models.PositiveIntegerField(default=0)
     log_bytes = models.PositiveBigIntegerField(default=0)
     log_cut = models.BooleanField(default=False)
+    # The bytes its nodes streamed (``ctx.stream``), as counted against
+    # EXECUTIONS_MAX_STREAM_BYTES; once ``stream_cut``, later pieces are dropped.
+    stream_bytes = models.PositiveBigIntegerField(default=0)
+    stream_cut = models.BooleanField(default=False)
     cancel_requested_at = models.DateTimeField(null=True, blank=True)
     # Who runs it: the runner's name, a token that fences off a runner that
     # lost its claim, and until when the claim holds without a heartbeat.

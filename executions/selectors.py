@@ -3,6 +3,7 @@
 import functools
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
@@ -10,7 +11,7 @@ from django.db import connections, router
 from django.db.models import QuerySet
 from django.db.models.functions import Now
 
-from executions.models import Execution, ExecutionEvent, ExecutionStatus, Workflow
+from executions.models import EventType, Execution, ExecutionEvent, ExecutionStatus, Workflow
 
 
 def workflows_visible_to(user: AbstractBaseUser | AnonymousUser) -> QuerySet[Workflow]:
@@ -86,6 +87,30 @@ def events_after(
         events = events.filter(seq__lte=upto)
     events = events.order_by("seq")
     return list(events if limit is None else events[:limit])
+
+
+@dataclass
+class NodeStreamsRead:
+    """What one node's current attempt streamed: each stream's text (or list of
+    JSON pieces) by name, and whether the execution's stream limit cut them."""
+
+    streams: dict = field(default_factory=dict)
+    truncated: bool = False
+
+
+def node_streams(execution_id: Any, attempts: dict[str, int]) -> dict[str, NodeStreamsRead]:
+    """The streams of each node's attempt ``attempts[node_id]``, from its ``chunk``
+    events, by node id."""
+    found: dict[str, NodeStreamsRead] = {}
+    chunks = ExecutionEvent.objects.filter(execution_id=execution_id, type=EventType.CHUNK)
+    for (data,) in chunks.order_by("seq").values_list("data"):
+        if attempts.get(data["node_id"]) != data["attempt"]:
+            continue  # an earlier attempt's
+        read = found.setdefault(data["node_id"], NodeStreamsRead())
+        piece = data["data"]
+        read.streams[data["stream"]] = read.streams.get(data["stream"], piece[:0]) + piece
+        read.truncated = read.truncated or bool(data.get("stream_truncated"))
+    return found
 
 
 def execution_heads(execution_ids: Iterable[Any]) -> dict[Any, int]:

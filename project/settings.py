@@ -351,6 +351,19 @@ EXECUTIONS_MAX_EXECUTION_OUTPUT_BYTES = int(
 # one warning says the log was cut and later lines are dropped.
 EXECUTIONS_MAX_LOG_LINES = int(os.environ.get("EXECUTIONS_MAX_LOG_LINES", "10000"))
 EXECUTIONS_MAX_LOG_BYTES = int(os.environ.get("EXECUTIONS_MAX_LOG_BYTES", str(4 * 1024 * 1024)))
+# Streamed output (ctx.stream): the pieces of one stream within this many
+# seconds become one chunk event; a chunk is sent early at this many bytes.
+EXECUTIONS_CHUNK_INTERVAL = float(os.environ.get("EXECUTIONS_CHUNK_INTERVAL", "0.05"))
+EXECUTIONS_CHUNK_MAX_BYTES = int(os.environ.get("EXECUTIONS_CHUNK_MAX_BYTES", str(16 * 1024)))
+# Bytes all of an execution's streams record, at most; past it they are cut.
+EXECUTIONS_MAX_STREAM_BYTES = int(
+    os.environ.get("EXECUTIONS_MAX_STREAM_BYTES", str(4 * 1024 * 1024))
+)
+EXECUTIONS_MAX_STREAMS_PER_NODE = int(os.environ.get("EXECUTIONS_MAX_STREAMS_PER_NODE", "16"))
+# Log lines and chunks of many executions recorded in one transaction, at most;
+# and those one run may have waiting before its node waits for them.
+EXECUTIONS_RECORD_BATCH = int(os.environ.get("EXECUTIONS_RECORD_BATCH", "500"))
+EXECUTIONS_RECORDS_PENDING = int(os.environ.get("EXECUTIONS_RECORDS_PENDING", "100"))
 # Progress-only status events recorded per execution per second, at most.
 EXECUTIONS_PROGRESS_EVENTS_PER_SECOND = float(
     os.environ.get("EXECUTIONS_PROGRESS_EVENTS_PER_SECOND", "5")

@@ -10,10 +10,10 @@ process's other threads to give back the GIL.
 """
 
 from django.db import transaction
-from django.db.models.signals import post_save
 from django.dispatch import receiver
 
 from executions.models import EventType, ExecutionEvent
+from executions.signals import event_recorded
 from realtime.events import event_message
 from realtime.feeds import change_announcement, written_state
 from realtime.publish import group_name_for, publish_many
@@ -37,17 +37,16 @@ class Pushes(list):
         publish_many(messages)
 
 
-@receiver(post_save, sender=ExecutionEvent, dispatch_uid="realtime.push_execution_event")
-def push_execution_event(sender, instance: ExecutionEvent, created: bool, **kwargs) -> None:
-    if created:
-        # The state now: by the commit, the same transaction may have changed it again.
-        state = written_state(instance) if instance.type == EventType.STATUS else None
-        pushes = open_pushes(kwargs.get("using"))
-        if pushes is not None:
-            pushes.append((instance, state))
-        else:
-            pushes = Pushes([(instance, state)])
-            transaction.on_commit(pushes.send, using=kwargs.get("using"), robust=True)
+@receiver(event_recorded, dispatch_uid="realtime.push_execution_event")
+def push_execution_event(sender, event: ExecutionEvent, using: str, **kwargs) -> None:
+    # The state now: by the commit, the same transaction may have changed it again.
+    state = written_state(event) if event.type == EventType.STATUS else None
+    pushes = open_pushes(using)
+    if pushes is not None:
+        pushes.append((event, state))
+    else:
+        pushes = Pushes([(event, state)])
+        transaction.on_commit(pushes.send, using=using, robust=True)
 
 
 def open_pushes(using: str | None) -> Pushes | None:

@@ -8,7 +8,7 @@ from rest_framework import serializers
 from executions.engine.graph import InvalidDefinition, parse_definition
 from executions.exceptions import InvalidTags
 from executions.models import Execution, ExecutionStatus, NodeRun, Workflow
-from executions.selectors import workflows_visible_to
+from executions.selectors import NodeStreamsRead, node_streams, workflows_visible_to
 from executions.tags import MAX_TAG_LENGTH, MAX_TAGS, RULE, tags_clean
 
 # The shape of a definition, for the OpenAPI schema; parse_definition checks the rest.
@@ -127,7 +127,21 @@ class ExecutionSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+STREAMS_SCHEMA = {
+    "type": "object",
+    "additionalProperties": {"oneOf": [{"type": "string"}, {"type": "array", "items": {}}]},
+    "description": "What the node's current attempt streamed (ctx.stream): each stream's "
+    "text, or its list of JSON pieces, by name.",
+}
+
+
 class NodeRunSerializer(serializers.ModelSerializer):
+    streams = serializers.SerializerMethodField()
+    streams_truncated = serializers.SerializerMethodField(
+        help_text="The execution's streams reached EXECUTIONS_MAX_STREAM_BYTES: "
+        "later pieces were not recorded."
+    )
+
     class Meta:
         model = NodeRun
         fields = [
@@ -140,8 +154,23 @@ class NodeRunSerializer(serializers.ModelSerializer):
             "duration",
             "output",
             "error",
+            "streams",
+            "streams_truncated",
         ]
         read_only_fields = fields
+
+    def streamed(self, run: NodeRun) -> NodeStreamsRead:
+        found = self.context.get("node_streams")
+        if found is None:  # one node alone: its own read
+            found = node_streams(run.execution_id, {run.node_id: run.attempts})
+        return found.get(run.node_id, NodeStreamsRead())
+
+    @extend_schema_field(STREAMS_SCHEMA)
+    def get_streams(self, run: NodeRun) -> dict:
+        return self.streamed(run).streams
+
+    def get_streams_truncated(self, run: NodeRun) -> bool:
+        return self.streamed(run).truncated
 
 
 class ExecutionDetailSerializer(ExecutionSerializer):
@@ -157,6 +186,12 @@ class ExecutionDetailSerializer(ExecutionSerializer):
     class Meta(ExecutionSerializer.Meta):
         fields = [*ExecutionSerializer.Meta.fields, "definition", "nodes"]
         read_only_fields = fields
+
+    def to_representation(self, execution: Execution) -> dict:
+        # Every node's streams in one read of the execution's chunks.
+        attempts = {run.node_id: run.attempts for run in execution.nodes.all()}
+        self.context["node_streams"] = node_streams(execution.id, attempts)
+        return super().to_representation(execution)
 
 
 class EventQuerySerializer(serializers.Serializer):

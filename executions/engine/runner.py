@@ -21,9 +21,12 @@ from executions.engine.context import NodeContext
 from executions.engine.db import db
 from executions.engine.graph import Graph, InvalidDefinition, parse_definition
 from executions.engine.outputs import OutputBudget
+from executions.engine.recorder import Outcome, Record, RecordFailed, RunRecords
+from executions.engine.streams import NodeStreams
 from executions.exceptions import ClaimLost, InvalidTransition, NodeFailed
-from executions.models import Execution, ExecutionStatus, NodeStatus
+from executions.models import EventType, Execution, ExecutionStatus, NodeStatus
 from executions.selectors import executions_cancel_requested
+from executions.services.eventlog import log_data
 
 logger = logging.getLogger(__name__)
 
@@ -108,6 +111,11 @@ class Run:
         self.outputs: dict[str, Any] = {}
         self.budget = OutputBudget(graph)  # their sizes, against the output limits
         self.log_cut = execution.log_cut
+        self.stream_cut = execution.stream_cut
+        # Its log lines and chunks not yet committed (``executions.engine.recorder``).
+        self.records = RunRecords(self.record_outcome)
+        # The streams of each node's current attempt.
+        self.streams: dict[str, NodeStreams] = {}
         # The nodes whose completion was handled: their children may be ready.
         self.handled: set[str] = set()
         self.started = 0
@@ -131,8 +139,22 @@ class Run:
         self.loop.call_soon_threadsafe(stop)
 
     async def write(self, service, **kwargs: Any) -> Any:
-        """Call a service for this execution, as the holder of its claim."""
+        """Call a service for this execution, as the holder of its claim, once its
+        log lines and chunks so far are recorded."""
+        await self.records.drain()
         return await db(service, execution_id=self.id, claim_token=self.claim_token, **kwargs)
+
+    def record(self, event_type: str, data: dict) -> None:
+        """Queue a log line or a chunk, recorded in the loop's next batch."""
+        self.records.queue(Record(self.id, self.claim_token, event_type, data))
+
+    def record_outcome(self, record: Record, outcome: str) -> None:
+        if outcome == Outcome.CLAIM_LOST:
+            self.request_stop(ABANDON)
+        elif outcome == Outcome.DROPPED and record.type == EventType.LOG:
+            self.log_cut = True
+        elif outcome == Outcome.DROPPED or record.data.get("stream_truncated"):
+            self.stream_cut = True
 
     def percent(self) -> int:
         """Weighted completion of all nodes; skipped nodes count as done."""
@@ -215,6 +237,8 @@ class Run:
             task.cancel()
         await asyncio.gather(*running, return_exceptions=True)
         await self.progress.close()
+        with contextlib.suppress(RecordFailed):
+            await self.records.drain()
 
     async def stop_early(self, running: dict[asyncio.Task, str]) -> None:
         """Stop for the reason requested: cancelled, handed back, or abandoned."""
@@ -285,10 +309,13 @@ class Run:
         if error is not None:
             return None, error
         try:
-            output = await asyncio.wait_for(
-                node.node_type.run(ctx, node.params, self.node_input(node_id)),
-                node.timeout_seconds,
-            )
+            try:
+                output = await asyncio.wait_for(
+                    node.node_type.run(ctx, node.params, self.node_input(node_id)),
+                    node.timeout_seconds,
+                )
+            finally:
+                self.streams[node_id].close()
             error = self.budget.admit(node_id, output)
         except TimeoutError:
             error = f"timed out after {node.timeout_seconds:g} s"
@@ -337,20 +364,32 @@ class Run:
         async def log(level: str, message: str) -> None:
             await self.log(node_id, level, message)
 
+        def chunk(data: dict) -> None:
+            if not self.stream_cut:
+                self.record(EventType.CHUNK, data)
+
+        streams = NodeStreams(node_id=node_id, attempt=attempt, emit=chunk)
+
+        async def stream(name: str, piece: Any, is_json: bool) -> None:
+            streams.add(name, piece, is_json=is_json)
+            await self.records.room()
+
+        self.streams[node_id] = streams
         return NodeContext(
-            execution_id=self.id, node_id=node_id, attempt=attempt, _log=log, _progress=progress
+            execution_id=self.id,
+            node_id=node_id,
+            attempt=attempt,
+            _log=log,
+            _progress=progress,
+            _stream=stream,
         )
 
     async def log(self, node_id: str | None, level: str, message: str) -> None:
+        """Queue a log line (recorded in the loop's next batch), unless the log is cut."""
         if self.log_cut:
             return  # past the log's limits: nothing more is recorded
-        recorded = await self.write(
-            services.execution_log,
-            node_id=node_id,
-            level=level,
-            message=message,
-        )
-        self.log_cut = self.log_cut or not recorded
+        self.record(EventType.LOG, log_data(node_id, level, message))
+        await self.records.room()
 
 
 class ProgressSlots:

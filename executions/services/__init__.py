@@ -5,8 +5,9 @@ execution row, checks the transition, appends its events with the next
 ``seq`` values and saves the new state (on PostgreSQL a log line does all
 of that in one statement, ``log_statement``, and so does the end of a run,
 read without the lock and written only if nothing moved: ``one_statement``).
-The events' ``post_save``
-signal pushes them to subscribers after commit. Once an execution has
+Every stored event is
+announced by ``executions.signals.event_recorded`` (``eventlog.event_stored``),
+which the push listens to, to send it to subscribers after commit. Once an execution has
 reached a terminal status nothing more is appended: the terminal ``status``
 event is always the last of its log.
 """

@@ -12,11 +12,11 @@ from django.core import checks
 from django.db import connection
 from django.db.models import QuerySet
 from django.db.models.functions import Now
-from django.db.models.signals import post_save
 
 from executions.clock import LOCKED_NOW, database_time, locked_now, locked_now_mark
 from executions.exceptions import ClaimLost, InvalidTransition
 from executions.models import EventType, Execution, ExecutionEvent, NodeRun, NodeStatus
+from executions.signals import event_recorded
 from executions.states import NODE_FINISHED_STATUSES, TERMINAL_STATUSES, can_transition
 
 UNSET: Any = object()
@@ -264,7 +264,11 @@ def event_append(execution: Execution, event_type: str, data: dict) -> Execution
     event = ExecutionEvent(
         execution=execution, seq=execution.last_seq, type=event_type, data=data, created_at=now
     )
-    _save(event, force_insert=True)
+    if _deferred.get() is None:
+        event.save(force_insert=True)
+        event_stored(event)
+    else:
+        _save(event)
     return event
 
 
@@ -289,15 +293,8 @@ def _save(row, **save_options) -> None:
 
 
 def event_stored(event: ExecutionEvent) -> None:
-    """Mark an event inserted without ``save()`` as stored, and send ``post_save``
-    as ``save()`` would (its receivers push it after commit)."""
+    """Announce a stored event (``executions.signals.event_recorded``); an event
+    inserted without ``save()`` is marked as stored first."""
     event._state.adding = False
     event._state.db = connection.alias
-    post_save.send(
-        sender=ExecutionEvent,
-        instance=event,
-        created=True,
-        update_fields=None,
-        raw=False,
-        using=connection.alias,
-    )
+    event_recorded.send(sender=ExecutionEvent, event=event, using=connection.alias)

@@ -8,8 +8,8 @@ is inserted with what it returns. On PostgreSQL both are one statement that,
 outside a transaction, commits by itself: one round trip instead of five. On
 SQLite, which has no data-modifying ``WITH``, they are two statements in one
 transaction, without the ORM's model instances and queries around them. The
-event's ``post_save`` signal is sent as ``save()`` would send it, so the push
-after commit is the same as for every other event.
+event is announced as every stored event is (``eventlog.event_stored``), so
+the push after commit is the same.
 """
 
 import json

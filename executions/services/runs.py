@@ -114,7 +114,7 @@ def executions_create(
         )
         tags_store(executions)
         for event in events:
-            event_stored(event)  # bulk_create sends no post_save
+            event_stored(event)
         # After every push (on_commit keeps this order): a dispatch may take a
         # round trip to a broker, which would hold back the pushes behind it.
         for execution in executions:

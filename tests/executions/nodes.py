@@ -128,3 +128,30 @@ class Rendezvous(NodeType):
                 raise NodeFailed(f"{len(arrived)} of {params['count']} nodes ran at once")
             await asyncio.sleep(0.01)
         return {"together": len(arrived)}
+
+
+class StreamerParams(serializers.Serializer):
+    pieces = serializers.ListField(child=serializers.JSONField(), max_length=10_000)
+    stream = StrictCharField(default="output")
+    interval = serializers.FloatField(min_value=0, default=0)
+    json = serializers.BooleanField(default=False)
+    fail_after = StrictIntegerField(min_value=0, required=False)
+
+
+@register
+class Streamer(NodeType):
+    """Streams ``pieces`` (texts, or JSON values with ``json``), ``interval`` seconds
+    apart; fails after ``fail_after`` of them when that is given."""
+
+    type_name = "test_streamer"
+    params_serializer = StreamerParams
+
+    async def run(self, ctx, params, data):
+        write = ctx.stream_json if params["json"] else ctx.stream
+        for index, piece in enumerate(params["pieces"]):
+            if index == params.get("fail_after"):
+                raise NodeFailed(f"broke after {index} pieces")
+            await write(piece, name=params["stream"])
+            if params["interval"]:
+                await asyncio.sleep(params["interval"])
+        return {"pieces": len(params["pieces"])}

@@ -1,0 +1,135 @@
+"""The log lines and stream chunks of every run on a loop, recorded in batches.
+
+A node's ``ctx.log`` and ``ctx.stream`` hand their record to the loop's
+``Recorder`` and go on. The recorder writes what is waiting at once when it is
+idle, so at low load a record is written as soon as it is made; while a batch
+is being written the next one gathers, and is written as soon as that one is
+committed, many executions' records in one transaction
+(``services.events_record``). One batch at a time keeps each execution's
+records in the order they were made. A run waits for its records
+(``Run.drain``) before any other write, so its events keep their order: a
+node's lines and chunks come before its ``completed`` or ``failed`` event.
+"""
+
+import asyncio
+import logging
+import weakref
+from collections.abc import Callable
+
+from django.conf import settings
+
+from executions.engine.db import db
+from executions.services.records import Outcome, Record, events_record
+
+logger = logging.getLogger(__name__)
+
+Pending = tuple[Record, asyncio.Future]
+
+
+class Recorder:
+    """Writes the records of one loop's runs, a batch at a time."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop):
+        self.loop = loop
+        self.waiting: list[Pending] = []
+        self.writer: asyncio.Task | None = None
+
+    def add(self, record: Record) -> asyncio.Future:
+        """Queue ``record``; the future gets its ``Outcome`` once it is committed."""
+        future = self.loop.create_future()
+        self.waiting.append((record, future))
+        if self.writer is None:
+            self.writer = self.loop.create_task(self.write_waiting())
+        return future
+
+    async def write_waiting(self) -> None:
+        try:
+            while self.waiting:
+                limit = settings.EXECUTIONS_RECORD_BATCH
+                batch, self.waiting = self.waiting[:limit], self.waiting[limit:]
+                await self.write(batch)
+        finally:
+            self.writer = None
+
+    async def write(self, batch: list[Pending]) -> None:
+        try:
+            outcomes = await db(events_record, records=[record for record, _ in batch])
+        except Exception:
+            if len({record.execution_id for record, _ in batch}) == 1:
+                raise_into(batch)
+                return
+            # One execution's bad record must not lose the others': each one alone.
+            logger.warning("A batch of %d records failed; each execution's alone", len(batch))
+            for part in by_execution(batch):
+                await self.write(part)
+            return
+        for (_, future), outcome in zip(batch, outcomes, strict=True):
+            if not future.done():
+                future.set_result(outcome)
+
+
+def raise_into(batch: list[Pending]) -> None:
+    """Hand the exception being handled to each of ``batch``'s futures."""
+    logger.exception("Could not record %d events of one execution", len(batch))
+    for _, future in batch:
+        if not future.done():
+            future.set_exception(RecordFailed("its events could not be recorded; see the log"))
+
+
+def by_execution(batch: list[Pending]) -> list[list[Pending]]:
+    parts: dict = {}
+    for pending in batch:
+        parts.setdefault(pending[0].execution_id, []).append(pending)
+    return list(parts.values())
+
+
+class RecordFailed(Exception):
+    """The database refused a run's log lines or chunks; the run ends with this."""
+
+
+_recorders: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Recorder]" = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def recorder() -> Recorder:
+    """The running loop's recorder."""
+    loop = asyncio.get_running_loop()
+    found = _recorders.get(loop)
+    if found is None:
+        found = _recorders[loop] = Recorder(loop)
+    return found
+
+
+class RunRecords:
+    """One run's records not yet committed, with what their outcomes mean for it."""
+
+    def __init__(self, on_outcome: Callable[[Record, str], None]):
+        self.pending: set[asyncio.Future] = set()
+        self.on_outcome = on_outcome
+
+    def queue(self, record: Record) -> None:
+        """Queue a record for the loop's next batch."""
+        future = recorder().add(record)
+        self.pending.add(future)
+        future.add_done_callback(lambda done: self.settled(record, done))
+
+    async def room(self) -> None:
+        """Wait while the run has more than ``EXECUTIONS_RECORDS_PENDING`` records waiting."""
+        while len(self.pending) > settings.EXECUTIONS_RECORDS_PENDING:
+            await asyncio.wait(self.pending, return_when=asyncio.FIRST_COMPLETED)
+
+    def settled(self, record: Record, future: asyncio.Future) -> None:
+        self.pending.discard(future)
+        if not future.cancelled() and future.exception() is None:
+            self.on_outcome(record, future.result())
+
+    async def drain(self) -> None:
+        """Wait until every record queued so far is committed (or failed: raised here)."""
+        if self.pending:
+            for future in await asyncio.gather(*self.pending, return_exceptions=True):
+                if isinstance(future, BaseException):
+                    raise future
+
+
+__all__ = ["Outcome", "Record", "RecordFailed", "RunRecords", "recorder"]
