@@ -2,6 +2,7 @@ import asyncio
 import json
 import ssl
 import zlib
+from collections.abc import AsyncGenerator
 
 import httpx
 from django.conf import settings
@@ -117,14 +118,10 @@ async def _call(params: dict, url: httpx.URL, address: IPAddress) -> dict:
         )
         response = await client.send(request, stream=True)
         try:
-            body = await _read_body(response, head=params["method"] == "HEAD")
+            body = _body(response, await _read_body(response, head=params["method"] == "HEAD"))
         finally:
             await response.aclose()
-    return {
-        "status": response.status_code,
-        "headers": dict(response.headers),
-        **_body(response, body),
-    }
+    return {"status": response.status_code, "headers": dict(response.headers), **body}
 
 
 def tls_context() -> ssl.SSLContext:
@@ -133,15 +130,29 @@ def tls_context() -> ssl.SSLContext:
 
 
 async def _read_body(response: httpx.Response, *, head: bool) -> bytes:
+    body = bytearray()
+    async for decoded in _decoded_chunks(response, _body_reader(response, head=head)):
+        body.extend(decoded)
+    return bytes(body)
+
+
+def _body_reader(response: httpx.Response, *, head: bool) -> "BodyReader":
+    """A reader for ``response``'s body; ``NodeFailed`` if its declared length is too large."""
     limit = settings.EXECUTIONS_HTTP_MAX_RESPONSE_BYTES
     declared = response.headers.get("content-length", "")
     # A HEAD response's Content-Length is that of the body it does not send.
     if not head and declared.isdigit() and int(declared) > limit:
         raise NodeFailed(_too_large(limit))
-    reader = BodyReader(response.headers.get("content-encoding", "identity"), limit)
-    async for chunk in response.aiter_raw():
-        reader.feed(chunk)
-    return reader.finish()
+    return BodyReader(response.headers.get("content-encoding", "identity"), limit)
+
+
+async def _decoded_chunks(
+    response: httpx.Response, reader: "BodyReader"
+) -> AsyncGenerator[bytes, None]:
+    """The body as it arrives, decoded and counted against the reader's limit."""
+    async for raw in response.aiter_raw():
+        yield reader.feed(raw)
+    yield reader.finish()
 
 
 class BodyReader:
@@ -149,6 +160,7 @@ class BodyReader:
 
     Each chunk is decoded at most ``limit`` bytes at a time, so a small
     compressed chunk that expands to far more never takes more memory than that.
+    ``feed`` and ``finish`` return the decoded bytes; the caller keeps them.
     """
 
     def __init__(self, content_encoding: str, limit: int):
@@ -160,38 +172,40 @@ class BodyReader:
             )
         self.limit = limit
         self.raw_size = 0
-        self.body = bytearray()
+        self.size = 0
         self.decoder = self._new_decoder()
 
-    def feed(self, raw: bytes) -> None:
+    def feed(self, raw: bytes) -> bytes:
         self.raw_size += len(raw)
         if self.raw_size > self.limit:
             raise NodeFailed(_too_large(self.limit))
         if self.decoder is None:
-            self._append(raw)
-            return
+            return self._counted(raw)
         try:
-            self._decode(raw)
+            return self._decode(raw)
         except zlib.error as exc:
             raise NodeFailed(f"response body is not valid {self.encoding}: {exc}.") from exc
 
     def finish(self) -> bytes:
-        if self.decoder is not None:
-            self._append(self.decoder.flush(self.limit - len(self.body) + 1))
-        return bytes(self.body)
+        if self.decoder is None:
+            return b""
+        return self._counted(self.decoder.flush(self.limit - self.size + 1))
 
-    def _decode(self, data: bytes) -> None:
+    def _decode(self, data: bytes) -> bytes:
+        pieces = []
         while data:
-            self._append(self.decoder.decompress(data, self.limit - len(self.body) + 1))
+            pieces.append(self._counted(self.decoder.decompress(data, self.limit - self.size + 1)))
             data = self.decoder.unconsumed_tail
             if self.decoder.eof and self.decoder.unused_data:
                 # Another gzip member follows the first.
                 data, self.decoder = self.decoder.unused_data, self._new_decoder()
+        return b"".join(pieces)
 
-    def _append(self, decoded: bytes) -> None:
-        self.body.extend(decoded)
-        if len(self.body) > self.limit:
+    def _counted(self, decoded: bytes) -> bytes:
+        self.size += len(decoded)
+        if self.size > self.limit:
             raise NodeFailed(_too_large(self.limit))
+        return decoded
 
     def _new_decoder(self):
         wbits = DECODED_ENCODINGS.get(self.encoding)
