@@ -8,7 +8,8 @@ import httpx
 from django.conf import settings
 from rest_framework import serializers
 
-from executions.engine.fields import StrictCharField, StrictFloatField
+from executions.engine.context import NodeContext
+from executions.engine.fields import StrictBooleanField, StrictCharField, StrictFloatField
 from executions.engine.nodes.http_safety import (
     IPAddress,
     address_refusal,
@@ -20,10 +21,12 @@ from executions.engine.nodes.http_safety import (
     parse_url,
     sendable_headers,
 )
+from executions.engine.nodes.http_stream import stream_body
 from executions.engine.registry import NodeType, register
 from executions.exceptions import NodeFailed
 
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"]
+FORMATS = ["text", "openai"]
 # Response encodings the node decodes itself, within the size limit.
 DECODED_ENCODINGS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": 0}
 
@@ -34,6 +37,12 @@ class HttpRequestParams(serializers.Serializer):
     headers = serializers.DictField(child=StrictCharField(allow_blank=True), default=dict)
     json = serializers.JSONField(required=False)
     timeout_seconds = StrictFloatField(min_value=0.1, max_value=300, default=30)
+    stream = StrictBooleanField(default=False)
+    format = serializers.ChoiceField(
+        choices=FORMATS,
+        default="text",
+        error_messages={"invalid_choice": f'"{{input}}" is not a format; use one of {FORMATS}.'},
+    )
 
     def validate_url(self, value: str) -> str:
         try:
@@ -64,7 +73,10 @@ class HttpRequest(NodeType):
     """Calls an allowed HTTP endpoint at a checked address without holding a thread.
 
     Output: ``{"status", "headers", "json"}`` when the response is JSON, else
-    ``{"status", "headers", "text"}``. Redirects are not followed.
+    ``{"status", "headers", "text"}``. Redirects are not followed. With
+    ``stream: true`` a 2xx body goes to the node's streams as it arrives (see
+    ``http_stream``): server-sent events and text as text, NDJSON as JSON values,
+    only the completion text with ``format: "openai"``; the output holds it all.
     """
 
     type_name = "http_request"
@@ -81,7 +93,7 @@ class HttpRequest(NodeType):
         try:
             async with asyncio.timeout(deadline):
                 addresses = await checked_addresses(url)
-                return await _call_first(params, url, addresses)
+                return await _call_first(ctx, params, url, addresses)
         except TimeoutError:
             raise NodeFailed(
                 f"{params['method']} {params['url']} did not finish within {deadline:g} s "
@@ -91,17 +103,19 @@ class HttpRequest(NodeType):
             raise NodeFailed(f"{params['method']} {params['url']} failed: {exc!r}") from exc
 
 
-async def _call_first(params: dict, url: httpx.URL, addresses: list[IPAddress]) -> dict:
+async def _call_first(
+    ctx: NodeContext, params: dict, url: httpx.URL, addresses: list[IPAddress]
+) -> dict:
     """Call the first of the checked addresses that accepts a connection."""
     for address in addresses[:-1]:
         try:
-            return await _call(params, url, address)
+            return await _call(ctx, params, url, address)
         except httpx.ConnectError:
             continue
-    return await _call(params, url, addresses[-1])
+    return await _call(ctx, params, url, addresses[-1])
 
 
-async def _call(params: dict, url: httpx.URL, address: IPAddress) -> dict:
+async def _call(ctx: NodeContext, params: dict, url: httpx.URL, address: IPAddress) -> dict:
     """One request to ``address``, with the URL's host in ``Host`` and TLS verification."""
     headers = httpx.Headers(sendable_headers(params["headers"]))
     headers.setdefault("Accept-Encoding", "gzip, deflate")
@@ -118,10 +132,20 @@ async def _call(params: dict, url: httpx.URL, address: IPAddress) -> dict:
         )
         response = await client.send(request, stream=True)
         try:
-            body = _body(response, await _read_body(response, head=params["method"] == "HEAD"))
+            body = await _response_body(ctx, params, response)
         finally:
             await response.aclose()
     return {"status": response.status_code, "headers": dict(response.headers), **body}
+
+
+async def _response_body(ctx: NodeContext, params: dict, response: httpx.Response) -> dict:
+    """The output's body keys: streamed to ``ctx`` when asked and the call succeeded."""
+    head = params["method"] == "HEAD"
+    if not (params.get("stream") and response.is_success and not head):
+        return _body(response, await _read_body(response, head=head))
+    reader = _body_reader(response, head=False)
+    chunks = _decoded_chunks(response, reader)
+    return await stream_body(ctx, response, chunks, openai=params.get("format") == "openai")
 
 
 def tls_context() -> ssl.SSLContext:
