@@ -21,6 +21,8 @@ from cryptography.x509.oid import NameOID
 BOMB_EXPANDED_BYTES = 64 * 1024 * 1024
 DRIP_BYTES = 40
 DRIP_INTERVAL = 0.25
+# In a ``Script``'s writes: wait until the client has streamed one more piece.
+WAIT = None
 
 
 @functools.cache
@@ -37,6 +39,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_GET(self):
         self.server.hits.append(self.path)
+        if self.path in self.server.scripts:
+            self.play(self.server.scripts[self.path])
+            return
         route = getattr(self, "route_" + self.path.strip("/").replace("-", "_"), None)
         if route is None:
             self.reply(404, "text/plain", b"no such path")
@@ -103,6 +108,40 @@ class Handler(BaseHTTPRequestHandler):
     def route_redirect(self):
         self.reply(302, "text/plain", b"", {"Location": "http://169.254.169.254/latest/"})
 
+    def play(self, script: "Script") -> None:
+        """Send ``script`` as a chunked body, one chunk a write."""
+        self.protocol_version = "HTTP/1.1"
+        self.send_response(script.status)
+        self.send_header("Content-Type", script.content_type)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.send_header("Connection", "close")
+        for name, value in script.headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        ending = [b""] if script.complete else []
+        try:
+            for write in [*script.writes, *ending]:
+                carry_on = self.wait_for_client() if write is WAIT else self.chunk(write)
+                if not carry_on:
+                    return
+        except OSError:
+            return
+        if script.hold:
+            self.server.stopping.wait(10)
+
+    def chunk(self, data: bytes) -> bool:
+        """Write one chunk (the last one when ``data`` is empty); ``False`` once stopping."""
+        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+        self.wfile.flush()
+        return not self.server.stopping.wait(self.server.write_interval)
+
+    def wait_for_client(self) -> bool:
+        """Wait until the client has streamed one more piece; ``False`` once stopping."""
+        while not self.server.client_streamed.acquire(timeout=0.05):
+            if self.server.stopping.is_set():
+                return False
+        return True
+
     def reply(self, status, content_type, body, headers=None):
         self.send_response(status)
         self.send_header("Content-Type", content_type)
@@ -116,6 +155,20 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
 
+@dataclass
+class Script:
+    """A streamed response: each of ``writes`` is one chunk of the body, or ``WAIT``."""
+
+    content_type: str
+    writes: list[bytes | None]
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    # False: the body's last chunk is never sent.
+    complete: bool = True
+    # After the writes, keep the connection open until the server stops (else close it).
+    hold: bool = False
+
+
 class Server(ThreadingHTTPServer):
     """A server on loopback that records the paths it was asked for."""
 
@@ -126,6 +179,10 @@ class Server(ThreadingHTTPServer):
         self.hits: list[str] = []
         self.stopping = threading.Event()
         self.sni_names: list[str | None] = []
+        self.scripts: dict[str, Script] = {}
+        # Released by the test's node context each time the node streams a piece.
+        self.client_streamed = threading.Semaphore(0)
+        self.write_interval = 0.0
         if tls is not None:
             tls.sni_callback = lambda sock, name, ctx: self.sni_names.append(name)
             self.socket = tls.wrap_socket(self.socket, server_side=True)

@@ -2,12 +2,14 @@ import asyncio
 import json
 import ssl
 import zlib
+from collections.abc import AsyncGenerator
 
 import httpx
 from django.conf import settings
 from rest_framework import serializers
 
-from executions.engine.fields import StrictCharField, StrictFloatField
+from executions.engine.context import NodeContext
+from executions.engine.fields import StrictBooleanField, StrictCharField, StrictFloatField
 from executions.engine.nodes.http_safety import (
     IPAddress,
     address_refusal,
@@ -19,10 +21,12 @@ from executions.engine.nodes.http_safety import (
     parse_url,
     sendable_headers,
 )
+from executions.engine.nodes.http_stream import stream_body
 from executions.engine.registry import NodeType, register
 from executions.exceptions import NodeFailed
 
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"]
+FORMATS = ["text", "openai"]
 # Response encodings the node decodes itself, within the size limit.
 DECODED_ENCODINGS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": 0}
 
@@ -33,6 +37,12 @@ class HttpRequestParams(serializers.Serializer):
     headers = serializers.DictField(child=StrictCharField(allow_blank=True), default=dict)
     json = serializers.JSONField(required=False)
     timeout_seconds = StrictFloatField(min_value=0.1, max_value=300, default=30)
+    stream = StrictBooleanField(default=False)
+    format = serializers.ChoiceField(
+        choices=FORMATS,
+        default="text",
+        error_messages={"invalid_choice": f'"{{input}}" is not a format; use one of {FORMATS}.'},
+    )
 
     def validate_url(self, value: str) -> str:
         try:
@@ -63,7 +73,10 @@ class HttpRequest(NodeType):
     """Calls an allowed HTTP endpoint at a checked address without holding a thread.
 
     Output: ``{"status", "headers", "json"}`` when the response is JSON, else
-    ``{"status", "headers", "text"}``. Redirects are not followed.
+    ``{"status", "headers", "text"}``. Redirects are not followed. With
+    ``stream: true`` a 2xx body goes to the node's streams as it arrives (see
+    ``http_stream``): server-sent events and text as text, NDJSON as JSON values,
+    only the completion text with ``format: "openai"``; the output holds it all.
     """
 
     type_name = "http_request"
@@ -80,7 +93,7 @@ class HttpRequest(NodeType):
         try:
             async with asyncio.timeout(deadline):
                 addresses = await checked_addresses(url)
-                return await _call_first(params, url, addresses)
+                return await _call_first(ctx, params, url, addresses)
         except TimeoutError:
             raise NodeFailed(
                 f"{params['method']} {params['url']} did not finish within {deadline:g} s "
@@ -90,17 +103,19 @@ class HttpRequest(NodeType):
             raise NodeFailed(f"{params['method']} {params['url']} failed: {exc!r}") from exc
 
 
-async def _call_first(params: dict, url: httpx.URL, addresses: list[IPAddress]) -> dict:
+async def _call_first(
+    ctx: NodeContext, params: dict, url: httpx.URL, addresses: list[IPAddress]
+) -> dict:
     """Call the first of the checked addresses that accepts a connection."""
     for address in addresses[:-1]:
         try:
-            return await _call(params, url, address)
+            return await _call(ctx, params, url, address)
         except httpx.ConnectError:
             continue
-    return await _call(params, url, addresses[-1])
+    return await _call(ctx, params, url, addresses[-1])
 
 
-async def _call(params: dict, url: httpx.URL, address: IPAddress) -> dict:
+async def _call(ctx: NodeContext, params: dict, url: httpx.URL, address: IPAddress) -> dict:
     """One request to ``address``, with the URL's host in ``Host`` and TLS verification."""
     headers = httpx.Headers(sendable_headers(params["headers"]))
     headers.setdefault("Accept-Encoding", "gzip, deflate")
@@ -117,14 +132,20 @@ async def _call(params: dict, url: httpx.URL, address: IPAddress) -> dict:
         )
         response = await client.send(request, stream=True)
         try:
-            body = await _read_body(response, head=params["method"] == "HEAD")
+            body = await _response_body(ctx, params, response)
         finally:
             await response.aclose()
-    return {
-        "status": response.status_code,
-        "headers": dict(response.headers),
-        **_body(response, body),
-    }
+    return {"status": response.status_code, "headers": dict(response.headers), **body}
+
+
+async def _response_body(ctx: NodeContext, params: dict, response: httpx.Response) -> dict:
+    """The output's body keys: streamed to ``ctx`` when asked and the call succeeded."""
+    head = params["method"] == "HEAD"
+    if not (params.get("stream") and response.is_success and not head):
+        return _body(response, await _read_body(response, head=head))
+    reader = _body_reader(response, head=False)
+    chunks = _decoded_chunks(response, reader)
+    return await stream_body(ctx, response, chunks, openai=params.get("format") == "openai")
 
 
 def tls_context() -> ssl.SSLContext:
@@ -133,15 +154,29 @@ def tls_context() -> ssl.SSLContext:
 
 
 async def _read_body(response: httpx.Response, *, head: bool) -> bytes:
+    body = bytearray()
+    async for decoded in _decoded_chunks(response, _body_reader(response, head=head)):
+        body.extend(decoded)
+    return bytes(body)
+
+
+def _body_reader(response: httpx.Response, *, head: bool) -> "BodyReader":
+    """A reader for ``response``'s body; ``NodeFailed`` if its declared length is too large."""
     limit = settings.EXECUTIONS_HTTP_MAX_RESPONSE_BYTES
     declared = response.headers.get("content-length", "")
     # A HEAD response's Content-Length is that of the body it does not send.
     if not head and declared.isdigit() and int(declared) > limit:
         raise NodeFailed(_too_large(limit))
-    reader = BodyReader(response.headers.get("content-encoding", "identity"), limit)
-    async for chunk in response.aiter_raw():
-        reader.feed(chunk)
-    return reader.finish()
+    return BodyReader(response.headers.get("content-encoding", "identity"), limit)
+
+
+async def _decoded_chunks(
+    response: httpx.Response, reader: "BodyReader"
+) -> AsyncGenerator[bytes, None]:
+    """The body as it arrives, decoded and counted against the reader's limit."""
+    async for raw in response.aiter_raw():
+        yield reader.feed(raw)
+    yield reader.finish()
 
 
 class BodyReader:
@@ -149,6 +184,7 @@ class BodyReader:
 
     Each chunk is decoded at most ``limit`` bytes at a time, so a small
     compressed chunk that expands to far more never takes more memory than that.
+    ``feed`` and ``finish`` return the decoded bytes; the caller keeps them.
     """
 
     def __init__(self, content_encoding: str, limit: int):
@@ -160,38 +196,40 @@ class BodyReader:
             )
         self.limit = limit
         self.raw_size = 0
-        self.body = bytearray()
+        self.size = 0
         self.decoder = self._new_decoder()
 
-    def feed(self, raw: bytes) -> None:
+    def feed(self, raw: bytes) -> bytes:
         self.raw_size += len(raw)
         if self.raw_size > self.limit:
             raise NodeFailed(_too_large(self.limit))
         if self.decoder is None:
-            self._append(raw)
-            return
+            return self._counted(raw)
         try:
-            self._decode(raw)
+            return self._decode(raw)
         except zlib.error as exc:
             raise NodeFailed(f"response body is not valid {self.encoding}: {exc}.") from exc
 
     def finish(self) -> bytes:
-        if self.decoder is not None:
-            self._append(self.decoder.flush(self.limit - len(self.body) + 1))
-        return bytes(self.body)
+        if self.decoder is None:
+            return b""
+        return self._counted(self.decoder.flush(self.limit - self.size + 1))
 
-    def _decode(self, data: bytes) -> None:
+    def _decode(self, data: bytes) -> bytes:
+        pieces = []
         while data:
-            self._append(self.decoder.decompress(data, self.limit - len(self.body) + 1))
+            pieces.append(self._counted(self.decoder.decompress(data, self.limit - self.size + 1)))
             data = self.decoder.unconsumed_tail
             if self.decoder.eof and self.decoder.unused_data:
                 # Another gzip member follows the first.
                 data, self.decoder = self.decoder.unused_data, self._new_decoder()
+        return b"".join(pieces)
 
-    def _append(self, decoded: bytes) -> None:
-        self.body.extend(decoded)
-        if len(self.body) > self.limit:
+    def _counted(self, decoded: bytes) -> bytes:
+        self.size += len(decoded)
+        if self.size > self.limit:
             raise NodeFailed(_too_large(self.limit))
+        return decoded
 
     def _new_decoder(self):
         wbits = DECODED_ENCODINGS.get(self.encoding)
