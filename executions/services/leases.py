@@ -29,11 +29,17 @@ REDISPATCH_DOUBLINGS = 5
 
 def executions_lease_renew(*, claim_tokens: list) -> set:
     """Extend the leases of the runs holding these claims; return the claims still held."""
-    held = Execution.objects.filter(status=ExecutionStatus.RUNNING, claim_token__in=claim_tokens)
-    # Only the lease moves: no state changes, so no event and no row lock. It
-    # is dated by the database's clock, the one every runner judges it by.
-    held.update(lease_expires_at=Now() + timedelta(seconds=settings.EXECUTIONS_LEASE_SECONDS))
-    return set(held.values_list("claim_token", flat=True))
+    running = Execution.objects.filter(status=ExecutionStatus.RUNNING, claim_token__in=claim_tokens)
+    with transaction.atomic():
+        # Locked in the order of their ids, as a batch of records locks them
+        # (services.records), so the two never wait on each other in a cycle.
+        held = list(running.select_for_update().order_by("id").values_list("id", "claim_token"))
+        # Only the lease moves: no state changes, so no event. It is dated by
+        # the database's clock, the one every runner judges it by.
+        Execution.objects.filter(id__in=[id for id, _ in held]).update(
+            lease_expires_at=Now() + timedelta(seconds=settings.EXECUTIONS_LEASE_SECONDS)
+        )
+    return {token for _, token in held}
 
 
 def execution_interrupt(

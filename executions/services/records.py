@@ -81,10 +81,11 @@ def events_record(*, records: list[Record]) -> list[str]:
 
 
 def _record(record: Record, executions: dict) -> str:
-    execution = executions.get(record.execution_id)
+    execution = executions.get(Execution._meta.pk.to_python(record.execution_id))
     if execution is None or execution.status in TERMINAL_STATUSES:
         return Outcome.ENDED
-    if record.claim_token is not None and execution.claim_token != record.claim_token:
+    token = Execution._meta.get_field("claim_token").to_python(record.claim_token)
+    if token is not None and execution.claim_token != token:
         return Outcome.CLAIM_LOST
     if record.type == EventType.LOG:
         data = log_line_admit(execution, record.data)
