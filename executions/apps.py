@@ -7,4 +7,7 @@ class ExecutionsConfig(AppConfig):
 
     def ready(self) -> None:
         from executions import feed, runtime  # noqa: F401  register their checks
-        from executions.engine import nodes  # noqa: F401  registers the built-in node types
+        from executions.engine import (
+            nodes,  # noqa: F401  registers the built-in node types
+            streams,  # noqa: F401  registers its checks
+        )

@@ -16,10 +16,33 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
+from django.core import checks
 
 from executions.services.records import chunk_data, piece_size
 
 STREAM_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+
+@checks.register
+def check_stream_settings(**kwargs) -> list[checks.Error]:
+    """Values with which streams or records cannot work."""
+    minimums = {
+        "EXECUTIONS_CHUNK_INTERVAL": 0,
+        # A chunk holds at least one whole character of up to 4 bytes.
+        "EXECUTIONS_CHUNK_MAX_BYTES": 4,
+        "EXECUTIONS_MAX_STREAM_BYTES": 0,
+        "EXECUTIONS_MAX_STREAMS_PER_NODE": 1,
+        "EXECUTIONS_RECORD_BATCH": 1,
+        "EXECUTIONS_RECORDS_PENDING": 1,
+    }
+    return [
+        checks.Error(
+            f"{name} is {getattr(settings, name)!r}; it must be at least {minimum}.",
+            id="executions.E130",
+        )
+        for name, minimum in minimums.items()
+        if not getattr(settings, name) >= minimum
+    ]
 
 
 @dataclass

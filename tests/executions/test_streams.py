@@ -288,3 +288,22 @@ async def test_http_request_streams_server_sent_events_into_chunks(settings):
     assert execution.status == "completed", execution.error
     assert "".join(c["data"] for c in chunks(events)) == "Hello, world"
     assert execution.result["text"] == "Hello, world"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "errors"),
+    [
+        ("EXECUTIONS_CHUNK_MAX_BYTES", 3, 1),
+        ("EXECUTIONS_CHUNK_MAX_BYTES", 4, 0),
+        ("EXECUTIONS_CHUNK_INTERVAL", -0.1, 1),
+        ("EXECUTIONS_RECORD_BATCH", 0, 1),
+        ("EXECUTIONS_MAX_STREAMS_PER_NODE", 0, 1),
+    ],
+)
+def test_stream_settings_that_cannot_work_are_system_check_errors(settings, name, value, errors):
+    from django.core import checks
+
+    setattr(settings, name, value)
+    found = [e for e in checks.run_checks() if e.id == "executions.E130"]
+    assert len(found) == errors
+    assert all(name in e.msg for e in found)

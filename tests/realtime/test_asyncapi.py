@@ -14,6 +14,7 @@ from django.test import override_settings
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT7
 
+import tests.executions.nodes  # noqa: F401  registers test_streamer
 from tests.factories import chain, make_execution, make_workflow, node
 from tests.realtime.helpers import (
     bearer,
@@ -40,6 +41,8 @@ EVERYTHING = {
         node("slow", "delay", seconds=30),
         {**node("boom", "fail", message="no"), "retries": 1, "retry_backoff_seconds": 0},
         node("oops", "fail", message="an error that will be truncated"),
+        node("talk", "test_streamer", pieces=["a", "b"]),
+        node("rows", "test_streamer", pieces=[{"id": 1}], json=True, stream="rows"),
     ],
     "edges": [
         {"source": "start", "target": "big"},
@@ -49,6 +52,8 @@ EVERYTHING = {
         {"source": "big", "target": "boom"},
         {"source": "start", "target": "loud"},
         {"source": "start", "target": "oops"},
+        {"source": "start", "target": "talk"},
+        {"source": "start", "target": "rows"},
     ],
 }
 
@@ -86,11 +91,11 @@ def test_document_is_asyncapi_3_with_every_message_on_the_channel(document, vali
     assert document["asyncapi"] == "3.0.0"
     channel = document["channels"]["execution"]
     assert channel["address"] == "/api/v1/ws/executions/{execution_id}"
-    assert set(channel["messages"]) == {"status", "node", "log", "pong", "error", "ping"}
+    assert set(channel["messages"]) == {"status", "node", "log", "chunk", "pong", "error", "ping"}
     many = document["channels"]["executions"]
     assert many["address"] == "/api/v1/ws"
     assert set(many["messages"]) == {
-        *("status", "node", "log", "execution", "unsubscribed", "subscriptionError"),
+        *("status", "node", "log", "chunk", "execution", "unsubscribed", "subscriptionError"),
         *("pong", "error", "ping", "subscribe", "unsubscribe"),
     }
     for key, message in document["components"]["messages"].items():
@@ -103,13 +108,23 @@ def test_document_is_asyncapi_3_with_every_message_on_the_channel(document, vali
     EXECUTIONS_EVENT_OUTPUT_LIMIT=12,
     EXECUTIONS_EVENT_RESULT_LIMIT=4,
     EXECUTIONS_EVENT_TEXT_LIMIT=24,
+    # "a", "b" and {"id": 1} fit; the completing run's long stream is cut.
+    EXECUTIONS_MAX_STREAM_BYTES=12,
+    EXECUTIONS_MAX_PARALLEL_NODES=20,
 )
 async def test_every_message_the_server_sends_matches_its_schema(user, token, validators):
     failing = await record(make_workflow, owner=user, definition=EVERYTHING)
     completing = await record(
         make_workflow,
         owner=user,
-        definition=chain(node("w", "delay", seconds=0), node("t", "transform", expression="x")),
+        definition={
+            "nodes": [
+                node("w", "delay", seconds=0),
+                node("t", "transform", expression="x"),
+                node("long", "test_streamer", pieces=["past the stream limit"]),
+            ],
+            "edges": [{"source": "w", "target": "t"}, {"source": "w", "target": "long"}],
+        },
     )
     seen = []
     for workflow, input_data in ((failing, {}), (completing, {"x": [1, 2]})):
@@ -142,7 +157,10 @@ async def test_every_message_the_server_sends_matches_its_schema(user, token, va
 
     for message in seen:
         check(validators, message)
-    assert {m["type"] for m in seen} == {"status", "node", "log", "pong", "error"}
+    assert {m["type"] for m in seen} == {"status", "node", "log", "chunk", "pong", "error"}
+    streamed = {(m["node_id"], type(m["data"]).__name__) for m in seen if m["type"] == "chunk"}
+    assert streamed == {("talk", "str"), ("rows", "list"), ("long", "str")}
+    assert any(m.get("stream_truncated") for m in seen if m["type"] == "chunk")
     node_states = {m["status"] for m in seen if m["type"] == "node"}
     assert node_states == {"running", "completed", "failed", "skipped", "cancelled"}
     assert any(m.get("output_truncated") for m in seen)
@@ -178,6 +196,16 @@ VALID_NODE = {
     "seq": 3,
     "timestamp": "2026-11-28T10:00:01.123456Z",
 }
+VALID_CHUNK = {
+    "type": "chunk",
+    "execution_id": "0b6f1c1e-7a49-4c1f-9d84-2f1f0c6d7a10",
+    "node_id": "n",
+    "stream": "output",
+    "attempt": 1,
+    "data": "text",
+    "seq": 4,
+    "timestamp": "2026-11-28T10:00:01.123456Z",
+}
 
 
 @pytest.mark.parametrize(
@@ -195,6 +223,10 @@ VALID_NODE = {
         {**VALID_NODE, "status": "failed", "output": None},
         {**VALID_NODE, "output_truncated": True},  # without output_size
         {"type": "log", "node_id": None, "level": "trace", "message": "m"},
+        {**VALID_CHUNK, "data": {"not": "a list"}},
+        {**VALID_CHUNK, "stream": "has spaces"},
+        {**VALID_CHUNK, "stream_truncated": False},
+        {k: v for k, v in VALID_CHUNK.items() if k != "attempt"},
         {"type": "pong", "extra": True},
         {"type": "error", "message": ""},
     ],
@@ -206,6 +238,8 @@ def test_schemas_reject_what_the_server_never_sends(validators, message):
 def test_schemas_accept_the_valid_examples(validators):
     check(validators, VALID_STATUS)
     check(validators, VALID_NODE)
+    check(validators, VALID_CHUNK)
+    check(validators, {**VALID_CHUNK, "data": [1, {"a": None}], "stream_truncated": True})
 
 
 MULTIPLEX = "/api/v1/ws"
