@@ -272,11 +272,24 @@ def event_append(execution: Execution, event_type: str, data: dict) -> Execution
     return event
 
 
+class Writes(list):
+    """The rows a change collects, in order, each once."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen: set[int] = set()
+
+    def add(self, row) -> None:
+        if id(row) not in self.seen:
+            self.seen.add(id(row))
+            self.append(row)
+
+
 @contextmanager
 def deferred_writes() -> Iterator[list]:
     """Collect the rows a change would save (its node runs, events and execution,
     each once, in order) instead of saving them, for one statement to write."""
-    writes: list = []
+    writes = Writes()
     token = _deferred.set(writes)
     try:
         yield writes
@@ -288,8 +301,8 @@ def _save(row, **save_options) -> None:
     writes = _deferred.get()
     if writes is None:
         row.save(**save_options)
-    elif not any(row is written for written in writes):
-        writes.append(row)
+    else:
+        writes.add(row)
 
 
 def event_stored(event: ExecutionEvent) -> None:
