@@ -51,6 +51,7 @@ from bench.measure import (
 )
 from bench.schedule import END_EVENTS, first_ticks
 from bench.storm import StormSize, storm_failures, storm_phase
+from bench.tokens import TokenSize, token_failures, token_phase
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,7 @@ class Size:
     stagger: float = 0.0
     storm: StormSize | None = None
     ceiling: CeilingSize | None = None
+    tokens: TokenSize | None = None
 
 
 SIZES = {
@@ -83,6 +85,7 @@ SIZES = {
         stagger=1,
         storm=StormSize(8, 5, interval=0.5, seconds=60, embedded_lease=3),
         ceiling=CeilingSize(4, 5, steps=(40,), seconds=2, warmup=2),
+        tokens=TokenSize(4, 3, 50, 3, 2),
     ),
     "full": Size(
         100,
@@ -90,7 +93,7 @@ SIZES = {
         100,
         30,
         10_000,
-        (100, 200, 400, 800, 1200, 1400, 1600, 2000),
+        (100, 200, 400, 800, 1200, 1600, 2000, 3000, 4000, 5000, 6000),
         10,
         12,
         stagger=10,
@@ -98,6 +101,7 @@ SIZES = {
         ceiling=CeilingSize(
             100, 10, steps=(50, 100, 200, 300, 400, 600, 800, 1000, 1200), seconds=10, warmup=12
         ),
+        tokens=TokenSize(100, 10, 100, 30, 12),
     ),
 }
 # The stress case: every execution ends within one tick interval.
@@ -193,10 +197,10 @@ async def push_phase(
     status_events = {}
     recorded_at = {}
     for execution_id in ids:
-        events = api.request("GET", f"/api/v1/executions/{execution_id}/events?limit=1000")
-        heads[execution_id] = events["results"][-1]["seq"]
-        recorded_at[execution_id] = [stamp_seconds(e["timestamp"]) for e in events["results"]]
-        status_events[execution_id] = [e for e in events["results"] if e["type"] == "status"]
+        events = api.events(execution_id)
+        heads[execution_id] = events[-1]["seq"]
+        recorded_at[execution_id] = [stamp_seconds(e["timestamp"]) for e in events]
+        status_events[execution_id] = [e for e in events if e["type"] == "status"]
     if polling:
         poll_latencies, missed = [], 0
         changes = 0
@@ -416,6 +420,10 @@ async def run_mode(mode: str, size: Size, burst_size: Size, directory: Path) -> 
         idle = await idle_phase(deployment, size)
         await settled()
         bare = await bare_phase(deployment, size)
+        tokens = None
+        if size.tokens:
+            await settled()
+            tokens = await token_phase(deployment, size.tokens)
         ceiling = None
         if size.ceiling:
             await settled()
@@ -443,6 +451,7 @@ async def run_mode(mode: str, size: Size, burst_size: Size, directory: Path) -> 
             "ramp": ramp,
             "storm": storm,
             "ceiling": ceiling,
+            "tokens": tokens,
         }
     finally:
         deployment.stop()
@@ -580,6 +589,7 @@ def run(args) -> int:
         if p["lost"] or p["duplicated"] or p["unfinished"]
     ]
     failures += storm_failures(results) + ceiling_failures(results)
+    failures += [f for mode, r in results.items() for f in token_failures(mode, r.get("tokens"))]
     if comparison:
         failures += peer_failures(comparison)
     for failure in failures:

@@ -112,6 +112,18 @@ class Api:
             )
         return [r["id"] for _, r in results], [seconds for seconds, _ in results]
 
+    def events(self, execution_id: str) -> list[dict]:
+        """Every stored event of an execution, a page of 1,000 at a time."""
+        events: list[dict] = []
+        while True:
+            after = events[-1]["seq"] if events else 0
+            page = self.request(
+                "GET", f"/api/v1/executions/{execution_id}/events?after={after}&limit=1000"
+            )["results"]
+            events += page
+            if len(page) < 1000:
+                return events
+
     async def wait_started(self, execution_ids: list[str], timeout: float = 60) -> None:
         """Wait until every execution runs its node(s)."""
         deadline = time.monotonic() + timeout
@@ -149,6 +161,10 @@ class Stream:
     # A forced reconnect: when the client dropped its connection, and when it reconnected.
     dropped_at: float = 0.0
     reopened_at: float = 0.0
+    # Streamed pieces (bench_stream): how many arrived, and the latency of each
+    # written after connecting, from its write to its arrival.
+    pieces: int = 0
+    piece_latencies: list[float] = field(default_factory=list)
 
 
 async def subscribe(
@@ -231,6 +247,11 @@ def receive(stream: Stream, message: dict, received: float) -> None:
             stream.status_latencies.append(received - recorded)
     if kind == "status":
         stream.last_status = message["status"]
+    elif kind == "chunk":
+        for stamp in message["data"].split():
+            stream.pieces += 1
+            if float(stamp) > stream.connected:
+                stream.piece_latencies.append(received - float(stamp))
 
 
 def losses(streams: list[Stream], expected_last: dict[int, int]) -> tuple[int, int, int]:

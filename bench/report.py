@@ -85,7 +85,38 @@ def rows(results: dict) -> list[list[str]]:
     add("bare consumer lost", lambda p, r: str(r["bare"]["lost"]))
     add("one worker: highest rate with p99 < 100 ms", lambda p, r: best_rate(r["ramp"]))
     table += idle_rows(results) + storm_rows(results) + ceiling_rows(results)
-    return table
+    return table + token_rows(results)
+
+
+def token_rows(results: dict) -> list[list[str]]:
+    """The token-streaming load (bench.tokens)."""
+    if not all(r.get("tokens") for r in results.values()):
+        return []
+    runs = [r["tokens"] for r in results.values()]
+    return [
+        [
+            "token streaming: piece written -> subscriber p50 / p99 / max (ms)",
+            *[
+                " / ".join(f"{t['pieces_latency'][k]:.1f}" for k in ("p50", "p99", "max"))
+                for t in runs
+            ],
+        ],
+        [
+            "  pieces received / expected; events lost, duplicated",
+            *[
+                f"{t['pieces_received']} / {t['pieces_expected']}; {t['lost']}, {t['duplicated']}"
+                for t in runs
+            ],
+        ],
+        [
+            "  pieces/s written; chunk events/s recorded (pieces per chunk)",
+            *[
+                f"{t['pieces_per_second']:.0f}; {t['chunks_per_second']:.0f} "
+                f"({t['pieces_per_chunk']:.1f})"
+                for t in runs
+            ],
+        ],
+    ]
 
 
 def idle_rows(results: dict) -> list[list[str]]:

@@ -31,3 +31,23 @@ class Emit(NodeType):
             await asyncio.sleep(max(0.0, start + tick * params["interval"] - loop.time()))
             await ctx.log(f"tick {tick}")
         return {"ticks": params["count"]}
+
+
+@register
+class Stream(NodeType):
+    """Streams ``count`` pieces to its ``output`` stream, ``interval`` seconds apart on
+    a fixed schedule (as ``bench_emit``), each piece the Unix time it was written
+    and a space, so that a subscriber can tell each piece's latency."""
+
+    type_name = "bench_stream"
+    params_serializer = EmitParams
+
+    async def run(self, ctx, params, data):
+        loop = asyncio.get_running_loop()
+        start_at = data.get("start_at") if isinstance(data, dict) else None
+        ahead = start_at - time.time() if isinstance(start_at, int | float) else 0.0
+        start = loop.time() + max(0.0, ahead)
+        for tick in range(params["count"]):
+            await asyncio.sleep(max(0.0, start + tick * params["interval"] - loop.time()))
+            await ctx.stream(f"{time.time():.6f} ")
+        return {"pieces": params["count"]}

@@ -15,6 +15,10 @@ PEER_DELIVERY = re.compile(
     r"^peer delivered / expected \S+ \S+\s+" + r"\s+".join([r"(\d+) / (\d+) \((\d+), (\d+)\)"] * 2),
     re.MULTILINE,
 )
+TOKENS = re.compile(
+    r"^  pieces received / expected; events lost, duplicated\s+(\d+) / (\d+); (\d+), (\d+)",
+    re.MULTILINE,
+)
 PEER_RECONNECT = re.compile(
     r"^peer sent while disconnected: .*?\)\s+" + r"\s+".join([r"(\d+) / (\d+) \((\d+)\)"] * 2),
     re.MULTILINE,
@@ -35,6 +39,10 @@ def assert_complete(result: subprocess.CompletedProcess) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     delivered, expected, lost, duplicated = map(int, DELIVERY.search(result.stdout).groups())
     assert delivered == expected > 0, result.stdout
+    assert (lost, duplicated) == (0, 0), result.stdout
+    # The token-streaming load: every piece, every chunk event once.
+    received, expected, lost, duplicated = map(int, TOKENS.search(result.stdout).groups())
+    assert received == expected > 0, result.stdout
     assert (lost, duplicated) == (0, 0), result.stdout
 
 
