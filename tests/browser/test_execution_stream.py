@@ -345,3 +345,22 @@ def test_a_cut_result_is_read_whole_before_the_end_is_delivered(harness):
     assert end == {**status(2, "completed"), "result": whole}
     assert harness.evaluate("seen.events.at(-1)") == end
     assert harness.evaluate("stream.state") == "ended"
+
+
+def test_an_event_type_newer_than_the_client_in_a_filled_gap_is_passed_over(harness):
+    newer = {"type": "widget", "execution_id": EXECUTION, "seq": 3}
+    endpoint = serve_events(harness, [newer])
+
+    harness.evaluate(
+        """async (messages) => {
+            follow({ lastSeq: 0 });
+            sockets[0].open();
+            for (const message of messages) sockets[0].emit(message);
+            await until(() => seen.ends.length === 1);
+        }""",
+        [status(1), log(2), log(4), status(5, "completed")],
+    )
+
+    assert seqs(harness) == [1, 2, 4, 5]
+    assert endpoint.requests == [2]
+    assert harness.evaluate("sockets.length") == 1

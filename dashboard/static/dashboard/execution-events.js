@@ -99,7 +99,10 @@ export class EventSequence {
       if (this.ended) return; // halted meanwhile
     }
     this.lastSeq = message.seq;
-    this.options[HANDLERS[message.type]](message);
+    const handler = HANDLERS[message.type];
+    // A type newer than this client (read from the events endpoint) only takes its seq.
+    if (!handler) return;
+    this.options[handler](message);
     this.options.onEvent(message);
     if (message.type === "status" && TERMINAL_STATUSES.has(message.status)) {
       this.ended = true;
