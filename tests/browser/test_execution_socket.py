@@ -93,6 +93,19 @@ def log(execution: str, seq: int) -> dict:
     }
 
 
+def chunk(execution: str, seq: int, data: str) -> dict:
+    return {
+        "type": "chunk",
+        "execution_id": execution,
+        "node_id": "write",
+        "stream": "output",
+        "data": data,
+        "attempt": 1,
+        "seq": seq,
+        "timestamp": "2026-11-28T10:00:00.000000Z",
+    }
+
+
 def ended(execution: str) -> dict:
     return {"type": "unsubscribed", "execution_id": execution, "reason": "ended"}
 
@@ -184,6 +197,51 @@ def test_each_execution_gets_its_events_once_in_order_across_a_reconnect(harness
     ]
     # Both ended: nothing is followed, and the socket stays open for more.
     assert harness.evaluate("[socket.subscriptions.size, socket.state]") == [0, "live"]
+
+
+def test_each_subscription_gets_its_chunks_once_in_order_across_a_reconnect(harness):
+    harness.evaluate(
+        """async ([before, after]) => {
+            connect();
+            seen.chunks = [];
+            const onChunk = (message) => seen.chunks.push([message.execution_id, message.seq]);
+            follow(FIRST, { lastSeq: 0, onChunk });
+            follow(SECOND, { lastSeq: 0, onChunk });
+            sockets[0].open();
+            for (const message of before) sockets[0].emit(message);
+            await until(() => seen.chunks.length === 2);
+            sockets[0].drop(1006);
+            await until(() => sockets.length === 2);
+            sockets[1].open();
+            for (const message of after) sockets[1].emit(message);
+            await until(() => seen.ends[FIRST] && seen.ends[SECOND]);
+        }""".replace("FIRST", json.dumps(FIRST)).replace("SECOND", json.dumps(SECOND)),
+        [
+            [status(FIRST, 1), chunk(FIRST, 2, "a"), status(SECOND, 1), chunk(SECOND, 2, "b")],
+            [
+                chunk(FIRST, 2, "a"),  # sent again after the resume: dropped
+                chunk(SECOND, 2, "b"),
+                chunk(SECOND, 3, "c"),
+                chunk(FIRST, 3, "d"),
+                status(FIRST, 4, "completed"),
+                status(SECOND, 4, "completed"),
+            ],
+        ],
+    )
+
+    chunks = harness.evaluate("seen.chunks")
+    assert [seq for execution_id, seq in chunks if execution_id == FIRST] == [2, 3]
+    assert [seq for execution_id, seq in chunks if execution_id == SECOND] == [2, 3]
+    assert harness.evaluate("seen.events")[FIRST] == [
+        [1, "status"],
+        [2, "chunk"],
+        [3, "chunk"],
+        [4, "status"],
+    ]
+    assert harness.evaluate("sockets[1].sent") == [
+        {"type": "subscribe", "execution_id": FIRST, "last_seq": 2},
+        {"type": "subscribe", "execution_id": SECOND, "last_seq": 2},
+    ]
 
 
 def test_the_feed_resumes_from_its_last_cursor_and_passes_on_only_newer_states(harness):

@@ -88,6 +88,19 @@ def log(seq: int, text: str = "") -> dict:
     }
 
 
+def chunk(seq: int, data, node_id: str = "write", stream: str = "output") -> dict:
+    return {
+        "type": "chunk",
+        "execution_id": EXECUTION,
+        "node_id": node_id,
+        "stream": stream,
+        "data": data,
+        "attempt": 1,
+        "seq": seq,
+        "timestamp": "2026-11-28T10:00:00.000000Z",
+    }
+
+
 class EventsEndpoint:
     """Answers GET /api/v1/executions/{id}/events?after=N from ``stored``, two per page."""
 
@@ -345,3 +358,66 @@ def test_a_cut_result_is_read_whole_before_the_end_is_delivered(harness):
     assert end == {**status(2, "completed"), "result": whole}
     assert harness.evaluate("seen.events.at(-1)") == end
     assert harness.evaluate("stream.state") == "ended"
+
+
+def test_an_event_type_newer_than_the_client_in_a_filled_gap_is_passed_over(harness):
+    newer = {"type": "widget", "execution_id": EXECUTION, "seq": 3}
+    endpoint = serve_events(harness, [newer])
+
+    harness.evaluate(
+        """async (messages) => {
+            follow({ lastSeq: 0 });
+            sockets[0].open();
+            for (const message of messages) sockets[0].emit(message);
+            await until(() => seen.ends.length === 1);
+        }""",
+        [status(1), log(2), log(4), status(5, "completed")],
+    )
+
+    assert seqs(harness) == [1, 2, 4, 5]
+    assert endpoint.requests == [2]
+    assert harness.evaluate("sockets.length") == 1
+
+
+def test_chunks_reach_on_chunk_once_in_order_across_a_gap_and_a_resume(harness):
+    endpoint = serve_events(harness, [chunk(5, "filled ")])
+
+    harness.evaluate(
+        """async ([before, after]) => {
+            window.chunks = [];
+            follow({
+                lastSeq: 0,
+                backoff: { initialMs: 1 },
+                onChunk: (message) => chunks.push([message.seq, message.data]),
+            });
+            sockets[0].open();
+            for (const message of before) sockets[0].emit(message);
+            await until(() => chunks.length === 2);
+            sockets[0].drop(1006);
+            await until(() => sockets.length === 2);
+            sockets[1].open();
+            for (const message of after) sockets[1].emit(message);
+            await until(() => seen.ends.length === 1);
+        }""",
+        [
+            [status(1), chunk(2, "Hello, "), chunk(3, ["piece", {"n": 1}], stream="rows")],
+            [
+                chunk(3, ["piece", {"n": 1}], stream="rows"),  # again after the resume: dropped
+                chunk(4, "world"),
+                chunk(6, "\n"),  # 5 is missing: read from the events endpoint first
+                chunk(4, "world"),
+                status(7, "completed"),
+            ],
+        ],
+    )
+
+    assert harness.evaluate("chunks") == [
+        [2, "Hello, "],
+        [3, ["piece", {"n": 1}]],
+        [4, "world"],
+        [5, "filled "],
+        [6, "\n"],
+    ]
+    assert seqs(harness) == [1, 2, 3, 4, 5, 6, 7]  # onEvent gets the chunks too
+    assert harness.evaluate("sockets[1].url").endswith("?last_seq=3")
+    assert endpoint.requests == [4]

@@ -2,7 +2,7 @@
 
 import io
 
-from executions.cli import Screen, node_line, whole_result
+from executions.cli import Screen, node_line, render, whole_result
 
 
 class Terminal(io.StringIO):
@@ -141,4 +141,79 @@ def test_a_feed_line_shows_the_state_with_its_text_escaped():
     }
     assert feed_line(state) == (
         "[58cfdf5b] running    20% de\\x1b[2Jmo: Finished node 'greet'\\n(1/5 done) #nightly #eu"
+    )
+
+
+def chunk(data, node_id: str = "write", stream: str = "output", **fields) -> dict:
+    return {"type": "chunk", "node_id": node_id, "stream": stream, "data": data, **fields}
+
+
+def test_streamed_text_is_written_as_it_comes_under_a_line_naming_its_stream():
+    out = io.StringIO()
+    screen = Screen(out)
+
+    screen.show(chunk("Hello, "))
+    screen.show(chunk(f"wor\x1b[2Jld\n{HOSTILE}"))
+    screen.show(chunk(["a\x1b", {"n": 1}], node_id="rows", stream="items"))
+    screen.show(chunk("back"))
+    screen.show({"type": "node", "node_id": "write", "status": "completed", "attempt": 1})
+    screen.show(chunk("after\n"))
+    screen.close()
+
+    assert out.getvalue() == (
+        "[write · output]\n"
+        "Hello, wor\\x1b[2Jld\n"
+        "\\x1b]0;owned\\x07\\x1b[2J\\x1b[31mred\\x9b1m\\r\nsecond\\tline\\x7f\n"
+        "[rows · items]\n"
+        '"a\\u001b"\n'
+        '{"n": 1}\n'
+        "[write · output]\n"
+        "back\n"
+        "  node write completed\n"
+        "[write · output]\n"
+        "after\n"
+    )
+
+
+def test_on_a_terminal_the_bar_is_drawn_again_below_streamed_text_once_its_line_ends():
+    out = Terminal()
+    screen = Screen(out)
+
+    screen.show(status(50))
+    screen.show(chunk("Hello, "))
+    screen.show(chunk("world\n"))
+    screen.show(status(60))
+    screen.show(chunk("more"))
+    screen.show({"type": "log", "node_id": None, "level": "info", "message": "hi"})
+    screen.show(chunk("last", stream_truncated=True))
+    screen.show(status(100, "completed", result=None, message="Done"))
+    screen.close()
+
+    clear = "\r\x1b[2K"
+    bar50 = "[" + "#" * 15 + "." * 15 + "]  50% running   m"
+    bar60 = "[" + "#" * 18 + "." * 12 + "]  60% running   m"
+    bar100 = "[" + "#" * 30 + "] 100% completed Done"
+    cut = "  streams cut: the execution's stored output reached its limit; no more is recorded"
+    assert out.getvalue() == (
+        f"{clear}{bar50}"
+        f"{clear}[write · output]\nHello, "
+        f"world\n{bar50}"
+        f"{clear}{bar60}"
+        f"{clear}more"
+        f"\n{clear}  log info    [engine] hi\n{bar60}"
+        f"{clear}[write · output]\nlast\n{cut}\n{bar60}"
+        f"{clear}{bar100}\nresult: null\n"
+    )
+
+
+def test_in_the_many_executions_view_a_chunk_is_one_line_with_its_text_escaped():
+    assert render(chunk(f"two\nlines {HOSTILE}")) == (
+        f"  chunk [write · output] two\\nlines {ESCAPED}"
+    )
+    assert render(chunk(["a", {"n": 1}], node_id="rows", stream="items\x1b")) == (
+        '  chunk [rows · items\\x1b] ["a", {"n": 1}]'
+    )
+    assert render(chunk("end", stream_truncated=True)) == (
+        "  chunk [write · output] end (streams cut: the execution's stored output reached"
+        " its limit; no more is recorded)"
     )

@@ -14,14 +14,14 @@
  */
 
 export const TERMINAL_STATUSES = new Set(["completed", "failed", "cancelled"]);
-export const EVENT_TYPES = new Set(["status", "node", "log"]);
-const HANDLERS = { status: "onStatus", node: "onNode", log: "onLog" };
+export const EVENT_TYPES = new Set(["status", "node", "log", "chunk"]);
+const HANDLERS = { status: "onStatus", node: "onNode", log: "onLog", chunk: "onChunk" };
 
 export class EventSequence {
   /**
    * @param {string} executionId
    * @param {object} options  `lastSeq` (null: the first message is a snapshot),
-   *   `baseUrl`, `headers`, `fetch`, and the callbacks onStatus, onNode, onLog, onEvent.
+   *   `baseUrl`, `headers`, `fetch`, and the callbacks onStatus, onNode, onLog, onChunk, onEvent.
    * @param {object} owner  `ended(message)` after the terminal status is delivered,
    *   `broken(error)` when a step failed.
    */
@@ -99,7 +99,10 @@ export class EventSequence {
       if (this.ended) return; // halted meanwhile
     }
     this.lastSeq = message.seq;
-    this.options[HANDLERS[message.type]](message);
+    const handler = HANDLERS[message.type];
+    // A type newer than this client (read from the events endpoint) only takes its seq.
+    if (!handler) return;
+    this.options[handler](message);
     this.options.onEvent(message);
     if (message.type === "status" && TERMINAL_STATUSES.has(message.status)) {
       this.ended = true;

@@ -1,9 +1,10 @@
-// The live page of one execution: status, progress, nodes, logs and outcome,
-// replayed from the first event and then followed live.
+// The live page of one execution: status, progress, nodes, streamed output, logs
+// and outcome, replayed from the first event and then followed live.
 
 import { api } from "./api.js";
 import { DagView } from "./dag.js";
 import { ExecutionStream, TERMINAL_STATUSES } from "./execution-stream.js";
+import { StreamPanels } from "./stream-panels.js";
 import { formatClock, formatSeconds, formatTime, h, setBadge, setConnection, show } from "./ui.js";
 
 const $ = (id) => document.getElementById(id);
@@ -11,6 +12,7 @@ const root = $("execution-page");
 const executionId = root.dataset.executionId;
 const log = $("log");
 const follow = $("follow");
+const panels = new StreamPanels($("streams-card"));
 let dag = null;
 
 function showStatus(message) {
@@ -47,6 +49,7 @@ function showOutcome(message) {
 
 function showNode(message) {
   dag.update(message);
+  panels.node(message);
   const { total, done } = dag.summary();
   $("node-summary").textContent = `${done} of ${total} done`;
 }
@@ -121,6 +124,9 @@ async function main() {
   const definition = execution.definition;
   dag = new DagView($("dag"), definition);
   $("node-summary").textContent = `0 of ${definition.nodes.length} done`;
+  // The output so far, at once. The replay below rebuilds it as it goes (each
+  // node's `running` event clears its panels), so none of it is shown twice.
+  panels.fill(execution.nodes);
   $("cancel").addEventListener("click", cancel);
   $("run-again").addEventListener("click", () => runAgain(execution));
   watchScrolling();
@@ -129,6 +135,7 @@ async function main() {
     onStatus: showStatus,
     onNode: showNode,
     onLog: appendLog,
+    onChunk: (message) => panels.chunk(message),
     onEnd: async () => {
       await showTimes().catch(() => {});
       root.dataset.settled = "true"; // the final state, times included, is on the page

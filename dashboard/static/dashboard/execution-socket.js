@@ -10,6 +10,7 @@
  *   const run = socket.subscribe(executionId, {
  *     lastSeq: 0,                 // replay every event; leave out for a snapshot first
  *     onStatus: (message) => render(message),
+ *     onChunk: (message) => appendOutput(message), // a piece of a node's streamed output
  *     onEnd: (message) => done(message),     // the terminal status; the subscription ended
  *   });
  *   const list = socket.feed({ status: ["running"] }, {
@@ -17,12 +18,14 @@
  *   });
  *   run.stop(); list.stop(); socket.stop();
  *
- * Each subscription gets what ExecutionStream would: every event once, in `seq`
- * order (gaps filled from the events endpoint, a cut result read whole), until
- * the terminal status. The feed calls `onExecution` only with a state newer
- * (higher `last_seq`) than the one it had of that execution. After a lost
- * connection every subscription is resubscribed with its last `seq`, and the
- * feed with its last cursor, so nothing is missed and nothing comes twice.
+ * Each subscription takes ExecutionStream's callbacks (onStatus, onNode, onLog,
+ * onChunk, onEvent, onEnd, onError, onFail) and gets what ExecutionStream
+ * would: every event once, in `seq` order (gaps filled from the events
+ * endpoint, a cut result read whole), until the terminal status. The feed
+ * calls `onExecution` only with a state newer (higher `last_seq`) than the one
+ * it had of that execution. After a lost connection every subscription is
+ * resubscribed with its last `seq`, and the feed with its last cursor, so
+ * nothing is missed and nothing comes twice.
  */
 
 import { FEED, Feed, Subscription } from "./execution-subscriptions.js";

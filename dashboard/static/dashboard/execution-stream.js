@@ -10,14 +10,16 @@
  *     onStatus: (message) => render(message),
  *     onNode: (message) => renderNode(message),
  *     onLog: (message) => appendLog(message),
+ *     onChunk: (message) => appendOutput(message), // a piece of a node's streamed output
  *     onEnd: (message) => done(message),          // the terminal status; the stream stopped
  *     onStateChange: (state) => showConnection(state),
  *   });
  *   stream.start();
  *
  * What it takes care of:
- * - every event is delivered once, in `seq` order: duplicates are dropped and a
- *   gap is filled from `GET /api/v1/executions/{id}/events?after=N` first;
+ * - every event (status, node, log, chunk) is delivered once, in `seq` order:
+ *   duplicates are dropped and a gap is filled from
+ *   `GET /api/v1/executions/{id}/events?after=N` first; `onEvent` gets them all;
  * - a `ping` every 25 s; no answer within 10 s counts as a lost connection;
  * - a lost connection is retried with exponential backoff and jitter (at once
  *   when the browser comes back online), resuming with `?last_seq=N`;
@@ -46,6 +48,7 @@ const DEFAULTS = {
   onStatus() {},
   onNode() {},
   onLog() {},
+  onChunk() {},
   onEvent() {},
   onEnd() {},
 };

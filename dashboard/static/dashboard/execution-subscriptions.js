@@ -18,6 +18,7 @@ const SUBSCRIPTION_DEFAULTS = {
   onStatus() {},
   onNode() {},
   onLog() {},
+  onChunk() {},
   onEvent() {},
   onEnd() {},
   onError() {},

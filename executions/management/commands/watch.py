@@ -8,7 +8,8 @@ from executions.models import Execution
 
 class Command(BaseCommand):
     help = (
-        "Follow an execution live in the terminal: progress bar, node lines and logs. "
+        "Follow an execution live in the terminal: progress bar, node lines, logs and "
+        "streamed output. "
         "With several ids, follow them all on one socket, a line per message; with "
         "--feed, follow the executions feed (every matching execution as it changes)."
     )
