@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
-from psycopg.types.json import Jsonb
+from django.db import transaction
 
-from executions.models import EventType, Execution, ExecutionEvent
+from executions.models import EventType, Execution
+from executions.services.batch_writes import HEAD_FIELDS, events_insert, heads_update
 from executions.services.eventlog import (
     deferred_writes,
     event_append,
@@ -66,9 +66,7 @@ def events_record(*, records: list[Record]) -> list[str]:
         locked = Execution.objects.select_for_update().filter(id__in=ids).order_by("id")
         executions = {
             execution.id: execution
-            for execution in with_database_time(
-                locked.only("status", "claim_token", *EXECUTION_FIELDS)
-            )
+            for execution in with_database_time(locked.only("status", "claim_token", *HEAD_FIELDS))
         }
         with deferred_writes() as events:
             outcomes = [_record(record, executions) for record in records]
@@ -135,100 +133,3 @@ def _within(pieces: list, room: int) -> tuple[list, int]:
         kept.append(piece)
         size += cost
     return kept, size
-
-
-def _prepared(row, names: list[str]) -> list:
-    return [
-        field.get_db_prep_save(getattr(row, field.attname), connection)
-        for field in (row._meta.get_field(name) for name in names)
-    ]
-
-
-def _quoted(model, names: list[str]) -> list[str]:
-    return [connection.ops.quote_name(model._meta.get_field(name).column) for name in names]
-
-
-EVENT_FIELDS = ["execution", "seq", "type", "data", "created_at"]
-
-
-def events_insert(events: list[ExecutionEvent]) -> None:
-    """Insert ``events`` with one statement (the ORM's ``bulk_create`` costs a
-    millisecond of Python an event); each gets its id. On PostgreSQL the values
-    go as one array a column, so the statement is the same for every batch."""
-    table = connection.ops.quote_name(ExecutionEvent._meta.db_table)
-    columns = ", ".join(_quoted(ExecutionEvent, EVENT_FIELDS))
-    key = connection.ops.quote_name(ExecutionEvent._meta.pk.column)
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            arrays = ", ".join(f"%s::{kind}[]" for kind in _types(ExecutionEvent, EVENT_FIELDS))
-            # psycopg adapts these values as they are, without the fields' conversions.
-            columns_values = [
-                [e.execution_id for e in events],
-                [e.seq for e in events],
-                [e.type for e in events],
-                [Jsonb(e.data) for e in events],
-                [e.created_at for e in events],
-            ]
-            cursor.execute(
-                f"INSERT INTO {table} ({columns}) SELECT * FROM unnest({arrays}) RETURNING {key}",
-                columns_values,
-            )
-            ids = [id for (id,) in cursor.fetchall()]
-        else:
-            rows = [_prepared(event, EVENT_FIELDS) for event in events]
-            ids = []
-            step = max(1, connection.features.max_query_params // len(EVENT_FIELDS))
-            for start in range(0, len(rows), step):
-                part = rows[start : start + step]
-                row = f"({', '.join(['%s'] * len(EVENT_FIELDS))})"
-                cursor.execute(
-                    f"INSERT INTO {table} ({columns}) VALUES {', '.join([row] * len(part))}"
-                    f" RETURNING {key}",
-                    [value for values in part for value in values],
-                )
-                ids += [id for (id,) in cursor.fetchall()]
-    for event, id in zip(events, ids, strict=True):
-        event.id = id
-
-
-def _types(model, names: list[str]) -> list[str]:
-    return [model._meta.get_field(name).db_type(connection) for name in names]
-
-
-def heads_update(executions: list[Execution]) -> None:
-    """Save what the records moved on each execution's row: one statement on
-    PostgreSQL, one prepared statement a row on SQLite (in process, no round trips)."""
-    table = connection.ops.quote_name(Execution._meta.db_table)
-    key = connection.ops.quote_name(Execution._meta.pk.column)
-    columns = _quoted(Execution, EXECUTION_FIELDS)
-    with connection.cursor() as cursor:
-        if connection.vendor != "postgresql":
-            assignments = ", ".join(f"{column} = %s" for column in columns)
-            cursor.executemany(
-                f"UPDATE {table} SET {assignments} WHERE {key} = %s",
-                [[*_prepared(e, EXECUTION_FIELDS), *_prepared(e, ["id"])] for e in executions],
-            )
-            return
-        names = ["id", *EXECUTION_FIELDS]
-        arrays = ", ".join(f"%s::{kind}[]" for kind in _types(Execution, names))
-        assignments = ", ".join(f"{column} = v.{column}" for column in columns)
-        cursor.execute(
-            f"UPDATE {table} SET {assignments} FROM unnest({arrays})"
-            f" AS v ({', '.join(_quoted(Execution, names))}) WHERE {table}.{key} = v.{key}",
-            [
-                list(column)
-                for column in zip(*(_prepared(e, names) for e in executions), strict=True)
-            ],
-        )
-
-
-# What a record moves on its execution's row.
-EXECUTION_FIELDS = [
-    "last_seq",
-    "last_event_at",
-    "log_lines",
-    "log_bytes",
-    "log_cut",
-    "stream_bytes",
-    "stream_cut",
-]
