@@ -364,6 +364,9 @@ EXECUTIONS_MAX_STREAMS_PER_NODE = int(os.environ.get("EXECUTIONS_MAX_STREAMS_PER
 # and those one run may have waiting before its node waits for them.
 EXECUTIONS_RECORD_BATCH = int(os.environ.get("EXECUTIONS_RECORD_BATCH", "500"))
 EXECUTIONS_RECORDS_PENDING = int(os.environ.get("EXECUTIONS_RECORDS_PENDING", "100"))
+# Batches of records a runner writes at once (each in one of the engine's
+# database threads, EXECUTIONS_DB_THREADS), never two with the same execution.
+EXECUTIONS_RECORD_WRITERS = int(os.environ.get("EXECUTIONS_RECORD_WRITERS", "2"))
 # Progress-only status events recorded per execution per second, at most.
 EXECUTIONS_PROGRESS_EVENTS_PER_SECOND = float(
     os.environ.get("EXECUTIONS_PROGRESS_EVENTS_PER_SECOND", "5")

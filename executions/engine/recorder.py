@@ -5,8 +5,9 @@ A node's ``ctx.log`` and ``ctx.stream`` hand their record to the loop's
 idle, so at low load a record is written as soon as it is made; while a batch
 is being written the next one gathers, and is written as soon as that one is
 committed, many executions' records in one transaction
-(``services.events_record``). One batch at a time keeps each execution's
-records in the order they were made. A run waits for its records
+(``services.events_record``). Each execution's records go through one lane,
+a batch at a time, so they keep the order they were made in; the lanes'
+batches are written at once. A run waits for its records
 (``Run.drain``) before any other write, so its events keep their order: a
 node's lines and chunks come before its ``completed`` or ``failed`` event.
 """
@@ -26,30 +27,42 @@ logger = logging.getLogger(__name__)
 Pending = tuple[Record, asyncio.Future]
 
 
+class Lane:
+    """The records of some executions, written one batch at a time, in order."""
+
+    def __init__(self):
+        self.waiting: list[Pending] = []
+        self.writing = False
+
+
 class Recorder:
-    """Writes the records of one loop's runs, a batch at a time."""
+    """Writes the records of one loop's runs in batches. The executions are
+    shared out among ``EXECUTIONS_RECORD_WRITERS`` lanes, each writing one
+    batch at a time: batches of different lanes are written at once and never
+    hold the same execution, and each execution's records keep their order."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop):
         self.loop = loop
-        self.waiting: list[Pending] = []
-        self.writer: asyncio.Task | None = None
+        self.lanes = [Lane() for _ in range(max(1, settings.EXECUTIONS_RECORD_WRITERS))]
 
     def add(self, record: Record) -> asyncio.Future:
         """Queue ``record``; the future gets its ``Outcome`` once it is committed."""
         future = self.loop.create_future()
-        self.waiting.append((record, future))
-        if self.writer is None:
-            self.writer = self.loop.create_task(self.write_waiting())
+        lane = self.lanes[hash(record.execution_id) % len(self.lanes)]
+        lane.waiting.append((record, future))
+        if not lane.writing:
+            lane.writing = True
+            self.loop.create_task(self.write_lane(lane))
         return future
 
-    async def write_waiting(self) -> None:
+    async def write_lane(self, lane: Lane) -> None:
         try:
-            while self.waiting:
+            while lane.waiting:
                 limit = settings.EXECUTIONS_RECORD_BATCH
-                batch, self.waiting = self.waiting[:limit], self.waiting[limit:]
+                batch, lane.waiting = lane.waiting[:limit], lane.waiting[limit:]
                 await self.write(batch)
         finally:
-            self.writer = None
+            lane.writing = False
 
     async def write(self, batch: list[Pending]) -> None:
         try:

@@ -34,6 +34,7 @@ def check_stream_settings(**kwargs) -> list[checks.Error]:
         "EXECUTIONS_MAX_STREAMS_PER_NODE": 1,
         "EXECUTIONS_RECORD_BATCH": 1,
         "EXECUTIONS_RECORDS_PENDING": 1,
+        "EXECUTIONS_RECORD_WRITERS": 1,
     }
     return [
         checks.Error(
