@@ -141,19 +141,6 @@ def cancel(api: Api, execution_id: str) -> None:
             raise
 
 
-def stored_log(api: Api, execution_id: str) -> list[dict]:
-    """Every event of an execution, from the REST events endpoint, a page at a time."""
-    events: list[dict] = []
-    while True:
-        after = events[-1]["seq"] if events else 0
-        page = api.request(
-            "GET", f"/api/v1/executions/{execution_id}/events?after={after}&limit=1000"
-        )["results"]
-        events += page
-        if len(page) < 1000:
-            return events
-
-
 async def storm_phase(deployment, size: StormSize) -> dict:
     """Restart the first server under every subscriber; resumes, their times and losses."""
     server = deployment.servers[0]
@@ -207,7 +194,7 @@ async def storm_phase(deployment, size: StormSize) -> dict:
         _, pending = await asyncio.wait(tasks, timeout=RESUME_TIMEOUT)
     for task in pending:
         task.cancel()
-    logs = await asyncio.gather(*[asyncio.to_thread(stored_log, api, e) for e in ids])
+    logs = await asyncio.gather(*[asyncio.to_thread(api.events, e) for e in ids])
     return {
         **summarize(followers, [logs[n // per] for n in range(len(followers))], clock),
         "unfinished": len(pending),

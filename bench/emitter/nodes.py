@@ -12,6 +12,18 @@ class EmitParams(serializers.Serializer):
     interval = StrictFloatField(min_value=0, max_value=60)
 
 
+async def ticks(params: dict, data):
+    """Yield ``params["count"]`` ticks, ``params["interval"]`` seconds apart on a fixed
+    schedule from the input's ``start_at`` (Unix time), when it is still ahead."""
+    loop = asyncio.get_running_loop()
+    start_at = data.get("start_at") if isinstance(data, dict) else None
+    ahead = start_at - time.time() if isinstance(start_at, int | float) else 0.0
+    start = loop.time() + max(0.0, ahead)
+    for tick in range(params["count"]):
+        await asyncio.sleep(max(0.0, start + tick * params["interval"] - loop.time()))
+        yield tick
+
+
 @register
 class Emit(NodeType):
     """Records ``count`` log lines, ``interval`` seconds apart, paced on a fixed
@@ -23,12 +35,7 @@ class Emit(NodeType):
     params_serializer = EmitParams
 
     async def run(self, ctx, params, data):
-        loop = asyncio.get_running_loop()
-        start_at = data.get("start_at") if isinstance(data, dict) else None
-        ahead = start_at - time.time() if isinstance(start_at, int | float) else 0.0
-        start = loop.time() + max(0.0, ahead)
-        for tick in range(params["count"]):
-            await asyncio.sleep(max(0.0, start + tick * params["interval"] - loop.time()))
+        async for tick in ticks(params, data):
             await ctx.log(f"tick {tick}")
         return {"ticks": params["count"]}
 
@@ -43,11 +50,6 @@ class Stream(NodeType):
     params_serializer = EmitParams
 
     async def run(self, ctx, params, data):
-        loop = asyncio.get_running_loop()
-        start_at = data.get("start_at") if isinstance(data, dict) else None
-        ahead = start_at - time.time() if isinstance(start_at, int | float) else 0.0
-        start = loop.time() + max(0.0, ahead)
-        for tick in range(params["count"]):
-            await asyncio.sleep(max(0.0, start + tick * params["interval"] - loop.time()))
+        async for _ in ticks(params, data):
             await ctx.stream(f"{time.time():.6f} ")
         return {"pieces": params["count"]}

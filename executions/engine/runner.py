@@ -153,7 +153,7 @@ class Run:
             self.request_stop(ABANDON)
         elif outcome == Outcome.DROPPED and record.type == EventType.LOG:
             self.log_cut = True
-        elif outcome == Outcome.DROPPED or record.data.get("stream_truncated"):
+        elif outcome == Outcome.DROPPED:
             self.stream_cut = True
 
     def percent(self) -> int:
