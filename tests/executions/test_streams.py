@@ -228,7 +228,11 @@ async def test_events_replay_chunks_from_any_seq(settings):
     )
 
 
-async def test_many_executions_logging_at_once_are_recorded_in_shared_batches(monkeypatch):
+async def test_many_executions_logging_at_once_are_recorded_in_shared_batches(
+    monkeypatch, settings
+):
+    # One lane: every execution's records go through the same batches.
+    settings.EXECUTIONS_RECORD_WRITERS = 1
     sizes: list[int] = []
     events_record = recorder.events_record
 
