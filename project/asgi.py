@@ -29,7 +29,9 @@ from project.limits import ConcurrentRequestLimit  # noqa: E402
 from realtime import server_hooks  # noqa: E402
 from realtime.auth import SocketAuthStack  # noqa: E402
 from realtime.handshakes import HandshakeRateLimit  # noqa: E402
+from realtime.longpoll import LongPollRoute  # noqa: E402
 from realtime.routing import websocket_urlpatterns  # noqa: E402
+from realtime.sse import EventStreams  # noqa: E402
 
 if settings.EXECUTIONS_RUNNER == "inprocess":
     # This server runs the executions, so it also recovers those that its
@@ -44,13 +46,18 @@ if SERVED:
     tune_garbage_collector()
     tune_thread_switching()
 
+sockets = HandshakeRateLimit(SocketAuthStack(URLRouter(websocket_urlpatterns)))
+requests = ConcurrentRequestLimit(django_asgi_app, settings.API_MAX_CONCURRENT_REQUESTS)
+
 # The client's address is settled first (TRUSTED_PROXY_HOPS): everything
-# inside, Django's REMOTE_ADDR included, sees the same one.
+# inside, Django's REMOTE_ADDR included, sees the same one. Event streams
+# (SSE) are the sockets' consumers behind an HTTP response; long-polls wait
+# outside the bound on requests at once.
 application = ClientAddressMiddleware(
     ProtocolTypeRouter(
         {
-            "http": ConcurrentRequestLimit(django_asgi_app, settings.API_MAX_CONCURRENT_REQUESTS),
-            "websocket": HandshakeRateLimit(SocketAuthStack(URLRouter(websocket_urlpatterns))),
+            "http": EventStreams(sockets, LongPollRoute(django_asgi_app, requests)),
+            "websocket": sockets,
         }
     )
 )

@@ -244,7 +244,9 @@ SPECTACULAR_SETTINGS = {
         "Run workflows and follow their executions. Authenticate with "
         "`Authorization: Bearer <token>` (from `POST /api/v1/auth/token`) or a Django "
         "session. Live updates come over the WebSocket "
-        "`/api/v1/ws/executions/{execution_id}`, described in docs/asyncapi.yaml."
+        "`/api/v1/ws/executions/{execution_id}`, described in docs/asyncapi.yaml, or as "
+        "Server-Sent Events (`/api/v1/executions/{execution_id}/stream`, `/api/v1/stream`), "
+        "or by long-poll (`?wait=` on the events endpoint)."
     ),
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
@@ -254,6 +256,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "PREPROCESSING_HOOKS": ["executions.api.schema.paths_without_trailing_slash"],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "executions.api.schema.event_stream_paths",
+    ],
     "ENUM_NAME_OVERRIDES": {
         "ExecutionStatusEnum": "executions.models.ExecutionStatus",
         "NodeStatusEnum": "executions.models.NodeStatus",
@@ -289,6 +295,11 @@ REALTIME_SEND_TIMEOUT = float(os.environ.get("REALTIME_SEND_TIMEOUT", "5"))
 REALTIME_CLOSE_TIMEOUT = float(os.environ.get("REALTIME_CLOSE_TIMEOUT", "10"))
 # Seconds a socket may send nothing (not even a ping) before it is closed with 4410.
 REALTIME_IDLE_TIMEOUT = float(os.environ.get("REALTIME_IDLE_TIMEOUT", "120"))
+# Seconds between the comments an event stream (SSE) sends while it has nothing
+# else to send, so that proxies keep it open; each also counts as a ping.
+REALTIME_SSE_HEARTBEAT = float(os.environ.get("REALTIME_SSE_HEARTBEAT", "15"))
+# The longest ?wait= of GET /api/v1/executions/{id}/events (long-poll), in seconds.
+API_EVENTS_MAX_WAIT = int(os.environ.get("API_EVENTS_MAX_WAIT", "30"))
 # Open sockets one user may have on one server process (close 4429 beyond).
 REALTIME_MAX_SOCKETS_PER_USER = int(os.environ.get("REALTIME_MAX_SOCKETS_PER_USER", "50"))
 # Executions one /api/v1/ws socket may follow at once (an error with 4429 beyond).

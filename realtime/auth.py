@@ -225,7 +225,10 @@ def origin_allowed(scope) -> bool:
     """
     origin = header(scope, b"origin")
     if not origin:
-        return False
+        # Browsers send an Origin on every cross-origin request; a stream over HTTP
+        # (realtime.sse) without one is a same-origin GET, which no other site
+        # can read (no CORS header allows it). A socket handshake always has one.
+        return scope.get("bridge") is not None
     if origin in settings.CSRF_TRUSTED_ORIGINS or _trusted_by_wildcard(origin):
         return True
     parsed = _scheme_host_port(origin)

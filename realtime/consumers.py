@@ -51,6 +51,7 @@ from realtime.auth import (
 from realtime.limits import InboundGuard
 from realtime.publish import bind_consumer_loop
 from realtime.selectors import Access, SessionLogin
+from realtime.sse import BRIDGE_OPEN
 from realtime.subscription import (
     CLOSE_BAD_REQUEST,
     CLOSE_FORBIDDEN,
@@ -157,6 +158,9 @@ class SocketConsumer(AsyncJsonWebsocketConsumer):
         """Take one of the user's socket slots; False (and refused) past the cap."""
         limit = settings.REALTIME_MAX_SOCKETS_PER_USER
         if watchdog().admit(self, limit=limit):
+            if self.scope.get("bridge"):
+                # Served over HTTP (realtime.sse): its response starts now.
+                await self.base_send({"type": BRIDGE_OPEN})
             return True
         await self.refuse(
             f"Too many open sockets: at most {limit} per user on this server "

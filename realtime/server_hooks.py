@@ -116,6 +116,11 @@ SLOW_CONSUMER = (
     "(REALTIME_SEND_TIMEOUT), over the limit of {limit} (REALTIME_SEND_BUFFER_BYTES). "
     "Reconnect with ?last_seq=<the last seq you received>."
 )
+SLOW_STREAM = (
+    "You stopped reading: {pending} bytes have been waiting for this stream for {timeout:g} s "
+    "(REALTIME_SEND_TIMEOUT), over the limit of {limit} (REALTIME_SEND_BUFFER_BYTES). "
+    "Reconnect with Last-Event-ID: <the id of the last event you received>."
+)
 
 
 def pending_bytes(transport) -> int | None:
@@ -147,28 +152,42 @@ def frame_bytes_at_most(message: dict) -> int:
 
 
 async def client_keeps_up(protocol, frame_bytes: int) -> bool:
-    """Wait until the client has room for another frame; False if it took nothing in time.
+    """Wait until the socket's client has room for another frame; False (and the
+    socket closed) if it took nothing in time."""
+    return await reader_keeps_up(
+        protocol,
+        protocol.transport,
+        frame_bytes,
+        is_open=lambda: protocol.state == protocol.STATE_OPEN,
+        cut_off=partial(close_slow_consumer, protocol),
+    )
+
+
+async def reader_keeps_up(holder, transport, frame_bytes: int, *, is_open, cut_off) -> bool:
+    """Wait until the client of ``transport`` has room for ``frame_bytes`` more; False,
+    after ``cut_off(pending, limit)``, if it took nothing in time.
 
     What waits can only have grown by what was written since it was last
-    measured, so it is measured again only once that bound passes the limit:
-    about once a limit's worth of frames while the client keeps up.
+    measured (kept on ``holder``), so it is measured again only once that bound
+    passes the limit: about once a limit's worth of frames while the client
+    keeps up.
     """
     limit = settings.REALTIME_SEND_BUFFER_BYTES
-    bound = getattr(protocol, "pending_bound", None)
+    bound = getattr(holder, "pending_bound", None)
     if bound is not None and bound <= limit:
-        protocol.pending_bound = bound + frame_bytes
+        holder.pending_bound = bound + frame_bytes
         return True
     deadline = None
-    while protocol.state == protocol.STATE_OPEN:
-        pending = pending_bytes(protocol.transport)
+    while is_open():
+        pending = pending_bytes(transport)
         if pending is None:
             return True
         if pending <= limit:
-            protocol.pending_bound = pending + frame_bytes
+            holder.pending_bound = pending + frame_bytes
             return True
         deadline = deadline or time.monotonic() + settings.REALTIME_SEND_TIMEOUT
         if time.monotonic() >= deadline:
-            close_slow_consumer(protocol, pending, limit)
+            cut_off(pending, limit)
             return False
         await asyncio.sleep(POLL_SECONDS)
     return False
@@ -181,6 +200,34 @@ def close_slow_consumer(protocol, pending: int, limit: int) -> None:
     protocol.serverSend(events.encode(events.error_message(text)), False)
     protocol.closeHandshakeTimeout = settings.REALTIME_CLOSE_TIMEOUT
     protocol.sendClose(code=CLOSE_SLOW_CONSUMER)
+
+
+def end_slow_stream(request, pending: int, limit: int) -> None:
+    """An event stream's reader stopped: say so in an ``error`` event, end the
+    response, and drop the connection if the client has not read to its end in
+    ``REALTIME_CLOSE_TIMEOUT``."""
+    from twisted.internet import reactor
+
+    logger.info("Ending an event stream that is not read (%s bytes waiting)", pending)
+    timeout = settings.REALTIME_SEND_TIMEOUT
+    text = SLOW_STREAM.format(pending=pending, limit=limit, timeout=timeout)
+    transport = request.transport
+    request.write(f"event: error\ndata: {events.encode(events.error_message(text))}\n\n".encode())
+    request.finish()
+    if transport is not None:
+        transport.loseConnection()
+        reactor.callLater(settings.REALTIME_CLOSE_TIMEOUT, transport.abortConnection)
+
+
+async def stream_reader_keeps_up(request, frame_bytes: int) -> bool:
+    """``client_keeps_up`` for an event stream's response (``realtime.sse``)."""
+    return await reader_keeps_up(
+        request,
+        request.transport,
+        frame_bytes,
+        is_open=lambda: not request.finished and request.channel is not None,
+        cut_off=partial(end_slow_stream, request),
+    )
 
 
 def spread_first_ping(protocol) -> None:
@@ -345,7 +392,10 @@ def install() -> None:
     original = Server.handle_reply
 
     async def handle_reply(self, protocol, message):
-        if isinstance(protocol, WebSocketProtocol):
+        if message.get("stream_bounded") and message.get("type") == "http.response.body":
+            if not await stream_reader_keeps_up(protocol, len(message.get("body", b""))):
+                return None
+        elif isinstance(protocol, WebSocketProtocol):
             kind = message.get("type")
             if kind == "websocket.send":
                 if protocol.state in (protocol.STATE_CLOSING, protocol.STATE_CLOSED):

@@ -216,10 +216,158 @@ EXECUTION_OPERATIONS = {
         },
     ),
     "events": extend_schema(
-        summary="The execution's stored events, in pages",
+        summary="The execution's stored events, in pages; long-poll with ?wait=",
         description="The events after `?after=N`, oldest first, exactly as the WebSocket "
-        "sends them; follow `next` for the rest.",
+        "sends them; follow `next` for the rest. With `?wait=S` (up to API_EVENTS_MAX_WAIT, "
+        "30 s), when there is no event after N yet and the execution has not ended, the "
+        "answer comes as soon as one is recorded, or with no results after S seconds.",
         parameters=[EventQuerySerializer],
-        responses={200: EventPageSerializer, 400: INVALID, 404: NOT_FOUND},
+        responses={
+            200: EventPageSerializer,
+            400: INVALID,
+            404: NOT_FOUND,
+            429: OpenApiResponse(
+                ErrorSerializer,
+                description="Too many long-polls of yours waiting (REALTIME_MAX_SOCKETS_PER_USER).",
+            ),
+        },
     ),
 }
+
+
+STREAM_ERRORS = {
+    str(status): {
+        "description": text,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/StreamError"}}},
+    }
+    for status, text in (
+        (400, "A bad `last_seq`, `Last-Event-ID` or stream request (code 4400)."),
+        (401, "Not authenticated, or the ticket is unknown, expired or used (4401)."),
+        (403, "The session's origin is not allowed (4403)."),
+        (404, "No such execution, or not yours (4404)."),
+        (429, "Too many open streams and sockets of yours (4429), or handshakes (4429)."),
+        (503, "The server could not read the database just now: retry (1013)."),
+    )
+}
+EVENT_STREAM = {
+    "description": "`text/event-stream`: per message `id: <position>`, `event: <type>`, "
+    "`data: <the socket's JSON message>`; a comment every 15 s (REALTIME_SSE_HEARTBEAT). "
+    "The messages are those of docs/asyncapi.yaml. An `error` event ends the stream when "
+    "the server cuts it (e.g. a reader that stopped reading); reconnect with Last-Event-ID.",
+    "content": {"text/event-stream": {"schema": {"type": "string"}}},
+}
+LAST_EVENT_ID = {
+    "name": "Last-Event-ID",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string"},
+    "description": "The `id` of the last event received (browsers send it on reconnect): "
+    "the stream resumes right after it, missing nothing.",
+}
+TICKET = {
+    "name": "ticket",
+    "in": "query",
+    "required": False,
+    "schema": {"type": "string"},
+    "description": "A one-time ticket from POST /api/v1/ws-tickets, for EventSource, "
+    "which cannot send an Authorization header.",
+}
+STREAM_PATHS = {
+    "/api/v1/executions/{id}/stream": {
+        "get": {
+            "operationId": "executions_stream",
+            "summary": "Follow one execution as Server-Sent Events",
+            "description": "The stream of /api/v1/ws/executions/{id}: the snapshot "
+            "(or, with `?last_seq=N` or `Last-Event-ID: N`, every event after N), then each "
+            "event as it is recorded; the response ends after the terminal event. Each "
+            "event's `id` is its `seq`.",
+            "tags": ["executions"],
+            "parameters": [
+                {
+                    "name": "id",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "string", "format": "uuid"},
+                },
+                {
+                    "name": "last_seq",
+                    "in": "query",
+                    "required": False,
+                    "schema": {"type": "integer", "minimum": 0},
+                    "description": "Resume after this seq (Last-Event-ID wins when both come).",
+                },
+                TICKET,
+                LAST_EVENT_ID,
+            ],
+            "responses": {"200": EVENT_STREAM, **STREAM_ERRORS},
+            "security": [{"tokenAuth": []}, {"cookieAuth": []}],
+        }
+    },
+    "/api/v1/stream": {
+        "get": {
+            "operationId": "stream_many",
+            "summary": "Follow many executions and the executions feed as Server-Sent Events",
+            "description": "The subscriptions of /api/v1/ws, named in the query. Each "
+            "event's `id` is the stream's position, `seq,seq,...;cursor`: the last seq of "
+            "each execution in the order of `executions` (empty: none yet) and the feed's "
+            "last cursor; sent back as Last-Event-ID, it resumes each part exactly.",
+            "tags": ["executions"],
+            "parameters": [
+                {
+                    "name": "executions",
+                    "in": "query",
+                    "required": False,
+                    "schema": {"type": "string"},
+                    "description": "Comma-separated execution ids, at most "
+                    "REALTIME_MAX_SUBSCRIPTIONS (and REALTIME_MAX_SUBSCRIBES_PER_SECOND).",
+                },
+                {
+                    "name": "feed",
+                    "in": "query",
+                    "required": False,
+                    "schema": {"type": "string", "enum": ["executions"]},
+                },
+                {
+                    "name": "status",
+                    "in": "query",
+                    "required": False,
+                    "schema": {"type": "string"},
+                    "description": "The feed's status filter, comma-separated.",
+                },
+                {
+                    "name": "workflow_id",
+                    "in": "query",
+                    "required": False,
+                    "schema": {"type": "string", "format": "uuid"},
+                },
+                {"name": "tag", "in": "query", "required": False, "schema": {"type": "string"}},
+                {
+                    "name": "cursor",
+                    "in": "query",
+                    "required": False,
+                    "schema": {"type": "string"},
+                    "description": "The feed's cursor to start from.",
+                },
+                TICKET,
+                LAST_EVENT_ID,
+            ],
+            "responses": {"200": EVENT_STREAM, **STREAM_ERRORS},
+            "security": [{"tokenAuth": []}, {"cookieAuth": []}],
+        }
+    },
+}
+
+
+def event_stream_paths(result: dict, generator, request, public) -> dict:
+    """Postprocessing hook: the Server-Sent Events endpoints, which are served beside
+    DRF (``realtime.sse``), not by a view it knows."""
+    result.setdefault("paths", {}).update(STREAM_PATHS)
+    result.setdefault("components", {}).setdefault("schemas", {})["StreamError"] = {
+        "type": "object",
+        "properties": {
+            "detail": {"type": "string", "description": "What went wrong and what to do."},
+            "code": {"type": "integer", "description": "The socket's close code for it."},
+        },
+        "required": ["detail", "code"],
+    }
+    return result

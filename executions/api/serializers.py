@@ -2,6 +2,7 @@ import contextlib
 import uuid
 
 from django.conf import settings
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -201,6 +202,21 @@ class EventQuerySerializer(serializers.Serializer):
     limit = serializers.IntegerField(
         min_value=1, max_value=1000, default=100, help_text="Events per page."
     )
+    wait = serializers.IntegerField(
+        min_value=0,
+        default=0,
+        help_text="Long-poll: when there is no event after ``after`` yet, wait up to this "
+        "many seconds (at most API_EVENTS_MAX_WAIT) for one before answering.",
+    )
+
+    def validate_wait(self, value: int) -> int:
+        limit = settings.API_EVENTS_MAX_WAIT
+        if value > limit:
+            raise serializers.ValidationError(
+                _("Ensure this value is less than or equal to %(limit)s (API_EVENTS_MAX_WAIT).")
+                % {"limit": limit}
+            )
+        return value
 
 
 class StrictUUIDField(serializers.UUIDField):

@@ -31,12 +31,19 @@ from executions.api.serializers import (
     workflow_ids_in,
 )
 from executions.exceptions import AlreadyFinished, TooManyActiveExecutions, WorkflowInUse
+from executions.states import TERMINAL_STATUSES
+from realtime import longpoll
 from realtime.events import event_message
 
 
 class Conflict(APIException):
     status_code = status.HTTP_409_CONFLICT
     default_code = "conflict"
+
+
+class TooManyLongPolls(APIException):
+    status_code = status.HTTP_429_TOO_MANY_REQUESTS
+    default_code = "too_many_long_polls"
 
 
 class TooManyActive(APIException):
@@ -203,14 +210,28 @@ class ExecutionViewSet(
 
     @action(detail=True, methods=["get"])
     def events(self, request, pk=None):
-        """The stored events after ``?after=N`` (default 0), oldest first, ``?limit`` a page."""
+        """The stored events after ``?after=N`` (default 0), oldest first, ``?limit`` a page;
+        with ``?wait=S``, when there is none yet, the page once there is (long-poll)."""
         execution = self.get_object()
         query = EventQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
-        after, limit = query.validated_data["after"], query.validated_data["limit"]
-        stored = selectors.events_after(execution.id, after, limit=limit + 1)
-        page = stored[:limit]
-        next_url = None
-        if len(stored) > limit:
-            next_url = replace_query_param(request.build_absolute_uri(), "after", page[-1].seq)
-        return Response({"next": next_url, "results": [event_message(e) for e in page]})
+        after, limit, wait = (query.validated_data[k] for k in ("after", "limit", "wait"))
+
+        def page() -> dict:
+            stored = selectors.events_after(execution.id, after, limit=limit + 1)
+            next_url = None
+            if len(stored) > limit:
+                next_url = replace_query_param(
+                    request.build_absolute_uri(), "after", stored[limit - 1].seq
+                )
+            return {"next": next_url, "results": [event_message(e) for e in stored[:limit]]}
+
+        content = page()
+        if content["results"] or not wait or execution.status in TERMINAL_STATUSES:
+            return Response(content)
+        try:
+            return longpoll.events_page_when_recorded(
+                execution=execution, user_id=request.user.pk, after=after, wait=wait, page=page
+            )
+        except longpoll.TooManyWaiting as exc:
+            raise TooManyLongPolls(str(exc)) from exc

@@ -53,10 +53,28 @@ async def test_events_pages_are_the_socket_messages_in_order(monkeypatch):
 async def test_events_reject_bad_parameters(monkeypatch):
     user, execution = await finished(monkeypatch, chain(node("a", "log", message="x")))
     base = f"/api/v1/executions/{execution.id}/events"
-    for query in ("after=-1", "after=abc", "limit=0", "limit=1001"):
+    for query in ("after=-1", "after=abc", "limit=0", "limit=1001", "wait=-1", "wait=31"):
         status, body = await database_sync_to_async(get)(user, f"{base}?{query}")
         assert status == 400, query
-        assert set(body) <= {"after", "limit"}
+        assert set(body) <= {"after", "limit", "wait"}
+
+
+async def test_a_long_poll_on_an_ended_execution_answers_at_once(monkeypatch):
+    user, execution = await finished(monkeypatch, chain(node("a", "log", message="x")))
+    base = f"/api/v1/executions/{execution.id}/events"
+    status, page = await database_sync_to_async(get)(user, f"{base}?after=1000&wait=30")
+    assert (status, page) == (200, {"next": None, "results": []})
+
+
+@pytest.mark.django_db
+def test_long_polls_past_the_users_cap_are_refused_before_they_wait(settings):
+    settings.REALTIME_MAX_SOCKETS_PER_USER = 0
+    user = make_user()
+    execution = make_execution(user, make_workflow(user, chain(node("a", "log", message="x"))))
+    base = f"/api/v1/executions/{execution.id}/events"
+    status, body = get(user, f"{base}?after=1000&wait=5")
+    assert status == 429 and "REALTIME_MAX_SOCKETS_PER_USER" in body["detail"]
+    assert get(user, f"{base}?after=1000") == (200, {"next": None, "results": []})
 
 
 async def test_events_of_someone_elses_execution_are_not_found(monkeypatch):

@@ -22,6 +22,8 @@ ENDPOINTS = {
     ("/api/v1/executions/{id}", "get"),
     ("/api/v1/executions/{id}/cancel", "post"),
     ("/api/v1/executions/{id}/events", "get"),
+    ("/api/v1/executions/{id}/stream", "get"),
+    ("/api/v1/stream", "get"),
 }
 
 
@@ -185,3 +187,15 @@ def test_the_batch_takes_create_bodies_and_answers_executions(schema):
     results = components[created.rsplit("/", 1)[1]]["properties"]["results"]
     assert results["items"] == {"$ref": "#/components/schemas/Execution"}
     assert {"400", "429"} <= set(batch["responses"])
+
+
+def test_the_event_streams_and_the_long_poll_are_described(schema):
+    for path in ("/api/v1/executions/{id}/stream", "/api/v1/stream"):
+        op = operation(schema, path, "get")
+        assert list(op["responses"]["200"]["content"]) == ["text/event-stream"]
+        names = {p["name"] for p in op["parameters"]}
+        assert {"Last-Event-ID", "ticket"} <= names, path
+        assert op["responses"]["404" if "{id}" in path else "400"]["content"]["application/json"]
+    events = operation(schema, "/api/v1/executions/{id}/events", "get")
+    assert "wait" in {p["name"] for p in events["parameters"]}
+    assert "429" in events["responses"]

@@ -21,6 +21,8 @@ from executions.runtime import (
 from project.asgi import application, django_asgi_app
 from project.http import ThreadedHTTPHandler
 from project.limits import ConcurrentRequestLimit
+from realtime.longpoll import LongPollRoute
+from realtime.sse import EventStreams
 
 
 @pytest.mark.django_db(transaction=True)
@@ -114,8 +116,14 @@ async def test_sockets_and_a_zero_limit_are_not_held_back():
         assert inner.peak == 10, scope_type
 
 
-def test_the_served_application_bounds_its_http_requests():
-    http = application.app.application_mapping["http"]
+def test_the_served_application_bounds_its_http_requests_but_not_their_waits():
+    streams = application.app.application_mapping["http"]
+    assert isinstance(streams, EventStreams)  # SSE: the sockets' consumers
+    assert streams.socket_app is application.app.application_mapping["websocket"]
+    route = streams.http_app
+    assert isinstance(route, LongPollRoute)
+    assert route.app is django_asgi_app  # long-polls: their thread time is the pool's
+    http = route.limited
     assert isinstance(http, ConcurrentRequestLimit)
     assert http.app is django_asgi_app
     assert http.limit == 16
