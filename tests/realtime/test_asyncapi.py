@@ -98,6 +98,18 @@ def test_document_is_asyncapi_3_with_every_message_on_the_channel(document, vali
         *("status", "node", "log", "chunk", "execution", "unsubscribed", "subscriptionError"),
         *("pong", "error", "ping", "subscribe", "unsubscribe"),
     }
+    # Server-Sent Events: the same messages, but for the socket's ping and pong.
+    single = document["channels"]["executionEventStream"]
+    assert single["address"] == "/api/v1/executions/{execution_id}/stream"
+    assert set(single["messages"]) == set(channel["messages"]) - {"ping", "pong"}
+    streams = document["channels"]["eventStreams"]
+    assert streams["address"] == "/api/v1/stream"
+    assert set(streams["messages"]) == set(many["messages"]) - {
+        "ping",
+        "pong",
+        "subscribe",
+        "unsubscribe",
+    }
     for key, message in document["components"]["messages"].items():
         for example in message.get("examples", []):
             validators[key].validate(example["payload"])
