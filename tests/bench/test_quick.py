@@ -1,5 +1,6 @@
 """The benchmark at its quick size: it runs, and nothing is lost or duplicated."""
 
+import json
 import re
 import subprocess
 import sys
@@ -71,3 +72,21 @@ def test_distributed_quick_benchmark_loses_nothing():
     require_postgres_and_redis()
     # The comparison with django-eventstream runs once, in the embedded pass.
     assert_complete(run_bench("distributed", "--no-peer"))
+
+
+@pytest.mark.embedded
+def test_the_event_stream_benchmark_delivers_everything_on_both_transports():
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.sse", "--size", "smoke", "--runs", "1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    run = json.loads(result.stdout.splitlines()[0])
+    for kind in ("ws", "sse"):
+        assert run["latency"][kind]["clients"] == 4 and run["latency"][kind]["incomplete"] == 0
+        assert run["latency"][kind]["latency_ms"]["p50"] > 0
+        assert run["memory"][kind]["connections"] == 20
+    assert "| KiB per idle connection |" in result.stdout
