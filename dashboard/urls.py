@@ -1,5 +1,6 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
+from django.views.i18n import JavaScriptCatalog
 
 from dashboard import views
 from dashboard.logins import LoginForm, login_limited
@@ -24,4 +25,10 @@ urlpatterns = [
         name="login",
     ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    # The texts of the dashboard's modules, in the request's language.
+    path(
+        "jsi18n/",
+        JavaScriptCatalog.as_view(packages=["dashboard"]),
+        name="javascript-catalog",
+    ),
 ]

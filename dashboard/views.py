@@ -6,6 +6,7 @@ import inspect
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.utils.translation import gettext as _
 
 from executions import selectors
 from executions.engine.registry import get_node_type, node_type_names
@@ -20,7 +21,7 @@ def executions_page(request: HttpRequest) -> HttpResponse:
 def execution_page(request: HttpRequest, execution_id) -> HttpResponse:
     execution = selectors.execution_visible_to(request.user, execution_id)
     if execution is None:
-        raise Http404("No such execution, or not yours.")
+        raise Http404(_("No such execution, or not yours."))
     return render(
         request, "dashboard/execution.html", {"section": "executions", "execution": execution}
     )
@@ -37,17 +38,18 @@ def workflow_page(request: HttpRequest, workflow_id=None) -> HttpResponse:
     if workflow_id is not None:
         workflow = selectors.workflows_visible_to(request.user).filter(id=workflow_id).first()
         if workflow is None:
-            raise Http404("No such workflow, or not yours.")
+            raise Http404(_("No such workflow, or not yours."))
     context = {"section": "workflows", "workflow": workflow, "node_types": node_type_reference()}
     return render(request, "dashboard/workflow.html", context)
 
 
 def node_type_reference() -> list[dict]:
-    """Each registered node type with its params and the first line of its docstring."""
+    """Each registered node type with its params and its summary (else the first
+    paragraph of its docstring)."""
     reference = []
     for name in node_type_names():
         node_type = get_node_type(name)
-        doc = inspect.getdoc(type(node_type)) or ""
+        summary = node_type.summary or (inspect.getdoc(type(node_type)) or "").split("\n\n")[0]
         params = list(node_type.params_serializer().fields)
-        reference.append({"name": name, "params": params, "summary": doc.split("\n\n")[0]})
+        reference.append({"name": name, "params": params, "summary": summary})
     return reference

@@ -11,5 +11,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("realtime.urls")),
     path("api/v1/", include("executions.api.urls")),
+    # The dashboard's language switch: Django's set_language (POST language, next).
+    path("i18n/", include("django.conf.urls.i18n")),
     path("", include("dashboard.urls")),
 ]

@@ -1,5 +1,6 @@
 """``POST /api/v1/ws-tickets``: a one-time ticket for opening a socket from a browser."""
 
+from django.utils.translation import gettext_lazy
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.response import Response
@@ -12,7 +13,7 @@ from realtime import services
 class SocketTicketThrottle(PerUserThrottle):
     scope = "ws_ticket"
     rate_setting = "API_WS_TICKET_RATE"
-    description = "socket tickets"
+    description = gettext_lazy("socket tickets")
 
 
 TicketSerializer = inline_serializer(

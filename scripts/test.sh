@@ -11,6 +11,14 @@ cd "$(dirname "$0")/.."
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 
+# The message catalogs (locale/*/LC_MESSAGES/*.po), compiled as the servers read them.
+if command -v msgfmt >/dev/null || [ "${REQUIRE_SERVICES:-0}" = "1" ]; then
+    DJANGO_SETTINGS_MODULE=tests.settings .venv/bin/python manage.py compilemessages --ignore='.*' -v 0
+else
+    echo "Not compiling the message catalogs: GNU gettext's msgfmt is missing (apt-get install -y gettext);" \
+         "the tests of the translations are skipped."
+fi
+
 POSTGRES_URL="${TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}"
 REDIS_URL_FOR_TESTS="${TEST_REDIS_URL:-redis://127.0.0.1:6379/14}"
 

@@ -1,9 +1,14 @@
 import asyncio
+import contextlib
+import os
+import shutil
+from pathlib import Path
 
 import pytest
 from asgiref.sync import sync_to_async
 from channels.layers import channel_layers
 from django.core.cache import cache
+from django.core.management import call_command
 from django.db import connections
 from rest_framework.test import APIClient
 
@@ -55,6 +60,28 @@ def close_engine_connections(django_db_setup, django_db_blocker):
     django_asgi_app.close()
     # Async tests ran their database calls in asgiref's shared thread.
     asyncio.run(sync_to_async(connections.close_all, thread_sensitive=True)())
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def require_gettext() -> None:
+    """Skip without GNU gettext's tools; with REQUIRE_SERVICES=1 (as in CI) fail instead."""
+    if shutil.which("msgfmt") and shutil.which("xgettext"):
+        return
+    message = "needs GNU gettext (msgfmt, xgettext): apt-get install -y gettext"
+    if os.environ.get("REQUIRE_SERVICES") == "1":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def compiled_messages() -> None:
+    """The message catalogs (``locale/``) compiled: scripts/test.sh compiles them
+    first; this is for a test file run on its own after a catalog changed."""
+    require_gettext()
+    with contextlib.chdir(ROOT):
+        call_command("compilemessages", ignore_patterns=[".*"], verbosity=0)
 
 
 @pytest.fixture

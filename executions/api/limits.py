@@ -8,10 +8,18 @@ from collections.abc import Callable, Mapping
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils import translation
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from rest_framework.exceptions import Throttled
 from rest_framework.throttling import SimpleRateThrottle
 
-PERIODS = {"s": "second", "m": "minute", "h": "hour", "d": "day"}
+PERIODS = {
+    "s": gettext_lazy("second"),
+    "m": gettext_lazy("minute"),
+    "h": gettext_lazy("hour"),
+    "d": gettext_lazy("day"),
+}
 
 
 class SettingRateThrottle(SimpleRateThrottle):
@@ -23,18 +31,24 @@ class SettingRateThrottle(SimpleRateThrottle):
     """
 
     rate_setting: str
-    description: str  # what is counted, e.g. "token requests"
+    description: str  # what is counted, e.g. "token requests" (gettext_lazy)
 
     def get_rate(self) -> str | None:
         return getattr(settings, self.rate_setting) or None
 
     def explain(self, wait: float | None) -> str:
-        period = PERIODS[self.rate.split("/")[1][0]]
-        retry = f" Try again in {math.ceil(wait)} s." if wait is not None else ""
-        return (
-            f"Too many {self.description}: at most {self.num_requests} per {period} "
-            f"({self.rate_setting}).{retry}"
-        )
+        values = {
+            "what": self.description,
+            "count": self.num_requests,
+            "period": PERIODS[self.rate.split("/")[1][0]],
+            "setting": self.rate_setting,
+        }
+        if wait is None:
+            return _("Too many %(what)s: at most %(count)d per %(period)s (%(setting)s).") % values
+        return _(
+            "Too many %(what)s: at most %(count)d per %(period)s (%(setting)s). "
+            "Try again in %(wait)d s."
+        ) % {**values, "wait": math.ceil(wait)}
 
 
 class PerUserThrottle(SettingRateThrottle):
@@ -55,7 +69,7 @@ class PerClientThrottle(SettingRateThrottle):
 class TokenRateThrottle(PerClientThrottle):
     scope = "auth_token"
     rate_setting = "API_TOKEN_RATE"
-    description = "token requests from this address"
+    description = gettext_lazy("token requests from this address")
 
 
 class LoginRateThrottle(PerClientThrottle):
@@ -63,7 +77,7 @@ class LoginRateThrottle(PerClientThrottle):
 
     scope = "login"
     rate_setting = "API_LOGIN_RATE"
-    description = "login attempts from this address"
+    description = gettext_lazy("login attempts from this address")
 
 
 class FailedLoginThrottle(SettingRateThrottle):
@@ -77,7 +91,7 @@ class FailedLoginThrottle(SettingRateThrottle):
 
     scope = "login_username"
     rate_setting = "API_LOGIN_USERNAME_RATE"
-    description = "failed logins for this username"
+    description = gettext_lazy("failed logins for this username")
 
     def __init__(self, username: str):
         super().__init__()
@@ -138,7 +152,7 @@ class ExecutionCreateThrottle(PerUserThrottle):
 
     scope = "execution_create"
     rate_setting = "API_EXECUTION_CREATE_RATE"
-    description = "executions started"
+    description = gettext_lazy("executions started")
 
     def __init__(self, executions: int = 1):
         super().__init__()
@@ -169,12 +183,15 @@ class ExecutionCreateThrottle(PerUserThrottle):
     def explain(self, wait: float | None) -> str:
         if self.executions <= (self.num_requests or 0):
             return super().explain(wait)
-        period = PERIODS[self.rate.split("/")[1][0]]
-        return (
-            f"Too many executions in one batch: {self.executions}, while at most "
-            f"{self.num_requests} may be started per {period} ({self.rate_setting}). "
-            "Split the batch."
-        )
+        return _(
+            "Too many executions in one batch: %(count)d, while at most %(limit)d may be "
+            "started per %(period)s (%(setting)s). Split the batch."
+        ) % {
+            "count": self.executions,
+            "limit": self.num_requests,
+            "period": PERIODS[self.rate.split("/")[1][0]],
+            "setting": self.rate_setting,
+        }
 
 
 class ExplainedThrottlingMixin:
@@ -196,7 +213,8 @@ class RequestBodyLimitMiddleware:
     """Answers a body over ``API_MAX_BODY_BYTES`` with a JSON 413 before any view reads it.
 
     It judges by ``Content-Length``: a body without one is read as empty by
-    Django, so nothing larger can reach a view.
+    Django, so nothing larger can reach a view. It runs before
+    ``LocaleMiddleware``, so it picks the answer's language itself.
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
@@ -209,11 +227,10 @@ class RequestBodyLimitMiddleware:
             length = 0
         limit = settings.API_MAX_BODY_BYTES
         if length > limit:
-            return JsonResponse(
-                {
-                    "detail": f"Request body too large: {length} bytes, the limit is {limit} "
+            with translation.override(translation.get_language_from_request(request)):
+                detail = _(
+                    "Request body too large: %(length)d bytes, the limit is %(limit)d "
                     "bytes (API_MAX_BODY_BYTES). Send less data, e.g. smaller input_data."
-                },
-                status=413,
-            )
+                ) % {"length": length, "limit": limit}
+            return JsonResponse({"detail": detail}, status=413)
         return self.get_response(request)

@@ -1,6 +1,7 @@
 """Request body parsers that answer any JSON, however deep, with data or a 400."""
 
 from django.conf import settings
+from django.utils.translation import gettext as _
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
 
@@ -26,10 +27,10 @@ class BoundedJSONParser(JSONParser):
 
 
 def too_deep(limit: int) -> str:
-    return (
-        f"JSON parse error - nested too deeply: at most {limit} levels of arrays and "
+    return _(
+        "JSON parse error - nested too deeply: at most %(limit)d levels of arrays and "
         "objects (API_MAX_JSON_DEPTH). Flatten the data."
-    )
+    ) % {"limit": limit}
 
 
 def json_depth(data, limit: int) -> int:

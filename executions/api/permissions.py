@@ -1,5 +1,6 @@
 """Who may change an object that the API already lets them see."""
 
+from django.utils.translation import gettext_lazy as _
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 
 
@@ -7,7 +8,7 @@ class OwnerMayChange(BasePermission):
     """Whoever may see an object may read it (staff see all); only its owner or a
     superuser may change or delete it."""
 
-    message = (
+    message = _(
         "Only this workflow's owner (or a superuser) may change or delete it; staff may "
         "read and run it. To change it, create a workflow of your own with its definition."
     )

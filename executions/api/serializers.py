@@ -2,7 +2,9 @@ import contextlib
 import uuid
 
 from django.conf import settings
+from django.utils.text import format_lazy
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -55,7 +57,9 @@ class JSONObjectField(serializers.JSONField):
     """Any JSON object."""
 
 
-TAG_LENGTH_RULE = f"A tag is 1 to {MAX_TAG_LENGTH} characters; ask for one of that length."
+TAG_LENGTH_RULE = format_lazy(
+    gettext_lazy("A tag is 1 to {max} characters; ask for one of that length."), max=MAX_TAG_LENGTH
+)
 TAG_SCHEMA = {"type": "string", "minLength": 1, "maxLength": MAX_TAG_LENGTH}
 
 
@@ -240,15 +244,19 @@ class ExecutionCreateSerializer(serializers.Serializer):
             workflow = workflows_visible_to(self.context["request"].user).filter(id=value).first()
         if workflow is None:
             raise serializers.ValidationError(
-                f"Workflow {value} does not exist or you may not run it; "
-                "list yours with GET /api/v1/workflows."
+                _(
+                    "Workflow %(id)s does not exist or you may not run it; "
+                    "list yours with GET /api/v1/workflows."
+                )
+                % {"id": value}
             )
         return workflow
 
     def validate_input_data(self, value):
         if not isinstance(value, dict):
             raise serializers.ValidationError(
-                f"input_data must be a JSON object, not {type(value).__name__}."
+                _("input_data must be a JSON object, not %(type)s.")
+                % {"type": type(value).__name__}
             )
         return value
 
@@ -261,8 +269,11 @@ class BatchItemsField(serializers.ListField):
         limit = settings.API_EXECUTION_BATCH_MAX_ITEMS
         if isinstance(data, list) and len(data) > limit:
             raise serializers.ValidationError(
-                f"Too many items: {len(data)}, the limit is {limit} per batch "
-                "(API_EXECUTION_BATCH_MAX_ITEMS). Split them into several batches."
+                _(
+                    "Too many items: %(count)d, the limit is %(limit)d per batch "
+                    "(API_EXECUTION_BATCH_MAX_ITEMS). Split them into several batches."
+                )
+                % {"count": len(data), "limit": limit}
             )
         return super().to_internal_value(data)
 

@@ -12,6 +12,7 @@ from typing import Any
 import jmespath
 from django.conf import settings
 from django.core import checks
+from django.utils.translation import gettext as _
 from jmespath.exceptions import JMESPathError
 
 from executions.engine.expression_pool import ANSWER_OVERHEAD, EvaluationFailed, evaluator_pool
@@ -81,23 +82,30 @@ def expression_check(expression: str) -> None:
     max_length = settings.EXECUTIONS_EXPRESSION_MAX_LENGTH
     if len(expression) > max_length:
         raise InvalidExpression(
-            f"has {len(expression)} characters; at most {max_length} are allowed "
-            "(EXECUTIONS_EXPRESSION_MAX_LENGTH). Split it over several transform nodes."
+            _(
+                "has %(length)d characters; at most %(max)d are allowed "
+                "(EXECUTIONS_EXPRESSION_MAX_LENGTH). Split it over several transform nodes."
+            )
+            % {"length": len(expression), "max": max_length}
         )
     max_depth = settings.EXECUTIONS_EXPRESSION_MAX_DEPTH
     if nesting_depth(expression) > max_depth:
         raise InvalidExpression(
-            f"nests (), [] and {{}} {nesting_depth(expression)} deep; at most {max_depth} "
-            "levels are allowed (EXECUTIONS_EXPRESSION_MAX_DEPTH). Split it over several "
-            "transform nodes."
+            _(
+                "nests (), [] and {} %(depth)d deep; at most %(max)d levels are allowed "
+                "(EXECUTIONS_EXPRESSION_MAX_DEPTH). Split it over several transform nodes."
+            )
+            % {"depth": nesting_depth(expression), "max": max_depth}
         )
     try:
         jmespath.compile(expression)
     except JMESPathError as exc:
-        raise InvalidExpression(f"not a valid JMESPath expression: {exc}") from exc
+        raise InvalidExpression(
+            _("not a valid JMESPath expression: %(error)s") % {"error": exc}
+        ) from exc
     except RecursionError as exc:
         raise InvalidExpression(
-            "nests too deeply to compile (repeated '!' or brackets); write it with less nesting."
+            _("nests too deeply to compile (repeated '!' or brackets); write it with less nesting.")
         ) from exc
 
 

@@ -4,6 +4,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.utils.translation import gettext as _
 from rest_framework import serializers
 
 from executions.engine.fields import StrictFloatField, StrictIntegerField
@@ -86,18 +87,24 @@ class Graph:
 def parse_definition(definition: Any) -> Graph:
     """Validate ``definition`` and return its graph, or raise ``InvalidDefinition``."""
     if not isinstance(definition, dict):
-        raise InvalidDefinition(["definition must be a JSON object with 'nodes' and 'edges'."])
+        raise InvalidDefinition([_("definition must be a JSON object with 'nodes' and 'edges'.")])
     errors: list[str] = []
     unknown = sorted(set(definition) - {"nodes", "edges"})
     if unknown:
-        errors.append(f"definition has unknown keys {unknown}; allowed: ['edges', 'nodes'].")
+        errors.append(
+            _("definition has unknown keys %(keys)s; allowed: ['edges', 'nodes'].")
+            % {"keys": unknown}
+        )
     nodes = _parse_nodes(definition.get("nodes"), errors)
     graph = Graph(nodes=nodes, parents={n: [] for n in nodes}, children={n: [] for n in nodes})
     _parse_edges(definition.get("edges", []), graph, errors)
     if not errors:
         cycle = _find_cycle(graph)
         if cycle:
-            errors.append(f"edges form a cycle: {' -> '.join(cycle)}; a workflow must be acyclic.")
+            errors.append(
+                _("edges form a cycle: %(cycle)s; a workflow must be acyclic.")
+                % {"cycle": " -> ".join(cycle)}
+            )
     if errors:
         raise InvalidDefinition(errors)
     return graph
@@ -105,10 +112,13 @@ def parse_definition(definition: Any) -> Graph:
 
 def _parse_nodes(raw: Any, errors: list[str]) -> dict[str, Node]:
     if not isinstance(raw, list) or not raw:
-        errors.append("definition.nodes must be a non-empty list of nodes.")
+        errors.append(_("definition.nodes must be a non-empty list of nodes."))
         return {}
     if len(raw) > MAX_NODES:
-        errors.append(f"definition.nodes has {len(raw)} nodes; at most {MAX_NODES} are allowed.")
+        errors.append(
+            _("definition.nodes has %(count)d nodes; at most %(max)d are allowed.")
+            % {"count": len(raw), "max": MAX_NODES}
+        )
         return {}
     nodes: dict[str, Node] = {}
     for index, item in enumerate(raw):
@@ -116,7 +126,10 @@ def _parse_nodes(raw: Any, errors: list[str]) -> dict[str, Node]:
         if node is None:
             continue
         if node.id in nodes:
-            errors.append(f"node '{node.id}': duplicate node id; every node needs its own id.")
+            errors.append(
+                _("node '%(id)s': duplicate node id; every node needs its own id.")
+                % {"id": node.id}
+            )
             continue
         nodes[node.id] = node
     return nodes
@@ -124,31 +137,47 @@ def _parse_nodes(raw: Any, errors: list[str]) -> dict[str, Node]:
 
 def _parse_node(index: int, item: Any, errors: list[str]) -> Node | None:
     if not isinstance(item, dict):
-        errors.append(f"nodes[{index}] must be an object with 'id', 'type' and 'params'.")
+        errors.append(
+            _("nodes[%(index)d] must be an object with 'id', 'type' and 'params'.")
+            % {"index": index}
+        )
         return None
     node_id = item.get("id")
     if not isinstance(node_id, str) or not node_id.strip() or len(node_id) > 100:
-        errors.append(f"nodes[{index}].id must be a non-empty string of at most 100 characters.")
+        errors.append(
+            _("nodes[%(index)d].id must be a non-empty string of at most 100 characters.")
+            % {"index": index}
+        )
         return None
-    label = f"node '{node_id}'"
     unknown = sorted(set(item) - NODE_KEYS)
     if unknown:
-        errors.append(f"{label}: unknown keys {unknown}; allowed: {sorted(NODE_KEYS)}.")
+        errors.append(
+            _("node '%(id)s': unknown keys %(keys)s; allowed: %(allowed)s.")
+            % {"id": node_id, "keys": unknown, "allowed": sorted(NODE_KEYS)}
+        )
     node_type = get_node_type(item.get("type")) if isinstance(item.get("type"), str) else None
     if node_type is None:
-        known = ", ".join(node_type_names())
-        errors.append(f"{label}: unknown type {item.get('type')!r}; known types: {known}.")
+        errors.append(
+            _("node '%(id)s': unknown type %(type)s; known types: %(known)s.")
+            % {"id": node_id, "type": repr(item.get("type")), "known": ", ".join(node_type_names())}
+        )
         return None
     try:
         params = node_type.validate_params(item.get("params", {}))
     except serializers.ValidationError as exc:
-        errors.append(f"{label} ({node_type.type_name}): {_flatten(exc.detail)}")
+        errors.append(
+            _("node '%(id)s' (%(type)s): %(problems)s")
+            % {"id": node_id, "type": node_type.type_name, "problems": _flatten(exc.detail)}
+        )
         return None
     options = NodeOptions(
         data={key: item[key] for key in NODE_KEYS - {"id", "type", "params"} if key in item}
     )
     if not options.is_valid():
-        errors.append(f"{label}: {_flatten(options.errors, prefix='')}")
+        errors.append(
+            _("node '%(id)s': %(problems)s")
+            % {"id": node_id, "problems": _flatten(options.errors, prefix="")}
+        )
         return None
     return Node(
         id=node_id,
@@ -161,12 +190,15 @@ def _parse_node(index: int, item: Any, errors: list[str]) -> Node | None:
 
 def _parse_edges(raw: Any, graph: Graph, errors: list[str]) -> None:
     if not isinstance(raw, list):
-        errors.append("definition.edges must be a list of {'source', 'target'} objects.")
+        errors.append(_("definition.edges must be a list of {'source', 'target'} objects."))
         return
     seen: set[tuple[str, str]] = set()
     for index, edge in enumerate(raw):
         if not isinstance(edge, dict) or set(edge) != {"source", "target"}:
-            errors.append(f"edges[{index}] must be an object with exactly 'source' and 'target'.")
+            errors.append(
+                _("edges[%(index)d] must be an object with exactly 'source' and 'target'.")
+                % {"index": index}
+            )
             continue
         source, target = edge["source"], edge["target"]
         missing = [
@@ -174,10 +206,16 @@ def _parse_edges(raw: Any, graph: Graph, errors: list[str]) -> None:
         ]
         if missing:
             names = ", ".join(repr(end) for end in missing)
-            errors.append(f"edges[{index}]: {names} is not a node of this workflow.")
+            errors.append(
+                _("edges[%(index)d]: %(names)s is not a node of this workflow.")
+                % {"index": index, "names": names}
+            )
             continue
         if (source, target) in seen:
-            errors.append(f"edges[{index}]: duplicate edge {source} -> {target}.")
+            errors.append(
+                _("edges[%(index)d]: duplicate edge %(source)s -> %(target)s.")
+                % {"index": index, "source": source, "target": target}
+            )
             continue
         seen.add((source, target))
         graph.children[source].append(target)

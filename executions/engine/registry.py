@@ -21,6 +21,8 @@ into its output::
 
 from typing import Any, ClassVar
 
+from django.utils.functional import Promise
+from django.utils.translation import gettext as _
 from rest_framework import serializers
 
 from executions.engine.context import NodeContext
@@ -31,17 +33,21 @@ class NodeType:
 
     type_name: ClassVar[str]
     params_serializer: ClassVar[type[serializers.Serializer]]
+    # What the dashboard says the type does (gettext_lazy); None: its docstring's
+    # first paragraph.
+    summary: ClassVar[str | Promise | None] = None
 
     def validate_params(self, params: Any) -> dict:
         """Return the cleaned params or raise ``serializers.ValidationError``."""
         if not isinstance(params, dict):
-            raise serializers.ValidationError("must be a JSON object.")
+            raise serializers.ValidationError(_("must be a JSON object."))
         serializer = self.params_serializer(data=params)
         serializer.is_valid(raise_exception=True)
         unknown = sorted(set(params) - set(serializer.fields))
         if unknown:
             raise serializers.ValidationError(
-                f"unknown keys {unknown}; allowed: {sorted(serializer.fields)}."
+                _("unknown keys %(keys)s; allowed: %(allowed)s.")
+                % {"keys": unknown, "allowed": sorted(serializer.fields)}
             )
         return dict(serializer.validated_data)
 

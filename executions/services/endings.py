@@ -5,6 +5,7 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
+from django.utils.translation import gettext as _
 
 from executions import dispatch
 from executions.clock import locked_now, locked_now_mark
@@ -147,8 +148,8 @@ def execution_cancel(
         execution = locked(execution_id)
         if execution.status in TERMINAL_STATUSES:
             raise AlreadyFinished(
-                f"Execution {execution.id} has already ended ({execution.status}); "
-                "there is nothing to cancel."
+                _("Execution %(id)s has already ended (%(status)s); there is nothing to cancel.")
+                % {"id": execution.id, "status": execution.status}
             )
         if execution.status == ExecutionStatus.PENDING:
             return _finish_locked_cancelled(execution, requested_by)

@@ -10,6 +10,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
+from django.utils.translation import gettext as _
 
 from executions import dispatch
 from executions.clock import database_now, locked_now
@@ -148,16 +149,21 @@ def check_active_limit(owner: AbstractBaseUser, *, adding: int = 1) -> None:
     active = Execution.objects.filter(owner=owner, status__in=ACTIVE_STATUSES).count()
     if active + adding <= limit:
         return
-    asked = "" if adding == 1 else f" and asked for {adding} more"
-    remedy = (
-        "Wait for one to finish, or cancel one, then start this again."
-        if adding == 1
-        else f"Start at most {max(0, limit - active)} now, or wait for some to finish."
-    )
-    raise TooManyActiveExecutions(
-        f"Too many active executions: you have {active} pending or running{asked}, the limit "
-        f"is {limit} per user (EXECUTIONS_MAX_ACTIVE_PER_USER). {remedy}"
-    )
+    values = {"active": active, "adding": adding, "limit": limit, "room": max(0, limit - active)}
+    if adding == 1:
+        message = _(
+            "Too many active executions: you have %(active)d pending or running, the limit "
+            "is %(limit)d per user (EXECUTIONS_MAX_ACTIVE_PER_USER). Wait for one to finish, "
+            "or cancel one, then start this again."
+        )
+    else:
+        message = _(
+            "Too many active executions: you have %(active)d pending or running and asked "
+            "for %(adding)d more, the limit is %(limit)d per user "
+            "(EXECUTIONS_MAX_ACTIVE_PER_USER). Start at most %(room)d now, or wait for some "
+            "to finish."
+        )
+    raise TooManyActiveExecutions(message % values)
 
 
 def execution_start(*, execution_id: Any, runner: str = "") -> Execution | None:

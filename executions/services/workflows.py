@@ -4,6 +4,7 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import ProtectedError
+from django.utils.translation import gettext as _
 
 from executions.exceptions import WorkflowInUse
 from executions.models import Workflow
@@ -38,5 +39,5 @@ def workflow_delete(*, workflow: Workflow) -> None:
         workflow.delete()
     except ProtectedError as exc:
         raise WorkflowInUse(
-            "This workflow has executions and cannot be deleted; its executions are its history."
+            _("This workflow has executions and cannot be deleted; its executions are its history.")
         ) from exc

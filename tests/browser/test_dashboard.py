@@ -51,7 +51,7 @@ def log_in(page, server) -> None:
     page.wait_for_url(re.compile(r"/login/\?next=/$"))
     page.fill("input[name=username]", "demo")
     page.fill("input[name=password]", DEMO_PASSWORD)
-    page.click("button[type=submit]")
+    page.click("main button[type=submit]")  # the login form's (the header has the language switch)
     page.wait_for_url(f"{server.url}/")
 
 

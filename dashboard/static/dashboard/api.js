@@ -1,4 +1,7 @@
 // The REST API as the dashboard calls it: JSON, the session cookie and its CSRF token.
+// The API answers in the dashboard's language (its cookie, else Accept-Language).
+
+import { format, gettext } from "./i18n.js";
 
 export class ApiError extends Error {
   constructor(status, data) {
@@ -15,7 +18,7 @@ export class ApiError extends Error {
         .map(([field, messages]) => `${field}: ${[].concat(messages).join(" ")}`)
         .join("; ");
     }
-    return `The server answered ${status}.`;
+    return format(gettext("The server answered %(status)s."), { status });
   }
 }
 

@@ -1,6 +1,7 @@
 // A workflow's nodes as a left-to-right graph: one column per depth (the longest
 // path from a root), edges drawn as curves, each node a card with its status.
 
+import { format, gettext } from "./i18n.js";
 import { STATUS_LABELS, formatSeconds, h } from "./ui.js";
 
 const CARD = { width: 192, height: 62 };
@@ -108,7 +109,7 @@ export class DagView {
     card.dataset.status = state.status;
     card.querySelector(".dag-node-status").textContent = STATUS_LABELS[state.status] ?? state.status;
     const details = [];
-    if (state.attempt > 1) details.push(`attempt ${state.attempt}`);
+    if (state.attempt > 1) details.push(format(gettext("attempt %(attempt)s"), { attempt: state.attempt }));
     if (state.duration !== undefined && state.duration !== null) details.push(formatSeconds(state.duration));
     card.querySelector(".dag-node-duration").textContent = details.join(" · ");
     card.title = state.error ? `${message.node_id}: ${state.error}` : message.node_id;

@@ -4,6 +4,7 @@
 import { api } from "./api.js";
 import { DagView } from "./dag.js";
 import { ExecutionStream, TERMINAL_STATUSES } from "./execution-stream.js";
+import { format, gettext } from "./i18n.js";
 import { StreamPanels } from "./stream-panels.js";
 import { formatClock, formatSeconds, formatTime, h, setBadge, setConnection, show } from "./ui.js";
 
@@ -38,11 +39,11 @@ function showOutcome(message) {
   $("finished-at").textContent = formatTime(message.timestamp);
   $("duration").textContent = formatSeconds(message.execution_time);
   if (message.status === "completed") {
-    $("outcome-title").textContent = "Result";
+    $("outcome-title").textContent = gettext("Result");
     $("result").textContent = JSON.stringify(message.result, null, 2);
     $("result").hidden = false;
   } else {
-    $("outcome-title").textContent = message.status === "failed" ? "Error" : "Cancelled";
+    $("outcome-title").textContent = message.status === "failed" ? gettext("Error") : gettext("Cancelled");
     show($("error"), message.error ?? message.message);
   }
 }
@@ -51,7 +52,11 @@ function showNode(message) {
   dag.update(message);
   panels.node(message);
   const { total, done } = dag.summary();
-  $("node-summary").textContent = `${done} of ${total} done`;
+  $("node-summary").textContent = nodeSummary(done, total);
+}
+
+function nodeSummary(done, total) {
+  return format(gettext("%(done)s of %(total)s done"), { done, total });
 }
 
 function appendLog(message) {
@@ -61,7 +66,7 @@ function appendLog(message) {
     { class: "log-line", "data-seq": message.seq, "data-level": message.level },
     h("time", { datetime: message.timestamp }, formatClock(message.timestamp)),
     h("span", { class: "log-level" }, message.level),
-    h("span", { class: "log-source" }, message.node_id ?? "engine"),
+    h("span", { class: "log-source" }, message.node_id ?? gettext("engine")),
     h("span", { class: "log-message" }, message.message),
   );
   log.append(line);
@@ -83,13 +88,13 @@ async function showTimes() {
 async function cancel() {
   const button = $("cancel");
   button.disabled = true;
-  button.textContent = "Cancelling…";
+  button.textContent = gettext("Cancelling…");
   try {
     await api("POST", `/executions/${executionId}/cancel`);
   } catch (error) {
     show($("error"), error.message);
     button.disabled = false;
-    button.textContent = "Cancel";
+    button.textContent = gettext("Cancel");
   }
 }
 
@@ -123,7 +128,7 @@ async function main() {
   // The definition this execution runs, not the workflow's as edited since.
   const definition = execution.definition;
   dag = new DagView($("dag"), definition);
-  $("node-summary").textContent = `0 of ${definition.nodes.length} done`;
+  $("node-summary").textContent = nodeSummary(0, definition.nodes.length);
   // The output so far, at once. The replay below rebuilds it as it goes (each
   // node's `running` event clears its panels), so none of it is shown twice.
   panels.fill(execution.nodes);
@@ -140,7 +145,7 @@ async function main() {
       await showTimes().catch(() => {});
       root.dataset.settled = "true"; // the final state, times included, is on the page
     },
-    onFail: ({ code }) => show($("error"), `The stream was refused (${code}); reload the page.`),
+    onFail: ({ code }) => show($("error"), format(gettext("The stream was refused (%(code)s); reload the page."), { code })),
     onStateChange: (state, detail) => setConnection($("connection"), state, detail),
   }).start();
 }

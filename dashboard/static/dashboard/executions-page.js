@@ -3,6 +3,7 @@
 
 import { apiAll } from "./api.js";
 import { ExecutionSocket } from "./execution-socket.js";
+import { format, gettext } from "./i18n.js";
 import { badge, formatAgo, formatSeconds, h, progressBar, setBadge, setConnection, setProgress, show } from "./ui.js";
 
 // Rows kept at most: past it the oldest go, and changes of executions older
@@ -22,7 +23,7 @@ const socket = new ExecutionSocket({
     setConnection($("connection"), state, detail);
     showEmpty();
   },
-  onFail: ({ code }) => show($("executions-error"), `The list was refused (${code}); reload the page.`),
+  onFail: ({ code }) => show($("executions-error"), format(gettext("The list was refused (%(code)s); reload the page."), { code })),
 });
 
 /** The filters from the address (`?status=&workflow=&tag=`), so that a filtered list can be linked to. */
@@ -39,7 +40,8 @@ function writeFilters() {
 // Rows
 
 function tagChips(tags) {
-  return tags.map((tag) => h("button", { type: "button", class: "tag", "data-tag": tag, title: `Only “${tag}”` }, tag));
+  const only = gettext("Only “%(tag)s”");
+  return tags.map((tag) => h("button", { type: "button", class: "tag", "data-tag": tag, title: format(only, { tag }) }, tag));
 }
 
 function createRow(state) {
@@ -129,7 +131,7 @@ function followFeed() {
     { status: filters.status ? [filters.status] : [], workflow_id: filters.workflow, tag: filters.tag },
     {
       onExecution: showExecution,
-      onFail: ({ reason }) => show($("executions-error"), `The list could not be followed: ${reason}`),
+      onFail: ({ reason }) => show($("executions-error"), format(gettext("The list could not be followed: %(reason)s"), { reason })),
     },
   );
   show($("executions-error"), "");
@@ -178,4 +180,6 @@ setInterval(() => {
 showFilters();
 followFeed();
 socket.start();
-loadWorkflows().catch((error) => show($("executions-error"), `Could not list the workflows: ${error.message}`));
+loadWorkflows().catch((error) =>
+  show($("executions-error"), format(gettext("Could not list the workflows: %(error)s"), { error: error.message })),
+);

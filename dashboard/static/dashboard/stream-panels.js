@@ -1,6 +1,7 @@
 // The execution page's streamed output: a text panel per node and stream, filled
 // from `chunk` events and keeping to its tail as the log pane does.
 
+import { format, gettext, language } from "./i18n.js";
 import { h } from "./ui.js";
 
 /** Characters a panel keeps (the newest): a long stream cannot freeze the tab. */
@@ -21,7 +22,9 @@ class StreamPanel {
     this.dropped = h(
       "p",
       { class: "muted stream-dropped", hidden: true },
-      `Earlier output was dropped: only the last ${PANEL_CHARS.toLocaleString("en")} characters are kept.`,
+      format(gettext("Earlier output was dropped: only the last %(count)s characters are kept."), {
+        count: PANEL_CHARS.toLocaleString(language),
+      }),
     );
     this.element = h(
       "section",

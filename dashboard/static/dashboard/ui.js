@@ -1,12 +1,14 @@
 // Small DOM helpers shared by the dashboard's pages. Text always goes in as text.
 
+import { format, gettext, language } from "./i18n.js";
+
 export const STATUS_LABELS = {
-  pending: "Pending",
-  running: "Running",
-  completed: "Completed",
-  failed: "Failed",
-  cancelled: "Cancelled",
-  skipped: "Skipped",
+  pending: gettext("Pending"),
+  running: gettext("Running"),
+  completed: gettext("Completed"),
+  failed: gettext("Failed"),
+  cancelled: gettext("Cancelled"),
+  skipped: gettext("Skipped"),
 };
 
 /** `h("td", {class: "num"}, "text", child)`: an element with attributes and children. */
@@ -25,12 +27,12 @@ export function h(tag, attributes = {}, ...children) {
 }
 
 const CONNECTION_TEXT = {
-  connecting: "Connecting…",
-  live: "Live",
-  reconnecting: "Reconnecting…",
-  ended: "Ended",
-  failed: "Disconnected",
-  stopped: "Stopped",
+  connecting: gettext("Connecting…"),
+  live: gettext("Live"),
+  reconnecting: gettext("Reconnecting…"),
+  ended: gettext("Ended"),
+  failed: gettext("Disconnected"),
+  stopped: gettext("Stopped"),
 };
 
 /** Show a socket's state (an `onStateChange` of ExecutionStream or ExecutionSocket) in `element`. */
@@ -64,15 +66,18 @@ export function setProgress(bar, progress, status) {
 
 export function formatSeconds(seconds) {
   if (seconds === null || seconds === undefined) return "–";
-  if (seconds < 60) return `${seconds.toFixed(2)} s`;
+  if (seconds < 60) return format(gettext("%(seconds)s s"), { seconds: seconds.toFixed(2) });
   const minutes = Math.floor(seconds / 60);
-  return `${minutes} min ${Math.round(seconds - minutes * 60)} s`;
+  return format(gettext("%(minutes)s min %(seconds)s s"), {
+    minutes,
+    seconds: Math.round(seconds - minutes * 60),
+  });
 }
 
 export function formatTime(iso) {
   if (!iso) return "–";
   const date = new Date(iso);
-  return date.toLocaleString(undefined, {
+  return date.toLocaleString(language, {
     year: "numeric",
     month: "short",
     day: "numeric",
@@ -91,10 +96,10 @@ export function formatClock(iso) {
 /** "3 min ago" for recent times, else the date. */
 export function formatAgo(iso) {
   const seconds = (Date.now() - new Date(iso).getTime()) / 1000;
-  if (seconds < 10) return "just now";
-  if (seconds < 60) return `${Math.floor(seconds)} s ago`;
-  if (seconds < 3600) return `${Math.floor(seconds / 60)} min ago`;
-  if (seconds < 86400) return `${Math.floor(seconds / 3600)} h ago`;
+  if (seconds < 10) return gettext("just now");
+  if (seconds < 60) return format(gettext("%(count)s s ago"), { count: Math.floor(seconds) });
+  if (seconds < 3600) return format(gettext("%(count)s min ago"), { count: Math.floor(seconds / 60) });
+  if (seconds < 86400) return format(gettext("%(count)s h ago"), { count: Math.floor(seconds / 3600) });
   return formatTime(iso);
 }
 
@@ -108,6 +113,6 @@ export function parseJson(text) {
   try {
     return { value: JSON.parse(text) };
   } catch (error) {
-    return { error: `Not valid JSON: ${error.message}` };
+    return { error: format(gettext("Not valid JSON: %(error)s"), { error: error.message }) };
   }
 }

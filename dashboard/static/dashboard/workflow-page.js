@@ -3,6 +3,7 @@
 
 import { ApiError, api } from "./api.js";
 import { DagView } from "./dag.js";
+import { format, gettext, ngettext } from "./i18n.js";
 import { badge, formatAgo, formatSeconds, h, parseJson, show } from "./ui.js";
 
 const $ = (id) => document.getElementById(id);
@@ -42,13 +43,13 @@ function definitionError(text) {
 function preview() {
   const parsed = parseJson($("definition").value);
   if (parsed.error || !Array.isArray(parsed.value?.nodes)) {
-    definitionError(parsed.error ?? "The definition needs a \"nodes\" list.");
-    $("preview-note").textContent = "Fix the definition to see its graph.";
+    definitionError(parsed.error ?? gettext("The definition needs a \"nodes\" list."));
+    $("preview-note").textContent = gettext("Fix the definition to see its graph.");
     return null;
   }
   definitionError("");
   const count = parsed.value.nodes.length;
-  $("preview-note").textContent = `${count} node${count === 1 ? "" : "s"}`;
+  $("preview-note").textContent = format(ngettext("%(count)s node", "%(count)s nodes", count), { count });
   new DagView($("preview"), parsed.value, { showStatus: false });
   return parsed.value;
 }
@@ -120,7 +121,7 @@ async function main() {
   $("retry_on_worker_loss").checked = workflow.retry_on_worker_loss;
   $("definition").value = JSON.stringify(workflow.definition, null, 2);
   $("workflow-fields").disabled = false; // loaded: editing cannot be overwritten any more
-  if (new URLSearchParams(location.search).has("created")) show($("saved"), "Created. Start an execution on the right.");
+  if (new URLSearchParams(location.search).has("created")) show($("saved"), gettext("Created. Start an execution on the right."));
   preview();
   $("definition").addEventListener("input", preview);
   form.addEventListener("submit", save);

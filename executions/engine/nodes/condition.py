@@ -1,3 +1,4 @@
+from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
 from executions.engine.expression_evaluator import is_falsy
@@ -19,6 +20,10 @@ class Condition(NodeType):
     downstream is skipped. Passes its input on."""
 
     type_name = "condition"
+    summary = _(
+        "Evaluates the JMESPath `expression` on its input; when the result is falsy every "
+        "node downstream is skipped. Passes its input on."
+    )
     params_serializer: type[serializers.Serializer] = ConditionParams
 
     async def run(self, ctx, params, data):

@@ -1,5 +1,6 @@
 import asyncio
 
+from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
 from executions.engine.fields import StrictFloatField
@@ -19,6 +20,10 @@ class Delay(NodeType):
     its progress; passes its input on."""
 
     type_name = "delay"
+    summary = _(
+        "Waits `seconds` (fractions allowed) without holding a thread, reporting its "
+        "progress; passes its input on."
+    )
     params_serializer = DelayParams
 
     async def run(self, ctx, params, data):

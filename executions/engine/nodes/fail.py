@@ -1,3 +1,4 @@
+from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
 from executions.engine.fields import StrictCharField
@@ -14,6 +15,7 @@ class Fail(NodeType):
     """Always fails with ``message``."""
 
     type_name = "fail"
+    summary = _("Always fails with `message`.")
     params_serializer = FailParams
 
     async def run(self, ctx, params, data):

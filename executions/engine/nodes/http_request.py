@@ -6,6 +6,8 @@ from collections.abc import AsyncGenerator
 
 import httpx
 from django.conf import settings
+from django.utils.text import format_lazy
+from django.utils.translation import gettext_lazy
 from rest_framework import serializers
 
 from executions.engine.context import NodeContext
@@ -41,7 +43,12 @@ class HttpRequestParams(serializers.Serializer):
     format = serializers.ChoiceField(
         choices=FORMATS,
         default="text",
-        error_messages={"invalid_choice": f'"{{input}}" is not a format; use one of {FORMATS}.'},
+        error_messages={
+            "invalid_choice": format_lazy(
+                gettext_lazy('"{{input}}" is not a format; use one of {formats}.'),
+                formats=FORMATS,
+            )
+        },
     )
 
     def validate_url(self, value: str) -> str:
@@ -80,6 +87,9 @@ class HttpRequest(NodeType):
     """
 
     type_name = "http_request"
+    summary = gettext_lazy(
+        "Calls an allowed HTTP endpoint at a checked address without holding a thread."
+    )
     params_serializer = HttpRequestParams
 
     async def run(self, ctx, params, data):

@@ -13,6 +13,8 @@ import socket
 
 import httpx
 from django.conf import settings
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from executions.exceptions import NodeFailed
 
@@ -39,23 +41,42 @@ _HOST_NAME = re.compile(r"[a-z0-9_-]+(\.[a-z0-9_-]+)*\.?")
 _AUTHORITY = re.compile(r"[^:/?#]*://([^/?#]*)")
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 _IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")
+# The kinds of non-public addresses (``_address_kind``), as a refusal names them.
+ADDRESS_KINDS = {
+    "loopback": gettext_lazy("loopback"),
+    "unspecified": gettext_lazy("unspecified"),
+    "link-local": gettext_lazy("link-local"),
+    "multicast": gettext_lazy("multicast"),
+    "private": gettext_lazy("private"),
+    "reserved": gettext_lazy("reserved"),
+    "non-public": gettext_lazy("non-public"),
+}
 
 
 def parse_url(value: str) -> httpx.URL:
-    """The URL the node will call, parsed as the client parses it; ``ValueError`` says why not."""
+    """The URL the node will call, parsed as the client parses it; ``ValueError`` says why not.
+
+    The messages here and below are in the active language: a request's when a
+    definition is validated, English (none active) when a running node fails.
+    """
     authority = _AUTHORITY.match(value)
     if authority and "[" in authority[1] and "]" not in authority[1]:
-        raise ValueError("has a '[' without its ']'; write an IPv6 host as http://[::1]:8080/.")
+        raise ValueError(_("has a '[' without its ']'; write an IPv6 host as http://[::1]:8080/."))
     try:
         url = httpx.URL(value)
     except httpx.InvalidURL as exc:
-        raise ValueError(f"is not a valid URL: {exc}.") from exc
+        raise ValueError(_("is not a valid URL: %(error)s.") % {"error": exc}) from exc
     if url.scheme not in ("http", "https") or not url.host:
-        raise ValueError("must be an absolute http:// or https:// URL.")
+        raise ValueError(_("must be an absolute http:// or https:// URL."))
     if url.port is not None and not 0 < url.port < 65536:
-        raise ValueError(f"has port {url.port}; a port is a number from 1 to 65535.")
+        raise ValueError(
+            _("has port %(port)d; a port is a number from 1 to 65535.") % {"port": url.port}
+        )
     if literal_address(url.host) is None and not _HOST_NAME.fullmatch(url.raw_host.decode()):
-        raise ValueError(f"has host {url.host!r}, which is neither a host name nor an address.")
+        raise ValueError(
+            _("has host %(host)s, which is neither a host name nor an address.")
+            % {"host": repr(url.host)}
+        )
     return url
 
 
@@ -70,21 +91,24 @@ def host_allowed(url: httpx.URL) -> bool:
 
 
 def host_refusal(url: httpx.URL) -> str:
-    return (
-        f"host {url.host!r} is not allowed; an operator can add it to "
-        "EXECUTIONS_HTTP_ALLOWED_HOSTS."
-    )
+    return _(
+        "host %(host)s is not allowed; an operator can add it to EXECUTIONS_HTTP_ALLOWED_HOSTS."
+    ) % {"host": repr(url.host)}
 
 
 def header_problem(name: str, value: str) -> str | None:
     """Why the node may not send this header, or ``None``."""
     lowered = name.lower()
     if lowered in FORBIDDEN_HEADERS or lowered.startswith("proxy-"):
-        return f"header {name!r} is not allowed: the client sets it; remove it."
+        return _("header %(name)s is not allowed: the client sets it; remove it.") % {
+            "name": repr(name)
+        }
     if not _TOKEN.fullmatch(name):
-        return f"header name {name!r} is not a valid HTTP header name."
+        return _("header name %(name)s is not a valid HTTP header name.") % {"name": repr(name)}
     if not _HEADER_VALUE.fullmatch(value):
-        return f"header {name!r} may hold printable ASCII only (no line breaks)."
+        return _("header %(name)s may hold printable ASCII only (no line breaks).") % {
+            "name": repr(name)
+        }
     return None
 
 
@@ -125,10 +149,10 @@ def address_refusal(host: str, address: IPAddress) -> str | None:
         kind = _address_kind(candidate)
         if kind is not None:
             shown = host if host == str(address) else f"{host!r} ({address})"
-            return (
-                f"{shown} is a {kind} address; the node calls public addresses only. An "
+            return _(
+                "%(address)s is a %(kind)s address; the node calls public addresses only. An "
                 "operator can allow its network in EXECUTIONS_HTTP_ALLOWED_NETWORKS."
-            )
+            ) % {"address": shown, "kind": ADDRESS_KINDS[kind]}
     return None
 
 

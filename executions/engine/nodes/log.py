@@ -1,3 +1,4 @@
+from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
 from executions.engine.fields import StrictCharField
@@ -16,6 +17,7 @@ class Log(NodeType):
     """Records ``message`` as a log line of the execution; passes its input on."""
 
     type_name = "log"
+    summary = _("Records `message` as a log line of the execution; passes its input on.")
     params_serializer = LogParams
 
     async def run(self, ctx, params, data):

@@ -1,3 +1,4 @@
+from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
 from executions.engine.expressions import InvalidExpression, expression_check, expression_search
@@ -22,6 +23,10 @@ class Transform(NodeType):
     within the bounds of ``executions.engine.expressions``."""
 
     type_name = "transform"
+    summary = _(
+        "Output is the JMESPath `expression` applied to the node's input, evaluated within "
+        "bounds of time, memory and size."
+    )
     params_serializer = TransformParams
 
     async def run(self, ctx, params, data):
