@@ -32,6 +32,7 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core import checks
 from django.db import connection
 from django.db.models import Q, QuerySet
+from django.utils.translation import gettext as _
 
 from executions.clock import format_timestamp
 from executions.exceptions import FeedCursorInvalid, InvalidTags
@@ -192,7 +193,10 @@ def _filter_workflow(value: Any) -> uuid.UUID | None:
     if isinstance(value, str):
         with contextlib.suppress(ValueError):
             return uuid.UUID(value)
-    raise ValueError(f"workflow_id must be a workflow's id (a UUID string), not {value!r}.")
+    raise ValueError(
+        _("workflow_id must be a workflow's id (a UUID string), not %(value)s.")
+        % {"value": repr(value)}
+    )
 
 
 def _filter_statuses(value: Any) -> frozenset[str]:
@@ -200,10 +204,15 @@ def _filter_statuses(value: Any) -> frozenset[str]:
         return frozenset()
     valid = ", ".join(ExecutionStatus.values)
     if not isinstance(value, list) or not value:
-        raise ValueError(f"status must be a non-empty list of statuses among {valid}.")
+        raise ValueError(
+            _("status must be a non-empty list of statuses among %(valid)s.") % {"valid": valid}
+        )
     wrong = [status for status in value if status not in ExecutionStatus.values]
     if wrong:
-        raise ValueError(f"status {wrong[0]!r} is not one of {valid}.")
+        raise ValueError(
+            _("status %(status)s is not one of %(valid)s.")
+            % {"status": repr(wrong[0]), "valid": valid}
+        )
     return frozenset(value)
 
 
@@ -326,13 +335,15 @@ def _cursor_decode(cursor: Any) -> _Cursor:
     found = _CURSOR.fullmatch(cursor) if isinstance(cursor, str) else None
     if found is None:
         raise FeedCursorInvalid(
-            "This feed cursor is malformed; send back a cursor exactly as the feed gave it, "
-            "or subscribe without one."
+            _(
+                "This feed cursor is malformed; send back a cursor exactly as the feed gave "
+                "it, or subscribe without one."
+            )
         )
     kind, floor, mark, execution_id = found.groups()
     if kind != _KINDS.get(connection.vendor):
         raise FeedCursorInvalid(
-            "This feed cursor is from another kind of database; subscribe without one."
+            _("This feed cursor is from another kind of database; subscribe without one.")
         )
     after = None if mark is None else (int(mark), uuid.UUID(hex=execution_id))
     return _Cursor(int(floor), after)
@@ -343,8 +354,10 @@ def _cursor_check(cursor: _Cursor, horizon: int) -> None:
     ahead = cursor.floor > horizon or (cursor.after is not None and cursor.after[0] >= horizon)
     if ahead:
         raise FeedCursorInvalid(
-            "This feed cursor was not given out by this database (it is ahead of it); "
-            "subscribe without one."
+            _(
+                "This feed cursor was not given out by this database (it is ahead of it); "
+                "subscribe without one."
+            )
         )
 
 

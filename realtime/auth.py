@@ -30,9 +30,11 @@ from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 from django.http.request import split_domain_port, validate_host
 from django.utils.http import is_same_domain
+from django.utils.translation import gettext_lazy as _
 from rest_framework.authtoken.models import Token
 
 from realtime.db import db_read
+from realtime.languages import text_for
 from realtime.selectors import Access, SessionLogin
 from realtime.services import socket_ticket_redeem
 
@@ -282,10 +284,16 @@ def _reached_at(scope) -> tuple[str, str | None, int] | None:
     return scheme, domain, int(port) if port else DEFAULT_PORTS[scheme]
 
 
-SESSION_ENDED = (
+SESSION_ENDED = _(
     "Your session ended (you logged out, or your password was changed): log in again, "
     "then reconnect."
 )
+DEACTIVATED = _("Your account was deactivated: this socket is closed.")
+TOKEN_REVOKED = _(
+    "The API token this socket was opened with was revoked: get a new one from "
+    "POST /api/v1/auth/token and reconnect."
+)
+EXECUTION_HIDDEN = _("You may no longer see this execution: this socket is closed.")
 
 
 def socket_access_problem(
@@ -295,25 +303,24 @@ def socket_access_problem(
 
     ``access`` is the user's current state (None: deactivated or deleted);
     ``session`` what the socket's session holds now (None: it ended or expired),
-    which matters to session sockets only.
+    which matters to session sockets only. Called by the watchdog: the reason
+    comes in the socket's language.
     """
+    problem = None
     if access is None:
-        return "Your account was deactivated: this socket is closed."
-    if scope.get("auth_method") == SESSION and not session_logged_in(access, session, user_id):
-        return SESSION_ENDED
-    if scope.get("auth_method") == TOKEN and access.token_key != scope.get("auth_token"):
-        return (
-            "The API token this socket was opened with was revoked: get a new one from "
-            "POST /api/v1/auth/token and reconnect."
-        )
-    return None
+        problem = DEACTIVATED
+    elif scope.get("auth_method") == SESSION and not session_logged_in(access, session, user_id):
+        problem = SESSION_ENDED
+    elif scope.get("auth_method") == TOKEN and access.token_key != scope.get("auth_token"):
+        problem = TOKEN_REVOKED
+    return None if problem is None else text_for(scope, problem)
 
 
 def execution_access_problem(access: Access, *, user_id: Any, owner_id: Any) -> str | None:
     """Why a user (still allowed on the socket) may no longer watch an execution
-    of ``owner_id``, or None."""
+    of ``owner_id``, or None (a lazy translation: put it in the socket's language)."""
     if owner_id != user_id and not access.is_staff:
-        return "You may no longer see this execution: this socket is closed."
+        return EXECUTION_HIDDEN
     return None
 
 

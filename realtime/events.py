@@ -68,7 +68,8 @@ def _uncut_text(data: dict, name: str) -> bool:
 
 
 def error_message(text: str) -> dict:
-    return {"type": "error", "message": text}
+    """An ``error`` saying ``text`` (a lazy translation is put in the active language)."""
+    return {"type": "error", "message": str(text)}
 
 
 def encode(message: dict) -> str:

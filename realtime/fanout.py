@@ -19,6 +19,8 @@ from typing import Protocol
 
 from channels.layers import get_channel_layer
 
+from realtime.languages import unspoken
+
 logger = logging.getLogger(__name__)
 
 
@@ -59,7 +61,9 @@ class GroupFanout:
         subscription = self.groups.get(group)
         if subscription is None:
             subscription = self.groups[group] = GroupSubscription()
-            task = asyncio.get_running_loop().create_task(self._listen(group, subscription))
+            task = asyncio.get_running_loop().create_task(
+                self._listen(group, subscription), context=unspoken()
+            )
             self._listening.add(task)
             task.add_done_callback(self._listening.discard)
         if member not in subscription.members:

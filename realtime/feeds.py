@@ -57,6 +57,7 @@ from executions.feed import (
 from executions.models import Execution, ExecutionEvent
 from realtime.db import db_read
 from realtime.fanout import fanout
+from realtime.languages import unspoken
 
 logger = logging.getLogger(__name__)
 
@@ -175,7 +176,9 @@ class FeedHub:
         self._wanted = True
         self._all_pushed = self._all_pushed and pushed
         if self._reading is None or self._reading.done():
-            self._reading = asyncio.get_running_loop().create_task(self.read_while_wanted())
+            self._reading = asyncio.get_running_loop().create_task(
+                self.read_while_wanted(), context=unspoken()
+            )
 
     async def read_while_wanted(self) -> None:
         loop = asyncio.get_running_loop()

@@ -13,12 +13,21 @@ import time
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+from django.utils import translation
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from realtime import events
+from realtime.languages import socket_language
 
 CLOSE_TOO_MANY_HANDSHAKES = 4429
 PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-PERIOD_NAMES = {"s": "second", "m": "minute", "h": "hour", "d": "day"}
+PERIOD_NAMES = {
+    "s": gettext_lazy("second"),
+    "m": gettext_lazy("minute"),
+    "h": gettext_lazy("hour"),
+    "d": gettext_lazy("day"),
+}
 
 
 def handshake_rate() -> tuple[int, str] | None:
@@ -81,11 +90,17 @@ class HandshakeRateLimit:
                 client_address(scope), limit=limit, period=PERIODS[period], now=time.monotonic()
             )
             if wait is not None:
-                text = (
-                    f"Too many socket handshakes from this address: at most {limit} per "
-                    f"{PERIOD_NAMES[period]} (REALTIME_HANDSHAKE_RATE). Reconnect in "
-                    f"{max(1, round(wait))} s, with backoff."
-                )
+                # Outside the consumers' SocketLanguage: in the handshake's language here.
+                with translation.override(socket_language(scope)):
+                    text = _(
+                        "Too many socket handshakes from this address: at most %(limit)d per "
+                        "%(period)s (REALTIME_HANDSHAKE_RATE). Reconnect in %(wait)d s, "
+                        "with backoff."
+                    ) % {
+                        "limit": limit,
+                        "period": PERIOD_NAMES[period],
+                        "wait": max(1, round(wait)),
+                    }
                 return await refuse(receive, send, text)
         return await self.app(scope, receive, send)
 

@@ -7,6 +7,7 @@ without a message); these limits sit below it and say why before closing.
 from collections import deque
 
 from django.conf import settings
+from django.utils.translation import gettext as _
 
 CLOSE_POLICY_VIOLATION = 1008
 CLOSE_TOO_BIG = 1009
@@ -35,9 +36,12 @@ class InboundGuard:
         size = len(data) if data is not None else len(text.encode("utf-8", "surrogatepass"))
         if size > size_limit:
             return (
-                f"Message too big: {size} bytes, the limit is {size_limit} "
-                "(REALTIME_MAX_MESSAGE_BYTES). A client sends only small JSON messages "
-                '(a {"type": "ping"}, a subscribe).',
+                _(
+                    "Message too big: %(size)d bytes, the limit is %(limit)d "
+                    "(REALTIME_MAX_MESSAGE_BYTES). A client sends only small JSON messages "
+                    '(a {"type": "ping"}, a subscribe).'
+                )
+                % {"size": size, "limit": size_limit},
                 CLOSE_TOO_BIG,
             )
         return None
@@ -63,14 +67,21 @@ class InboundGuard:
             arrivals.popleft()
         if len(arrivals) <= limit:
             return None
+        values = {"limit": limit, "setting": setting}
         if subscribe:
             return (
-                f"Too many subscribe or unsubscribe requests: more than {limit} in one "
-                f"second ({setting}).",
+                _(
+                    "Too many subscribe or unsubscribe requests: more than %(limit)d in one "
+                    "second (%(setting)s)."
+                )
+                % values,
                 CLOSE_POLICY_VIOLATION,
             )
         return (
-            f"Too many messages: more than {limit} in one second ({setting}). "
-            "A ping every 30 s is enough.",
+            _(
+                "Too many messages: more than %(limit)d in one second (%(setting)s). "
+                "A ping every 30 s is enough."
+            )
+            % values,
             CLOSE_POLICY_VIOLATION,
         )

@@ -28,10 +28,13 @@ inbound limits, pings, idle rule and close codes.
 import uuid
 
 from django.conf import settings
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from executions.feed import feed_filter
 from realtime.consumers import SocketConsumer, parse_last_seq_value
 from realtime.feeds import EXECUTIONS_FEED, FeedSubscription
+from realtime.languages import text_for
 from realtime.subscription import (
     CLOSE_BAD_REQUEST,
     CLOSE_FORBIDDEN,
@@ -44,7 +47,7 @@ CLOSE_TOO_MANY_SUBSCRIPTIONS = 4429
 
 ENDED = "ended"
 REQUESTED = "requested"
-REVOKED = "You may no longer see this execution: its subscription ended."
+REVOKED = gettext_lazy("You may no longer see this execution: its subscription ended.")
 
 
 def unsubscribed_message(execution_id, reason: str) -> dict:
@@ -56,18 +59,22 @@ def subscription_error(execution_id, code: int, text: str) -> dict:
         "type": "error",
         "execution_id": None if execution_id is None else str(execution_id),
         "code": code,
-        "message": text,
+        "message": str(text),
     }
 
 
 def feed_error(name, code: int, text: str) -> dict:
-    return {"type": "error", "feed": name, "code": code, "message": text}
+    return {"type": "error", "feed": name, "code": code, "message": str(text)}
 
 
 def unknown_feed(name) -> dict:
     """The error for a feed name that is not ``executions`` (named as given, if a string)."""
     shown = name[:100] if isinstance(name, str) else None
-    return feed_error(shown, CLOSE_BAD_REQUEST, f"Unknown feed; the feed is {EXECUTIONS_FEED!r}.")
+    return feed_error(
+        shown,
+        CLOSE_BAD_REQUEST,
+        _("Unknown feed; the feed is %(feed)s.") % {"feed": repr(EXECUTIONS_FEED)},
+    )
 
 
 def feed_unsubscribed(reason: str) -> dict:
@@ -105,10 +112,10 @@ class MultiplexConsumer(SocketConsumer):
         limit = settings.REALTIME_MAX_SUBSCRIPTIONS
         if self.subscription_count() < limit:
             return None
-        return (
-            f"Too many subscriptions: at most {limit} at once on one socket "
+        return _(
+            "Too many subscriptions: at most %(limit)d at once on one socket "
             "(REALTIME_MAX_SUBSCRIPTIONS). Unsubscribe from some first."
-        )
+        ) % {"limit": limit}
 
     async def subscribe(self, content: dict) -> None:
         if "feed" in content:
@@ -172,7 +179,7 @@ class MultiplexConsumer(SocketConsumer):
         chosen, problem = feed_filter(content.get("filter") or {})
         cursor = content.get("cursor")
         if problem is None and cursor is not None and not isinstance(cursor, str):
-            problem = "The 'cursor' must be a string: the one of the last execution message."
+            problem = _("The 'cursor' must be a string: the one of the last execution message.")
         if problem is not None:
             return await self.send_json(feed_error(name, CLOSE_BAD_REQUEST, problem))
         previous, self.feed = self.feed, None
@@ -226,6 +233,8 @@ class MultiplexConsumer(SocketConsumer):
     # What a subscription's end means here: a message, and the socket carries on.
 
     async def subscription_refused(self, subscription, text: str, code: int) -> None:
+        # From the watchdog's task too (``revoked``): in the socket's language.
+        text = text_for(self.scope, text)
         await self.end(subscription, subscription_error(subscription.execution_id, code, text))
 
     async def subscription_ended(self, subscription) -> None:
@@ -248,7 +257,7 @@ def parse_execution_id(content: dict) -> tuple[uuid.UUID | None, tuple | None]:
     """``(id, None)``, or ``(None, (id as given, code, why))``."""
     raw = content.get("execution_id")
     if not isinstance(raw, str):
-        return None, (None, CLOSE_BAD_REQUEST, "'execution_id' must be a string.")
+        return None, (None, CLOSE_BAD_REQUEST, _("'execution_id' must be a string."))
     try:
         return uuid.UUID(raw), None
     except ValueError:

@@ -21,11 +21,14 @@ from collections import deque
 from typing import Any, Protocol
 
 from django.db import InterfaceError, OperationalError
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from executions.selectors import events_after, execution_visible_to
 from realtime import events
 from realtime.db import db_read
 from realtime.fanout import fanout
+from realtime.languages import text_for
 from realtime.publish import group_name_for
 
 logger = logging.getLogger(__name__)
@@ -45,12 +48,13 @@ INBOX_SIZE = 1000
 # The database is restarting, out of connections, or locked for too long.
 TRANSIENT_DB_ERRORS = (OperationalError, InterfaceError)
 
-NOT_FOUND = "Execution not found: check the id, and that you may see this execution."
-DATABASE_UNAVAILABLE = (
+# Lazy: each socket says them in its own language (``text_for``, ``events.error_message``).
+NOT_FOUND = gettext_lazy("Execution not found: check the id, and that you may see this execution.")
+DATABASE_UNAVAILABLE = gettext_lazy(
     "The server could not read the database just now: reconnect in a few seconds, "
     "with ?last_seq=<the last seq you received> to miss nothing."
 )
-INTERNAL_ERROR = (
+INTERNAL_ERROR = gettext_lazy(
     "The server failed while serving this socket: reconnect "
     "with ?last_seq=<the last seq you received> to miss nothing."
 )
@@ -58,6 +62,8 @@ INTERNAL_ERROR = (
 
 class StreamSocket(Protocol):
     """What a subscription needs of the socket that carries it."""
+
+    scope: dict  # the handshake's (its language, realtime.languages)
 
     @property
     def ending(self) -> bool: ...
@@ -176,8 +182,11 @@ class ExecutionSubscription:
                 await self.forward(events.snapshot_message(execution))
             elif resume_from > execution.last_seq:
                 await self.refuse(
-                    f"last_seq {resume_from} is ahead of this execution's log "
-                    f"(its newest seq is {execution.last_seq}).",
+                    _(
+                        "last_seq %(last_seq)d is ahead of this execution's log "
+                        "(its newest seq is %(newest)d)."
+                    )
+                    % {"last_seq": resume_from, "newest": execution.last_seq},
                     CLOSE_BAD_REQUEST,
                 )
             else:
@@ -190,7 +199,7 @@ class ExecutionSubscription:
 
     async def refuse(self, text: str, code: int) -> None:
         self.finished = True
-        await self.socket.subscription_refused(self, text, code)
+        await self.socket.subscription_refused(self, text_for(self.socket.scope, text), code)
 
     async def guarded(self, work) -> None:
         """Await ``work``; if it fails, log that once and end the subscription, so
@@ -207,9 +216,11 @@ class ExecutionSubscription:
             self.fail(INTERNAL_ERROR, CLOSE_INTERNAL_ERROR)
 
     def fail(self, text: str, code: int) -> None:
+        """End the subscription; from any task (one of the fanout's, the watchdog's), so
+        ``text`` is put in the socket's language here."""
         if not self.ending:
             self.finished = True
-            self.socket.subscription_failed(self, text, code)
+            self.socket.subscription_failed(self, text_for(self.socket.scope, text), code)
 
     # Channel layer -> client
 

@@ -31,6 +31,7 @@ from django.conf import settings
 
 from executions.selectors import execution_heads
 from realtime.db import db_read
+from realtime.languages import unspoken
 from realtime.selectors import Access, SessionLogin, socket_sessions, socket_users_access
 
 logger = logging.getLogger(__name__)
@@ -62,7 +63,7 @@ class LogWatchdog:
         self.subscribers.add(subscriber)
         self.sockets_per_user[subscriber.user_id] += 1
         if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._run())
+            self._task = asyncio.get_running_loop().create_task(self._run(), context=unspoken())
         return True
 
     def discard(self, subscriber: Watched) -> None:
