@@ -25,6 +25,7 @@ from django.conf import settings  # noqa: E402
 from executions.maintenance import start_maintenance  # noqa: E402
 from executions.runtime import tune_garbage_collector, tune_thread_switching  # noqa: E402
 from project.clientaddr import ClientAddressMiddleware  # noqa: E402
+from project.health import HealthRoutes  # noqa: E402
 from project.limits import ConcurrentRequestLimit  # noqa: E402
 from realtime import server_hooks  # noqa: E402
 from realtime.auth import SocketAuthStack  # noqa: E402
@@ -52,11 +53,13 @@ requests = ConcurrentRequestLimit(django_asgi_app, settings.API_MAX_CONCURRENT_R
 # The client's address is settled first (TRUSTED_PROXY_HOPS): everything
 # inside, Django's REMOTE_ADDR included, sees the same one. Event streams
 # (SSE) are the sockets' consumers behind an HTTP response; long-polls wait
-# outside the bound on requests at once.
+# outside the bound on requests at once; health checks come before all of it.
 application = ClientAddressMiddleware(
     ProtocolTypeRouter(
         {
-            "http": EventStreams(sockets, LongPollRoute(django_asgi_app, requests)),
+            "http": HealthRoutes(
+                EventStreams(sockets, LongPollRoute(django_asgi_app, requests))
+            ),
             "websocket": sockets,
         }
     )

@@ -109,3 +109,13 @@ def bearer_client(user) -> APIClient:
 def api(user) -> APIClient:
     """An API client authenticated as ``user`` with a Bearer token."""
     return bearer_client(user)
+
+
+def pytest_collection_modifyitems(config, items):
+    """A test on an embedded-mode server (a ``server`` fixture: its own SQLite and
+    in-memory layer, whatever the suite's database) runs in the embedded pass only:
+    the services pass would run the same test on the same server again."""
+    for item in items:
+        uses_server = "server" in getattr(item, "fixturenames", ())
+        if uses_server and not item.get_closest_marker("services"):
+            item.add_marker(pytest.mark.embedded)

@@ -19,6 +19,7 @@ from executions.runtime import (
     tune_thread_switching,
 )
 from project.asgi import application, django_asgi_app
+from project.health import HealthRoutes
 from project.http import ThreadedHTTPHandler
 from project.limits import ConcurrentRequestLimit
 from realtime.longpoll import LongPollRoute
@@ -117,7 +118,9 @@ async def test_sockets_and_a_zero_limit_are_not_held_back():
 
 
 def test_the_served_application_bounds_its_http_requests_but_not_their_waits():
-    streams = application.app.application_mapping["http"]
+    health = application.app.application_mapping["http"]
+    assert isinstance(health, HealthRoutes)  # before any limit or authentication
+    streams = health.app
     assert isinstance(streams, EventStreams)  # SSE: the sockets' consumers
     assert streams.socket_app is application.app.application_mapping["websocket"]
     route = streams.http_app
