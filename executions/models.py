@@ -119,6 +119,8 @@ class Execution(models.Model):
     claim_token = models.UUIDField(null=True, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     dispatched_at = models.DateTimeField(null=True, blank=True)
+    # The id of the request that created it (project.requestid), for its logs.
+    request_id = models.CharField(max_length=64, blank=True, default="")
     redispatches = models.PositiveIntegerField(
         default=0, help_text="times it was dispatched again since it was last queued to run"
     )

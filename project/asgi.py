@@ -57,9 +57,7 @@ requests = ConcurrentRequestLimit(django_asgi_app, settings.API_MAX_CONCURRENT_R
 application = ClientAddressMiddleware(
     ProtocolTypeRouter(
         {
-            "http": HealthRoutes(
-                EventStreams(sockets, LongPollRoute(django_asgi_app, requests))
-            ),
+            "http": HealthRoutes(EventStreams(sockets, LongPollRoute(django_asgi_app, requests))),
             "websocket": sockets,
         }
     )

@@ -71,6 +71,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: everything after it, and what it logs, knows the request's id.
+    "project.requestid.RequestIdMiddleware",
     "executions.api.limits.RequestBodyLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -332,11 +334,23 @@ PROCESS_MALLOC_ARENAS = int(os.environ.get("PROCESS_MALLOC_ARENAS", "2"))
 # Threads the engine uses for database writes in one process.
 EXECUTIONS_DB_THREADS = int(os.environ.get("EXECUTIONS_DB_THREADS", "2"))
 
+# "text" (the default) or "json": one JSON object a line, daphne's access log included.
+LOG_FORMAT = os.environ.get("LOG_FORMAT", "text")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        "json": {"()": "executions.log_context.JsonFormatter"},
+    },
+    # LOG_FORMAT=json: one JSON object a line, with the request, execution and
+    # node it is about (executions/log_context.py).
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json" if LOG_FORMAT == "json" else "plain",
+        }
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {"django.channels.server": {"level": "WARNING"}},
 }

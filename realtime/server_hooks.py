@@ -99,6 +99,7 @@ from django.conf import settings
 from realtime import events
 
 logger = logging.getLogger(__name__)
+access_logger = logging.getLogger("daphne.access")
 
 CLOSE_SLOW_CONSUMER = 4408
 # Sent by the application (realtime.limits, realtime.consumers); autobahn's
@@ -366,12 +367,18 @@ def timings_text(timings) -> str:
     return pprint.pformat(timings._timings)
 
 
+def access_log_entry(self, host, date, request, status=None, length=None, **kwargs) -> None:
+    """daphne's access log line as a log record (``LOG_FORMAT=json``)."""
+    access_logger.info('%s "%s" %s %s', host, request, status or "-", length or "-")
+
+
 def install() -> None:
     """Bound daphne's send buffers, let it send close codes 1008 and 1009, wait for
     closes, spread protocol pings and timeout checks, give each application a
     lighter input queue, and keep autobahn from styling log arguments it drops."""
     import autobahn.websocket.protocol
     import daphne
+    from daphne.access import AccessLogGenerator
     from daphne.server import Server
     from daphne.ws_protocol import WebSocketProtocol
 
@@ -384,6 +391,9 @@ def install() -> None:
             "against the new version, then update DAPHNE_VERSION."
         )
     Server.timeout_checker = check_timeouts_in_slices
+    if settings.LOG_FORMAT == "json":
+        # daphne writes its access log to a stream of its own, as text.
+        AccessLogGenerator.write_entry = access_log_entry
     autobahn.websocket.protocol.hltype = plain
     autobahn.websocket.protocol.hlval = plain
     autobahn.websocket.protocol.pformat = Pretty

@@ -15,7 +15,7 @@ from typing import Any
 
 from django.conf import settings
 
-from executions import services
+from executions import log_context, services
 from executions.dispatch import runner_name
 from executions.engine.context import NodeContext
 from executions.engine.db import db
@@ -47,6 +47,13 @@ async def run_execution(execution_id: Any) -> None:
     execution = await db(services.execution_start, execution_id=execution_id, runner=runner_name())
     if execution is None:
         return
+    with log_context.bound(execution_id=execution.id, request_id=execution.request_id or None):
+        logger.info("Execution %s started", execution.id)
+        await _run(execution)
+        logger.info("Execution %s ended its run here", execution.id)
+
+
+async def _run(execution: Execution) -> None:
     token = execution.claim_token
     try:
         graph = parse_definition(execution.definition)
@@ -267,6 +274,10 @@ class Run:
 
     async def run_node(self, node_id: str) -> tuple[Any, bool]:
         """Run a node's attempts; return its output and whether to skip downstream."""
+        with log_context.bound(node_id=node_id):
+            return await self.run_node_attempts(node_id)
+
+    async def run_node_attempts(self, node_id: str) -> tuple[Any, bool]:
         node = self.graph.nodes[node_id]
         self.started += 1
         message = f"Running node '{node_id}' ({self.started}/{len(self.graph.nodes)})"

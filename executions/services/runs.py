@@ -1,5 +1,6 @@
 """A run as it goes: created, claimed, its nodes, progress and log lines."""
 
+import logging
 import uuid
 from collections.abc import Sequence
 from datetime import timedelta
@@ -12,7 +13,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
 from django.utils.translation import gettext as _
 
-from executions import dispatch
+from executions import dispatch, log_context
 from executions.clock import database_now, locked_now
 from executions.exceptions import TooManyActiveExecutions
 from executions.models import (
@@ -40,6 +41,8 @@ from executions.services.eventlog import (
 )
 from executions.services.log_statement import log_line_append
 from executions.tags import tags_clean
+
+logger = logging.getLogger(__name__)
 
 # The statuses counted against EXECUTIONS_MAX_ACTIVE_PER_USER.
 ACTIVE_STATUSES = (ExecutionStatus.PENDING, ExecutionStatus.RUNNING)
@@ -99,6 +102,7 @@ def executions_create(
                 last_event_at=now,
                 dispatched_at=now,
                 tags=item_tags,
+                request_id=log_context.request_id.get() or "",
             )
             for item, item_tags in zip(items, tags, strict=True)
         ]
@@ -120,6 +124,8 @@ def executions_create(
         # round trip to a broker, which would hold back the pushes behind it.
         for execution in executions:
             transaction.on_commit(partial(dispatch.execution_dispatch, execution.id), robust=True)
+    for execution in executions:
+        logger.info("Execution %s created", execution.id, extra={"execution_id": execution.id})
     return executions
 
 

@@ -1,12 +1,15 @@
 """Runs executions dispatched through Celery, many at once in one process."""
 
 import logging
+import os
+import socket
 import threading
 
 from celery.signals import worker_shutting_down
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from executions import log_context
 from executions.engine.runner import active_runs, release_local_runs
 from executions.maintenance import start_maintenance
 from executions.queue import app
@@ -37,6 +40,7 @@ class Command(BaseCommand):
                 "Workers take executions from Redis: set REDIS_URL (and leave "
                 "EXECUTIONS_RUNNER unset or 'celery')."
             )
+        log_context.set_worker(f"{socket.gethostname()}:{os.getpid()}")
         limit_malloc_arenas()
         tune_garbage_collector()
         tune_thread_switching()
