@@ -3,6 +3,8 @@ from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from executions import services
 from executions.exceptions import AlreadyFinished, TooManyActiveExecutions
@@ -149,7 +151,7 @@ class ExecutionAdmin(admin.ModelAdmin):
         # Executions are started through the API so that they are dispatched.
         return False
 
-    @admin.action(description="Cancel the selected executions")
+    @admin.action(description=gettext_lazy("Cancel the selected executions"))
     def cancel_executions(self, request: HttpRequest, queryset: QuerySet[Execution]) -> None:
         cancelled, ended = 0, 0
         for execution_id in queryset.values_list("id", flat=True):
@@ -161,19 +163,25 @@ class ExecutionAdmin(admin.ModelAdmin):
         if cancelled:
             self.message_user(
                 request,
-                f"Asked {cancelled} execution(s) to stop: pending ones are cancelled at once, "
-                "running ones at their next check.",
+                _(
+                    "Asked %(count)d execution(s) to stop: pending ones are cancelled at once, "
+                    "running ones at their next check."
+                )
+                % {"count": cancelled},
                 messages.SUCCESS,
             )
         if ended:
             self.message_user(
                 request,
-                f"{ended} execution(s) had already ended and were left as they are.",
+                _("%(count)d execution(s) had already ended and were left as they are.")
+                % {"count": ended},
                 messages.WARNING,
             )
 
     @admin.action(
-        description="Run again (same workflow, input and tags, the workflow's current definition)"
+        description=gettext_lazy(
+            "Run again (same workflow, input and tags, the workflow's current definition)"
+        )
     )
     def run_again(self, request: HttpRequest, queryset: QuerySet[Execution]) -> None:
         started, refused = [], None
@@ -195,7 +203,10 @@ class ExecutionAdmin(admin.ModelAdmin):
         if refused is not None:
             not_started = queryset.count() - len(started)
             self.message_user(
-                request, f"{not_started} execution(s) not started: {refused}", messages.ERROR
+                request,
+                _("%(count)d execution(s) not started: %(reason)s")
+                % {"count": not_started, "reason": refused},
+                messages.ERROR,
             )
 
 
@@ -205,4 +216,6 @@ def started_message(started: list[Execution]) -> str:
         '<a href="{}">{}</a>',
         ((reverse("admin:executions_execution_change", args=[new.id]), new.id) for new in started),
     )
-    return format_html("Started {} new execution(s): {}", len(started), links)
+    return format_html(
+        _("Started {count} new execution(s): {links}"), count=len(started), links=links
+    )

@@ -39,6 +39,9 @@ from channels.consumer import get_handler_name
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
+from django.utils.functional import Promise
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from realtime import events
 from realtime.auth import (
@@ -48,6 +51,7 @@ from realtime.auth import (
     origin_allowed,
     socket_access_problem,
 )
+from realtime.languages import in_socket_language, text_for
 from realtime.limits import InboundGuard
 from realtime.publish import bind_consumer_loop
 from realtime.selectors import Access, SessionLogin
@@ -75,14 +79,16 @@ CLOSE_TOO_MANY_SOCKETS = 4429
 # 1008 and 1009 (too many or too big messages): realtime.limits;
 # 4408 (stopped reading): realtime.server_hooks.
 
-UNAUTHENTICATED = (
+# Lazy: each socket says them in its own language (``refuse``).
+UNAUTHENTICATED = gettext_lazy(
     "Authentication required: send 'Authorization: Bearer <token>', use a ticket from "
     "POST /api/v1/ws-tickets as ?ticket=, or log in with a session."
 )
-BAD_TICKET = (
+BAD_TICKET = gettext_lazy(
     "This ticket is unknown, expired or already used: get a new one from "
     "POST /api/v1/ws-tickets right before connecting; each works once."
 )
+ORIGIN_NOT_ALLOWED = gettext_lazy("Origin not allowed for a cookie-authenticated socket.")
 
 
 class SocketConsumer(AsyncJsonWebsocketConsumer):
@@ -97,7 +103,7 @@ class SocketConsumer(AsyncJsonWebsocketConsumer):
     # The socket's own tasks (``spawn``) while it has any.
     _tasks: set[asyncio.Task] | None = None
     # The message types the client may send besides ``ping``, for error messages.
-    accepted_types = "'ping'"
+    accepted_types: str | Promise = "'ping'"
 
     @cached_property
     def guard(self) -> InboundGuard:
@@ -163,38 +169,42 @@ class SocketConsumer(AsyncJsonWebsocketConsumer):
                 await self.base_send({"type": BRIDGE_OPEN})
             return True
         await self.refuse(
-            f"Too many open sockets: at most {limit} per user on this server "
-            "(REALTIME_MAX_SOCKETS_PER_USER). Close some before opening more.",
+            _(
+                "Too many open sockets: at most %(limit)d per user on this server "
+                "(REALTIME_MAX_SOCKETS_PER_USER). Close some before opening more."
+            )
+            % {"limit": limit},
             CLOSE_TOO_MANY_SOCKETS,
         )
         return False
 
-    def handshake_problem(self) -> tuple[str, int] | None:
+    def handshake_problem(self) -> tuple[str | Promise, int] | None:
         """Why this socket cannot be served, and the close code; None if it can."""
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
             bad_ticket = self.scope.get("auth_problem") == TICKET
             return BAD_TICKET if bad_ticket else UNAUTHENTICATED, CLOSE_UNAUTHENTICATED
         if self.scope.get("auth_method") == SESSION and not origin_allowed(self.scope):
-            return "Origin not allowed for a cookie-authenticated socket.", CLOSE_FORBIDDEN
+            return ORIGIN_NOT_ALLOWED, CLOSE_FORBIDDEN
         return None
 
-    async def refuse(self, text: str, code: int) -> None:
+    async def refuse(self, text: str | Promise, code: int) -> None:
+        """Say why (``text``, in the socket's language whichever task this runs in), close."""
         self.stop()
-        await self.send_json(events.error_message(text))
+        await self.send_json(events.error_message(text_for(self.scope, text)))
         await self.close(code=code)
 
     def send_lock(self):
         """Held while the socket's close is decided (nothing is being forwarded then)."""
         return nullcontext()
 
-    async def close_because(self, text: str, code: int) -> None:
+    async def close_because(self, text: str | Promise, code: int) -> None:
         """Say why, then close; unless the socket is done already."""
         async with self.send_lock():
             if not self.finished:
                 await self.refuse(text, code)
 
-    def close_soon(self, text: str, code: int) -> None:
+    def close_soon(self, text: str | Promise, code: int) -> None:
         """``close_because`` without waiting: what is being sent stops at the next event."""
         if not self.ending:
             self._closing = self.spawn(self.close_because(text, code))
@@ -280,12 +290,12 @@ class SocketConsumer(AsyncJsonWebsocketConsumer):
             return self.close_soon(*problem)
         if text_data is None:
             return await self.send_json(
-                events.error_message("Binary frames are not supported; send JSON text.")
+                events.error_message(_("Binary frames are not supported; send JSON text."))
             )
         if isinstance(content, RecursionError):
-            return await self.send_json(events.error_message("JSON nested too deeply."))
+            return await self.send_json(events.error_message(_("JSON nested too deeply.")))
         if isinstance(content, ValueError):
-            return await self.send_json(events.error_message("Invalid JSON."))
+            return await self.send_json(events.error_message(_("Invalid JSON.")))
         await self.receive_json(content)
 
     def is_subscribe(self, content) -> bool:
@@ -295,23 +305,28 @@ class SocketConsumer(AsyncJsonWebsocketConsumer):
     async def receive_json(self, content, **kwargs) -> None:
         if not isinstance(content, dict):
             return await self.send_json(
-                events.error_message("Each message must be a JSON object with a 'type'.")
+                events.error_message(_("Each message must be a JSON object with a 'type'."))
             )
         kind = content.get("type")
-        expected = self.accepted_types
         if kind == "ping":
             return await self.send_json(events.pong_message())
+        expected = {"expected": self.accepted_types}
         if kind is None:
             return await self.send_json(
-                events.error_message(f"Missing 'type'; expected {expected}.")
+                events.error_message(_("Missing 'type'; expected %(expected)s.") % expected)
             )
         if not isinstance(kind, str):
             return await self.send_json(
-                events.error_message(f"The 'type' must be a string; expected {expected}.")
+                events.error_message(
+                    _("The 'type' must be a string; expected %(expected)s.") % expected
+                )
             )
         if not await self.receive_request(kind, content):
             await self.send_json(
-                events.error_message(f"Unknown message type {kind[:100]!r}; expected {expected}.")
+                events.error_message(
+                    _("Unknown message type %(type)s; expected %(expected)s.")
+                    % {"type": repr(kind[:100]), **expected}
+                )
             )
 
     async def receive_request(self, kind: str, content: dict) -> bool:
@@ -323,12 +338,13 @@ class SocketConsumer(AsyncJsonWebsocketConsumer):
     def observe_clock(self, now: float) -> None:
         """Called by the watchdog with the loop's time: close a socket that went quiet."""
         idle_limit = settings.REALTIME_IDLE_TIMEOUT
-        if now - self.last_heard > idle_limit:
-            self.close_soon(
-                f"Nothing received for {idle_limit:g} s (REALTIME_IDLE_TIMEOUT): send "
-                '{"type": "ping"} every 30 s to keep a socket open; reconnect with last_seq.',
-                CLOSE_IDLE,
-            )
+        if now - self.last_heard > idle_limit and not self.ending:
+            with in_socket_language(self.scope):  # the watchdog's task speaks none
+                text = _(
+                    "Nothing received for %(seconds)s s (REALTIME_IDLE_TIMEOUT): send "
+                    '{"type": "ping"} every 30 s to keep a socket open; reconnect with last_seq.'
+                ) % {"seconds": f"{idle_limit:g}"}
+            self.close_soon(text, CLOSE_IDLE)
 
     def observe_access(self, access: Access | None, session: SessionLogin | None) -> None:
         """Called by the watchdog with the user's current state (None: inactive) and,
@@ -345,7 +361,9 @@ class SocketConsumer(AsyncJsonWebsocketConsumer):
             if problem is not None and subscription.owner_id is not None:
                 self.subscription_revoked(subscription, problem)
 
-    def subscription_revoked(self, subscription: ExecutionSubscription, problem: str) -> None:
+    def subscription_revoked(
+        self, subscription: ExecutionSubscription, problem: str | Promise
+    ) -> None:
         """The user may no longer see the subscription's execution."""
         self.close_soon(problem, CLOSE_FORBIDDEN)
 
@@ -408,7 +426,9 @@ def parse_last_seq(query_string: bytes) -> tuple[int | None, str | None]:
         return None, None
     raw = values[-1]
     if not raw.isascii() or not raw.isdigit() or len(raw) > 18:
-        return None, f"last_seq must be a non-negative integer, got {raw!r}."
+        return None, _("last_seq must be a non-negative integer, got %(value)s.") % {
+            "value": repr(raw)
+        }
     return int(raw), None
 
 
@@ -418,5 +438,5 @@ def parse_last_seq_value(value) -> tuple[int | None, str | None]:
         return None, None
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 10**18:
         shown = repr(value)[:100]
-        return None, f"last_seq must be a non-negative integer, got {shown}."
+        return None, _("last_seq must be a non-negative integer, got %(value)s.") % {"value": shown}
     return value, None

@@ -7,7 +7,10 @@ socket's consumer, and so of every task the consumer starts: what a socket
 says while it serves its client (refusals, errors, close reasons) comes in
 it. Work that reaches a socket from a task of all the sockets (the watchdog,
 the group fanout, the feeds' reads) runs with no language active; there a
-text is put in the socket's language with ``text_for``.
+text is put in the socket's language with ``text_for`` (or, for a text made
+with values, made ``in_socket_language``); the server's hooks, which see
+daphne's protocol and not the scope, choose it again from the handshake's
+headers (``text_for_headers``).
 """
 
 import contextvars
@@ -46,6 +49,18 @@ def text_for(scope, text) -> str:
         return text
     with translation.override(socket_language(scope)):
         return str(text)
+
+
+def in_socket_language(scope):
+    """The socket's language made active: for a text made with values (``_() % {...}``)
+    in a task of all the sockets."""
+    return translation.override(socket_language(scope))
+
+
+def text_for_headers(headers, text) -> str:
+    """``text_for`` a connection known only by its handshake's headers (daphne's
+    protocol, in ``realtime.server_hooks``): its language is chosen again from them."""
+    return text_for({"headers": headers}, text)
 
 
 def unspoken() -> contextvars.Context:

@@ -26,6 +26,7 @@ from urllib.parse import parse_qs
 
 from django.conf import settings
 from django.http import StreamingHttpResponse
+from django.utils.translation import gettext as _
 from rest_framework.renderers import JSONRenderer
 
 from executions.selectors import execution_heads
@@ -69,8 +70,12 @@ class TooManyWaiting(Exception):
 
     def __init__(self, limit: int):
         super().__init__(
-            f"Too many long-polls waiting: at most {limit} per user on this server "
-            "(REALTIME_MAX_SOCKETS_PER_USER). Wait for one to return before sending another."
+            _(
+                "Too many long-polls waiting: at most %(limit)d per user on this server "
+                "(REALTIME_MAX_SOCKETS_PER_USER). Wait for one to return before sending "
+                "another."
+            )
+            % {"limit": limit}
         )
 
 

@@ -82,7 +82,7 @@ def feed_unsubscribed(reason: str) -> dict:
 
 
 class MultiplexConsumer(SocketConsumer):
-    accepted_types = "'ping', 'subscribe' or 'unsubscribe'"
+    accepted_types = gettext_lazy("'ping', 'subscribe' or 'unsubscribe'")
     streams: dict | None = None
     feed: FeedSubscription | None = None
 

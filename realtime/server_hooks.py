@@ -95,8 +95,11 @@ from collections import deque
 from functools import partial
 
 from django.conf import settings
+from django.utils.text import format_lazy
+from django.utils.translation import gettext_lazy
 
 from realtime import events
+from realtime.languages import text_for_headers
 
 logger = logging.getLogger(__name__)
 access_logger = logging.getLogger("daphne.access")
@@ -112,13 +115,15 @@ TIMEOUT_CHECK_ROUND_SECONDS = 2.0
 TIMEOUT_CHECK_SLICES = 20
 FRAME_HEADER_BYTES = 14
 
-SLOW_CONSUMER = (
-    "You stopped reading: {pending} bytes have been waiting for this socket for {timeout:g} s "
+# In the connection's language, chosen from its handshake's headers
+# (``slow_reader_text``): the hook sees daphne's protocol, not the scope.
+SLOW_CONSUMER = gettext_lazy(
+    "You stopped reading: {pending} bytes have been waiting for this socket for {timeout} s "
     "(REALTIME_SEND_TIMEOUT), over the limit of {limit} (REALTIME_SEND_BUFFER_BYTES). "
     "Reconnect with ?last_seq=<the last seq you received>."
 )
-SLOW_STREAM = (
-    "You stopped reading: {pending} bytes have been waiting for this stream for {timeout:g} s "
+SLOW_STREAM = gettext_lazy(
+    "You stopped reading: {pending} bytes have been waiting for this stream for {timeout} s "
     "(REALTIME_SEND_TIMEOUT), over the limit of {limit} (REALTIME_SEND_BUFFER_BYTES). "
     "Reconnect with Last-Event-ID: <the id of the last event you received>."
 )
@@ -194,10 +199,17 @@ async def reader_keeps_up(holder, transport, frame_bytes: int, *, is_open, cut_o
     return False
 
 
+def slow_reader_text(connection, text, pending: int, limit: int) -> str:
+    """``text`` (``SLOW_CONSUMER``, ``SLOW_STREAM``) for daphne's ``connection`` (a
+    socket's protocol, a stream's request), in the language its headers ask for."""
+    timeout = f"{settings.REALTIME_SEND_TIMEOUT:g}"
+    said = format_lazy(text, pending=pending, limit=limit, timeout=timeout)
+    return text_for_headers(getattr(connection, "clean_headers", ()), said)
+
+
 def close_slow_consumer(protocol, pending: int, limit: int) -> None:
     logger.info("Closing a socket that is not reading (%s bytes waiting)", pending)
-    timeout = settings.REALTIME_SEND_TIMEOUT
-    text = SLOW_CONSUMER.format(pending=pending, limit=limit, timeout=timeout)
+    text = slow_reader_text(protocol, SLOW_CONSUMER, pending, limit)
     protocol.serverSend(events.encode(events.error_message(text)), False)
     protocol.closeHandshakeTimeout = settings.REALTIME_CLOSE_TIMEOUT
     protocol.sendClose(code=CLOSE_SLOW_CONSUMER)
@@ -210,8 +222,7 @@ def end_slow_stream(request, pending: int, limit: int) -> None:
     from twisted.internet import reactor
 
     logger.info("Ending an event stream that is not read (%s bytes waiting)", pending)
-    timeout = settings.REALTIME_SEND_TIMEOUT
-    text = SLOW_STREAM.format(pending=pending, limit=limit, timeout=timeout)
+    text = slow_reader_text(request, SLOW_STREAM, pending, limit)
     transport = request.transport
     request.write(f"event: error\ndata: {events.encode(events.error_message(text))}\n\n".encode())
     request.finish()

@@ -28,6 +28,10 @@ from urllib.parse import parse_qs, quote, urlencode
 
 from django.conf import settings
 from django.core import checks
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from realtime.languages import SCOPE_KEY, in_socket_language, socket_language, text_for
 
 # Sent by a consumer behind a bridge when its socket is admitted: the
 # response starts here (an up-to-date resume may send nothing for a while).
@@ -51,6 +55,9 @@ STREAM_HEADERS = [
     (b"x-accel-buffering", b"no"),
 ]
 HEARTBEAT = b": ping\n\n"
+# Lazy: in the language of the request (``text_for``).
+REFUSED = gettext_lazy("The stream was refused.")
+READ_WITH_GET = gettext_lazy("Streams are read with GET.")
 PING = json.dumps({"type": "ping"})
 
 EXECUTION_STREAM = re.compile(r"^/api/v1/executions/(?P<execution_id>[^/]+)/stream/?$")
@@ -190,7 +197,7 @@ class EventStreamBridge:
     async def refuse(self, code: int) -> None:
         """The consumer refused before the stream started: an HTTP error instead."""
         self.done = True
-        detail = "The stream was refused."
+        detail = text_for(self.scope, REFUSED)
         for text in self.early:
             message = json.loads(text)
             if message.get("type") == "error":
@@ -231,13 +238,18 @@ class StreamPositions:
         parts = seqs_text.split(",") if seqs_text or execution_ids else []
         if not separator or len(parts) != len(execution_ids):
             raise BadRequest(
-                "Last-Event-ID does not match this stream: send the id of the last event "
-                "received on a stream with the same executions, or none to start over."
+                _(
+                    "Last-Event-ID does not match this stream: send the id of the last event "
+                    "received on a stream with the same executions, or none to start over."
+                )
             )
         seqs = []
         for part in parts:
             if part and not (part.isascii() and part.isdigit() and len(part) <= 18):
-                raise BadRequest(f"Last-Event-ID holds {part[:30]!r} where a seq should be.")
+                raise BadRequest(
+                    _("Last-Event-ID holds %(part)s where a seq should be.")
+                    % {"part": repr(part[:30])}
+                )
             seqs.append(int(part) if part else None)
         return cls(execution_ids, seqs, last_cursor or cursor)
 
@@ -279,6 +291,7 @@ def socket_scope_for(scope: dict, path: str, query: dict) -> dict:
         "subprotocols": [],
         "extensions": {},
         "bridge": "sse",
+        SCOPE_KEY: socket_language(scope),  # from the same headers: chosen once
     }
 
 
@@ -304,9 +317,11 @@ class EventStreams:
         if scope["type"] != "http" or not self.matches(scope):
             return await self.http_app(scope, receive, send)
         if scope.get("method") != "GET":
-            return await http_error(send, 405, "Streams are read with GET.")
+            return await http_error(send, 405, text_for(scope, READ_WITH_GET))
         try:
-            path, query, subscribes, positions = self.socket_request(scope)
+            # Outside Django's LocaleMiddleware: the request's language, for a BadRequest.
+            with in_socket_language(scope):
+                path, query, subscribes, positions = self.socket_request(scope)
         except BadRequest as error:
             return await http_error(send, 400, str(error), 4400)
         bridge = EventStreamBridge(self.socket_app, scope, receive, send, subscribes)
@@ -336,7 +351,9 @@ class EventStreams:
         if feed is not None:
             subscribes.append(feed_subscribe(feed, query, positions.cursor))
         if not subscribes:
-            raise BadRequest("Name what to stream: ?executions=<id>,<id> and/or ?feed=executions.")
+            raise BadRequest(
+                _("Name what to stream: ?executions=<id>,<id> and/or ?feed=executions.")
+            )
         socket_query = {"ticket": query["ticket"]} if "ticket" in query else {}
         return "/api/v1/ws", socket_query, subscribes, positions
 
@@ -347,8 +364,12 @@ def many_execution_ids(text: str) -> list[str]:
     limit = min(settings.REALTIME_MAX_SUBSCRIPTIONS, settings.REALTIME_MAX_SUBSCRIBES_PER_SECOND)
     if len(ids) > limit:
         raise BadRequest(
-            f"Too many executions: at most {limit} on one stream (REALTIME_MAX_SUBSCRIPTIONS, "
-            "REALTIME_MAX_SUBSCRIBES_PER_SECOND). Open several streams."
+            _(
+                "Too many executions: at most %(limit)d on one stream "
+                "(REALTIME_MAX_SUBSCRIPTIONS, REALTIME_MAX_SUBSCRIBES_PER_SECOND). "
+                "Open several streams."
+            )
+            % {"limit": limit}
         )
     return ids
 

@@ -1,3 +1,4 @@
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.authtoken.views import ObtainAuthToken
@@ -61,8 +62,11 @@ class BatchInvalid(ValidationError):
         invalid = sum(1 for item in errors if item)
         super().__init__(
             {
-                "detail": f"{invalid} of {len(errors)} items are invalid, so none was started. "
-                "Fix the items whose results list errors, then send the whole batch again.",
+                "detail": _(
+                    "%(invalid)d of %(count)d items are invalid, so none was started. "
+                    "Fix the items whose results list errors, then send the whole batch again."
+                )
+                % {"invalid": invalid, "count": len(errors)},
                 "results": errors,
             }
         )

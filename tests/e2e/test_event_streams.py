@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import re
 import socket
 import time
 
@@ -174,6 +175,24 @@ async def test_refusals_are_http_errors_before_the_stream_starts(server):
     assert posted.status_code == 405
 
 
+@pytest.mark.usefixtures("compiled_messages")
+async def test_a_refusal_is_in_the_language_of_the_request(server):
+    [execution_id] = start(server, steps(1))
+    chinese = {"Accept-Language": "zh-CN,zh;q=0.9"}
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+        path = f"/api/v1/executions/{execution_id}/stream"
+        anonymous = await read_stream(client, path, headers=chinese)
+        many = "/api/v1/stream?executions=a,b"
+        mismatch = await read_stream(
+            client, many, headers=headers(server, **{"Last-Event-ID": "1;"}, **chinese)
+        )
+
+    assert (anonymous[0], anonymous[2]["code"]) == (401, 4401)
+    assert anonymous[2]["detail"].startswith("需要身份验证：请发送 'Authorization: Bearer")
+    assert (mismatch[0], mismatch[2]["code"]) == (400, 4400)
+    assert mismatch[2]["detail"].startswith("Last-Event-ID 与此事件流不符")
+
+
 async def test_a_one_time_ticket_opens_a_stream_once(server):
     [execution_id] = start(server, steps(1))
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
@@ -299,6 +318,7 @@ async def test_long_poll_answers_empty_when_the_wait_runs_out(server):
     assert too_long.status_code == 400 and "wait" in too_long.json()
 
 
+@pytest.mark.usefixtures("compiled_messages")
 async def test_a_reader_that_stops_is_cut_off_without_slowing_another(server):
     definition = steps(30)
     [stalled_id, read_id] = start(server, definition, {"pad": "x" * OUTPUT_SIZE}, count=2)
@@ -308,7 +328,7 @@ async def test_a_reader_that_stops_is_cut_off_without_slowing_another(server):
     raw.connect(("127.0.0.1", port))
     raw.sendall(
         f"GET /api/v1/executions/{stalled_id}/stream HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-        f"Authorization: Bearer {server.token}\r\n\r\n".encode()
+        f"Authorization: Bearer {server.token}\r\nAccept-Language: zh-CN\r\n\r\n".encode()
     )
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
         began = time.monotonic()
@@ -325,6 +345,9 @@ async def test_a_reader_that_stops_is_cut_off_without_slowing_another(server):
         received += chunk
     raw.close()
     text = received.decode(errors="replace")
-    assert "event: error" in text and "REALTIME_SEND_BUFFER_BYTES" in text
-    assert "Last-Event-ID" in text
+    error = json.loads(re.search(r"event: error\ndata: (.+)\n", text)[1])
+    assert "REALTIME_SEND_BUFFER_BYTES" in error["message"]
+    # In the request's language, which the server's hook reads from its headers.
+    assert error["message"].startswith("你已停止读取：")
+    assert "Last-Event-ID: <你收到的最后一个事件的 id>" in error["message"]
     assert text.count("event: node") < 2 * 31  # cut off before the run's end
