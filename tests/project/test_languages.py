@@ -10,12 +10,13 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.test import Client, override_settings
 
 from executions.management.commands.makemessages import IGNORED
 from tests.conftest import ROOT, bearer_client, require_gettext
-from tests.factories import make_workflow
+from tests.factories import make_execution, make_workflow
 
 CATALOGS = sorted((ROOT / "locale").glob("*/LC_MESSAGES/*.po"))
 # Named values (%(name)s, %(count)d) and format_lazy's ({max}) in a message.
@@ -181,6 +182,37 @@ class TestLanguages:
 
         assert response.status_code == 413
         assert response.json()["detail"].startswith("请求体过大：")
+
+    def test_a_refused_batch_says_so_in_chinese(self, api, user):
+        items = [{"workflow_id": str(make_workflow(user).id)}, "not an object"]
+
+        response = api.post(
+            "/api/v1/executions/batch",
+            {"items": items},
+            format="json",
+            HTTP_ACCEPT_LANGUAGE=CHINESE,
+        )
+
+        assert response.status_code == 400
+        assert response.json()["detail"] == (
+            "2 个条目中有 1 个无效，因此一个都没有启动。"
+            "请修正 results 中列出了错误的条目，然后重新发送整个批次。"
+        )
+
+    def test_the_admins_actions_answer_in_chinese(self, user):
+        admin = Client(HTTP_ACCEPT_LANGUAGE=CHINESE)
+        admin.force_login(User.objects.create_superuser("admin", "admin@example.com", "pw"))
+        pending = make_execution(user)
+
+        response = admin.post(
+            "/admin/executions/execution/",
+            {"action": "cancel_executions", "_selected_action": [str(pending.id)]},
+            follow=True,
+        )
+
+        html = response.content.decode()
+        assert "已请求停止 1 个执行：等待中的会立即取消，运行中的会在下一次检查时停止。" in html
+        assert "取消所选的执行" in html  # the action, in the list to choose from
 
     def test_the_switch_keeps_its_choice_in_a_cookie_over_accept_language(self, user):
         client = Client(HTTP_ACCEPT_LANGUAGE="en-US,en;q=0.9")
