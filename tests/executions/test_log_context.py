@@ -18,8 +18,9 @@ def formatted(record_name="x", message="hello %s", args=("you",), exc_info=None)
 
 
 def test_a_line_is_one_json_object_with_the_ids_bound_where_it_was_logged():
-    assert formatted() == {
-        "time": formatted()["time"],
+    plain = formatted()
+    assert plain == {
+        "time": plain["time"],
         "level": "ERROR",
         "logger": "x",
         "message": "hello you",
