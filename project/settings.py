@@ -158,6 +158,9 @@ STATIC_URL = "static/"
 # STATIC_ROOT and run collectstatic to serve compressed copies instead.
 STATIC_ROOT = os.environ.get("STATIC_ROOT") or None
 WHITENOISE_USE_FINDERS = True
+# The JavaScript client package (clients/js, "workflow-push"), which the
+# dashboard imports, served as it is under /static/workflow-push/.
+STATICFILES_DIRS = [("workflow-push", BASE_DIR / "clients" / "js" / "src")]
 LOGIN_URL = "dashboard:login"
 LOGIN_REDIRECT_URL = "dashboard:executions"
 LOGOUT_REDIRECT_URL = "dashboard:login"

@@ -9,6 +9,17 @@ cd "$(dirname "$0")/.."
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements.txt
 .venv/bin/ruff check .
+# The JavaScript package's development dependencies (tsc, esbuild, vue, react), for
+# tests/js: installed from its lock, again only when the lock changed.
+if command -v npm >/dev/null; then
+    if ! cmp -s clients/js/package-lock.json clients/js/node_modules/.installed-lock.json; then
+        (cd clients/js && npm ci --prefer-offline --no-audit --no-fund --loglevel=error)
+        cp clients/js/package-lock.json clients/js/node_modules/.installed-lock.json
+    fi
+elif [ "${REQUIRE_SERVICES:-0}" = "1" ]; then
+    echo "FAILED: npm is required (apt-get install -y nodejs npm)" >&2
+    exit 1
+fi
 .venv/bin/ruff format --check .
 
 # The message catalogs (locale/*/LC_MESSAGES/*.po), compiled as the servers read them.

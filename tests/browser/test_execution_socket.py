@@ -1,4 +1,4 @@
-"""The multiplexed JavaScript client (execution-socket.js) in Chromium, against a
+"""The multiplexed JavaScript client (clients/js: execution-socket.js) in Chromium, against a
 scripted socket: the test plays the server of ``/api/v1/ws`` message by message."""
 
 import json
@@ -41,6 +41,7 @@ window.seen = { events: {}, ends: {}, fails: {}, errors: [], executions: [], fee
 window.connect = (options = {}) => {
   window.socket = new ExecutionSocket({
     baseUrl: "ORIGIN",
+    transports: ["websocket"],  // the fake socket's; the others: tests/js
     createSocket: (url) => new FakeSocket(url),
     backoff: { initialMs: 1, maxMs: 1 },
     onError: (message) => seen.errors.push(message.message),

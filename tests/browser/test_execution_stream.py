@@ -1,4 +1,4 @@
-"""The JavaScript client (execution-stream.js) in Chromium, against a scripted socket.
+"""The JavaScript client (clients/js: execution-stream.js) in Chromium, against a scripted socket.
 
 A fake socket lets each test play the server exactly: gaps, duplicates,
 dropped connections, silent connections, refusals. The events endpoint is
@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-STATIC = Path(__file__).resolve().parents[2] / "dashboard/static/dashboard"
+STATIC = Path(__file__).resolve().parents[2] / "clients/js/src"
 ORIGIN = "http://stream.test"
 EXECUTION = "0b6f1c1e-7a49-4c1f-9d84-2f1f0c6d7a10"
 
@@ -44,6 +44,7 @@ window.follow = (options = {}) => {
   const seen = { events: [], ends: [], errors: [], fails: [], states: [], pongs: 0 };
   const stream = new ExecutionStream("EXECUTION_ID", {
     baseUrl: "ORIGIN",
+    transports: ["websocket"],  // the fake socket's; the others: tests/js
     createSocket: (url) => new FakeSocket(url),
     onEvent: (message) => seen.events.push(message),
     onEnd: (message) => seen.ends.push(message.status),

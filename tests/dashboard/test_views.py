@@ -116,12 +116,18 @@ def test_someone_elses_execution_and_workflow_are_not_found(user, other_user, st
 
 
 def test_static_files_are_served(user):
+    # The JavaScript client package (clients/js/src), which the dashboard imports.
     for name in [
         "execution-stream.js",
         "execution-socket.js",
         "execution-subscriptions.js",
         "reconnecting-socket.js",
         "execution-events.js",
+        "transports.js",
+    ]:
+        response = Client().get(f"/static/workflow-push/{name}")
+        assert response.status_code == 200, name
+    for name in [
         "executions-page.js",
         "dashboard.css",
         "execution-page.js",

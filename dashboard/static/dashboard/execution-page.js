@@ -3,7 +3,7 @@
 
 import { api } from "./api.js";
 import { DagView } from "./dag.js";
-import { ExecutionStream, TERMINAL_STATUSES } from "./execution-stream.js";
+import { ExecutionStream, TERMINAL_STATUSES } from "../workflow-push/execution-stream.js";
 import { format, gettext } from "./i18n.js";
 import { StreamPanels } from "./stream-panels.js";
 import { formatClock, formatSeconds, formatTime, h, setBadge, setConnection, show } from "./ui.js";

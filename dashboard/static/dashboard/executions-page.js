@@ -2,7 +2,7 @@
 // brings the newest executions first, then each new one and each change as it happens.
 
 import { apiAll } from "./api.js";
-import { ExecutionSocket } from "./execution-socket.js";
+import { ExecutionSocket } from "../workflow-push/execution-socket.js";
 import { format, gettext } from "./i18n.js";
 import { badge, formatAgo, formatSeconds, h, progressBar, setBadge, setConnection, setProgress, show } from "./ui.js";
 

@@ -4,7 +4,7 @@
  * A plain ES module with no dependencies, like ExecutionStream, with which it
  * shares the connection (heartbeat, backoff, reconnect) and the ordered delivery.
  *
- *   import { ExecutionSocket } from "/static/dashboard/execution-socket.js";
+ *   import { ExecutionSocket } from "workflow-push";
  *
  *   const socket = new ExecutionSocket({ onStateChange: (state) => showConnection(state) }).start();
  *   const run = socket.subscribe(executionId, {
@@ -26,6 +26,13 @@
  * it had of that execution. After a lost connection every subscription is
  * resubscribed with its last `seq`, and the feed with its last cursor, so
  * nothing is missed and nothing comes twice.
+ *
+ * Where no WebSocket gets through it reads `GET /api/v1/stream?executions=…&feed=…`
+ * (Server-Sent Events) instead, resuming every subscription and the feed with
+ * the composite `Last-Event-ID`; a subscription or feed that starts or stops
+ * then opens the stream again with the new set (`restreamMs` later, so that a
+ * page of them opens it once). It has no long-poll: "long-poll" in
+ * `transports` is passed over.
  */
 
 import { FEED, Feed, Subscription } from "./execution-subscriptions.js";
@@ -37,6 +44,7 @@ const DEFAULTS = {
   // server's REALTIME_MAX_SUBSCRIBES_PER_SECOND, so that two of these windows
   // never add up to more than its one.
   subscribesPerSecond: 250,
+  restreamMs: 20,
 };
 
 export class ExecutionSocket extends ReconnectingSocket {
@@ -54,6 +62,7 @@ export class ExecutionSocket extends ReconnectingSocket {
     this._requests = [];
     this._window = { start: 0, sent: 0 };
     this._pumping = null;
+    this._restream = null;
   }
 
   /** Follow one execution; see SUBSCRIPTION_DEFAULTS in execution-subscriptions.js for the options. */
@@ -85,12 +94,41 @@ export class ExecutionSocket extends ReconnectingSocket {
     return this.websocketUrl("/api/v1/ws");
   }
 
+  /** The event stream of every active subscription and the feed, each from where it is. */
+  eventStreamRequest() {
+    const subscriptions = [...this.subscriptions.values()].filter((s) => s.active);
+    const feed = this._feed?.active ? this._feed : null;
+    const query = new URLSearchParams();
+    if (subscriptions.length) query.set("executions", subscriptions.map((s) => s.executionId).join(","));
+    if (feed) {
+      query.set("feed", FEED);
+      for (const [name, value] of Object.entries(feed.filter)) {
+        query.set(name, Array.isArray(value) ? value.join(",") : String(value));
+      }
+    }
+    if (!subscriptions.length && !feed) return null; // nothing to follow: no stream
+    const headers = {};
+    const cursor = feed?.cursor ?? null;
+    if (cursor !== null || subscriptions.some((s) => s.lastSeq !== null)) {
+      const seqs = subscriptions.map((s) => (s.lastSeq === null ? "" : String(s.lastSeq)));
+      headers["Last-Event-ID"] = `${seqs.join(",")};${cursor ?? ""}`;
+    }
+    return { url: this.httpUrl("/api/v1/stream", `?${query}`), headers };
+  }
+
+  _open() {
+    if (this.transport !== "sse") return super._open();
+    const request = this.eventStreamRequest();
+    return request ? super._open() : new IdleStream();
+  }
+
   /** A new connection: every subscription and the feed again, from where they are. */
   opened() {
     this._requests = [];
     this._window = { start: 0, sent: 0 };
     this._feedAsked = false;
     this._feedDraining = false;
+    if (this.transport !== "websocket") return; // the stream's request named them all
     for (const subscription of this.subscriptions.values()) {
       this._request(() => (subscription.active ? subscription.subscribeMessage() : null));
     }
@@ -121,6 +159,7 @@ export class ExecutionSocket extends ReconnectingSocket {
   }
 
   _feedSubscribe(feed) {
+    if (this.transport !== "websocket") return this._restreamSoon();
     if (!this.isOpen || this._feedDraining || feed !== this._feed) return;
     this._feedAsked = true;
     this._request(() => (feed.active && feed === this._feed ? feed.subscribeMessage() : null));
@@ -130,6 +169,7 @@ export class ExecutionSocket extends ReconnectingSocket {
   _feedStopped(feed, { answered = false } = {}) {
     if (feed !== this._feed) return;
     this._feed = null;
+    if (this.transport !== "websocket") return this._restreamSoon();
     if (this._feedAsked && !answered && this.isOpen) {
       this._feedDraining = true;
       this._request(() => ({ type: "unsubscribe", feed: FEED }));
@@ -140,6 +180,7 @@ export class ExecutionSocket extends ReconnectingSocket {
   // Requests, paced under the server's subscribe rate
 
   _request(build) {
+    if (this.transport !== "websocket") return this._restreamSoon();
     if (!this.isOpen) return; // `opened` subscribes again from the state as it is then
     this._requests.push(build);
     this._pump();
@@ -162,6 +203,18 @@ export class ExecutionSocket extends ReconnectingSocket {
     }
   }
 
+  /** On an event stream, what is followed changed: open it again with the new set
+   * (unless a connection is being waited for, which will read the set then). */
+  _restreamSoon() {
+    if (this._restream || !this._socket || this.finished) return;
+    this._restream = setTimeout(() => {
+      this._restream = null;
+      if (!this._socket || this.finished || this.transport === "websocket") return;
+      this._teardown();
+      this._connect();
+    }, this.options.restreamMs);
+  }
+
   _forget(subscription) {
     if (this.subscriptions.get(subscription.executionId) === subscription) {
       this.subscriptions.delete(subscription.executionId);
@@ -171,7 +224,24 @@ export class ExecutionSocket extends ReconnectingSocket {
   _teardown() {
     clearTimeout(this._pumping);
     this._pumping = null;
+    clearTimeout(this._restream);
+    this._restream = null;
     this._requests = [];
     super._teardown();
+  }
+}
+
+/** An event stream with nothing to follow: open, silent, and never lost. */
+class IdleStream {
+  constructor() {
+    this.readyState = 1;
+    this.quiet = true;
+    queueMicrotask(() => this.readyState === 1 && this.onopen({}));
+  }
+
+  send() {}
+
+  close() {
+    this.readyState = 3;
   }
 }

@@ -3,7 +3,7 @@
  * (docs/protocol.md, docs/asyncapi.yaml). A plain ES module with no
  * dependencies; the dashboard uses it, and so can any other front end.
  *
- *   import { ExecutionStream } from "/static/dashboard/execution-stream.js";
+ *   import { ExecutionStream } from "workflow-push";
  *
  *   const stream = new ExecutionStream(executionId, {
  *     lastSeq: 0,                 // replay every event; leave out for a snapshot first
@@ -20,6 +20,9 @@
  * - every event (status, node, log, chunk) is delivered once, in `seq` order:
  *   duplicates are dropped and a gap is filled from
  *   `GET /api/v1/executions/{id}/events?after=N` first; `onEvent` gets them all;
+ * - it connects over a WebSocket, else Server-Sent Events, else long-poll
+ *   (`transports`): a transport that cannot be opened or stays silent gives
+ *   way to the next at once, resuming after the last event delivered;
  * - a `ping` every 25 s; no answer within 10 s counts as a lost connection;
  * - a lost connection is retried with exponential backoff and jitter (at once
  *   when the browser comes back online), resuming with `?last_seq=N`;
@@ -29,9 +32,9 @@
  * - it stops after the terminal status (completed, failed, cancelled), or for
  *   good on a refusal (close codes 4400, 4401, 4403, 4404; see `onFail`).
  *
- * In a browser the socket and REST calls use the session cookie. Elsewhere
- * pass `createSocket` (e.g. with an `Authorization: Bearer` header) and
- * `headers` for the REST calls.
+ * In a browser the socket, the event stream and the REST calls use the session
+ * cookie. Elsewhere pass `createSocket` (e.g. with an `Authorization: Bearer`
+ * header) and `headers` for the HTTP requests.
  *
  * To follow many executions (or the list of executions) on one socket, see
  * ExecutionSocket in execution-socket.js.
@@ -39,6 +42,7 @@
 
 import { EVENT_TYPES, EventSequence, TERMINAL_STATUSES } from "./execution-events.js";
 import { CONNECTION_DEFAULTS, ReconnectingSocket, REFUSALS, withDefaults } from "./reconnecting-socket.js";
+import { LongPollSocket } from "./transports.js";
 
 export { TERMINAL_STATUSES };
 
@@ -83,6 +87,15 @@ export class ExecutionStream extends ReconnectingSocket {
   socketUrl() {
     const search = this.lastSeq === null ? "" : `?last_seq=${this.lastSeq}`;
     return this.websocketUrl(`/api/v1/ws/executions/${this.executionId}`, search);
+  }
+
+  eventStreamRequest() {
+    const search = this.lastSeq === null ? "" : `?last_seq=${this.lastSeq}`;
+    return { url: this.httpUrl(`/api/v1/executions/${this.executionId}/stream`, search) };
+  }
+
+  longPollSocket() {
+    return new LongPollSocket(this.executionId, this.lastSeq ?? 0, this.options);
   }
 
   received(message) {

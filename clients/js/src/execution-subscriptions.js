@@ -37,8 +37,8 @@ export class Subscription {
     this.state = "subscribed";
     this._attempt = 0;
     this._retry = null;
-    const { baseUrl, headers, fetch } = socket.options;
-    this._events = new EventSequence(executionId, { ...this.options, baseUrl, headers, fetch }, {
+    const { baseUrl, headers, fetch, credentials } = socket.options;
+    this._events = new EventSequence(executionId, { ...this.options, baseUrl, headers, fetch, credentials }, {
       ended: (message) => this._end(message),
       broken: (error) => {
         console.warn(`execution ${executionId}: subscribing again after`, error);

@@ -78,7 +78,7 @@ export class EventSequence {
   async _get(url) {
     const response = await this.options.fetch(url, {
       headers: { Accept: "application/json", ...this.options.headers },
-      credentials: "same-origin",
+      credentials: this.options.credentials ?? "same-origin",
     });
     if (!response.ok) throw new Error(`GET ${url} answered ${response.status}`);
     return response.json();
