@@ -24,6 +24,7 @@ from django.db import InterfaceError, OperationalError
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from executions import log_context
 from executions.selectors import events_after, execution_visible_to
 from realtime import events
 from realtime.db import db_read
@@ -202,18 +203,19 @@ class ExecutionSubscription:
         await self.socket.subscription_refused(self, text_for(self.socket.scope, text), code)
 
     async def guarded(self, work) -> None:
-        """Await ``work``; if it fails, log that once and end the subscription, so
-        that the client resumes it."""
-        try:
-            await work
-        except TRANSIENT_DB_ERRORS:
-            logger.exception(
-                "A socket of execution %s could not read the database", self.execution_id
-            )
-            self.fail(DATABASE_UNAVAILABLE, CLOSE_TRY_AGAIN_LATER)
-        except Exception:
-            logger.exception("A socket of execution %s failed", self.execution_id)
-            self.fail(INTERNAL_ERROR, CLOSE_INTERNAL_ERROR)
+        """Await ``work``; if it fails, log that once (with the execution's id) and end
+        the subscription, so that the client resumes it."""
+        with log_context.bound(execution_id=self.execution_id):
+            try:
+                await work
+            except TRANSIENT_DB_ERRORS:
+                logger.exception(
+                    "A socket of execution %s could not read the database", self.execution_id
+                )
+                self.fail(DATABASE_UNAVAILABLE, CLOSE_TRY_AGAIN_LATER)
+            except Exception:
+                logger.exception("A socket of execution %s failed", self.execution_id)
+                self.fail(INTERNAL_ERROR, CLOSE_INTERNAL_ERROR)
 
     def fail(self, text: str, code: int) -> None:
         """End the subscription; from any task (one of the fanout's, the watchdog's), so

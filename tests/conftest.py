@@ -1,5 +1,7 @@
 import asyncio
 import contextlib
+import json
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -12,6 +14,7 @@ from django.core.management import call_command
 from django.db import connections
 from rest_framework.test import APIClient
 
+from executions import log_context
 from executions.dispatch import stop_in_process_runs
 from executions.engine.db import close_db_threads
 from executions.engine.expression_pool import evaluator_pool
@@ -19,6 +22,30 @@ from project.asgi import django_asgi_app
 from realtime.db import close_read_threads
 from realtime.publish import publisher_loop
 from tests.factories import make_token, make_user
+
+
+class JsonErrorLines(logging.Handler):
+    """The ERROR lines as LOG_FORMAT=json writes them, formatted when they are logged
+    (the ids they carry are those bound where they were logged)."""
+
+    def __init__(self):
+        super().__init__(logging.ERROR)
+        self.setFormatter(log_context.JsonFormatter())
+        self.lines: list[dict] = []
+
+    def emit(self, record):
+        self.lines.append(json.loads(self.format(record)))
+
+
+@pytest.fixture
+def error_lines() -> list[dict]:
+    """Every ERROR line logged during the test, as parsed JSON lines."""
+    handler = JsonErrorLines()
+    logging.getLogger().addHandler(handler)
+    try:
+        yield handler.lines
+    finally:
+        logging.getLogger().removeHandler(handler)
 
 
 @pytest.fixture(autouse=True)

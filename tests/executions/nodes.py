@@ -155,3 +155,14 @@ class Streamer(NodeType):
             if params["interval"]:
                 await asyncio.sleep(params["interval"])
         return {"pieces": len(params["pieces"])}
+
+
+@register
+class Crash(NodeType):
+    """A bug in a node type: raises something the engine does not expect."""
+
+    type_name = "test_crash"
+    params_serializer = serializers.Serializer
+
+    async def run(self, ctx, params, data):
+        raise RuntimeError("a bug in the node")

@@ -179,7 +179,7 @@ async def test_sockets_closed_by_database_errors_do_not_count_against_the_socket
 
 
 async def test_a_bug_in_a_handler_closes_1011_after_an_error_logged_once(
-    held_execution, user, token, monkeypatch, caplog
+    held_execution, user, token, monkeypatch, error_lines
 ):
     def broken(execution):
         raise RuntimeError("a bug")
@@ -191,8 +191,9 @@ async def test_a_bug_in_a_handler_closes_1011_after_an_error_logged_once(
     assert code == 1011
     assert [m["type"] for m in messages] == ["error"]
     assert_released(execution_id, user.pk)
-    bugs = [r for r in caplog.records if r.exc_info and isinstance(r.exc_info[1], RuntimeError)]
-    assert len(bugs) == 1
+    [line] = error_lines  # with its traceback and the execution it was about
+    assert "RuntimeError: a bug" in line["traceback"]
+    assert line["execution_id"] == str(execution_id)
 
 
 async def test_a_socket_the_server_cancels_releases_everything(held_execution, user, token):
