@@ -30,6 +30,12 @@ from executions.engine.db import shutdown_closing_connections
 UNLIMITED_THREADS = 32
 
 
+async def _disconnected(receive) -> None:
+    """Until the server says the client disconnected."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
 async def _replay(chunks: list):
     for chunk in chunks:
         yield chunk
@@ -61,11 +67,28 @@ class ThreadedHTTPHandler(ASGIHandler):
         try:
             response = await loop.run_in_executor(self.pool, self.respond, scope, body_file)
             try:
-                await self.send_response(response, send)
+                await self.send_until_disconnect(response, receive, send)
             finally:
                 await loop.run_in_executor(self.pool, response.close)
         finally:
             body_file.close()
+
+    async def send_until_disconnect(self, response, receive, send) -> None:
+        """Send the response; a streamed one (a long-poll's wait, a file) stops as soon
+        as the client goes away, so that what it holds is given back then."""
+        if not response.streaming:
+            await self.send_response(response, send)
+            return
+        sending = asyncio.ensure_future(self.send_response(response, send))
+        gone = asyncio.ensure_future(_disconnected(receive))
+        try:
+            await asyncio.wait({sending, gone}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (sending, gone):
+                task.cancel()
+            await asyncio.gather(sending, gone, return_exceptions=True)
+        if not sending.cancelled() and sending.exception() is not None:
+            raise sending.exception()
 
     def respond(self, scope, body_file) -> HttpResponse:
         """The response to the request, computed in this (pool) thread."""

@@ -351,3 +351,27 @@ async def test_a_reader_that_stops_is_cut_off_without_slowing_another(server):
     assert error["message"].startswith("你已停止读取：")
     assert "Last-Event-ID: <你收到的最后一个事件的 id>" in error["message"]
     assert text.count("event: node") < 2 * 31  # cut off before the run's end
+
+
+async def test_a_long_poll_whose_client_went_away_gives_its_slot_back(tmp_path):
+    with serve(tmp_path, {"REALTIME_MAX_SOCKETS_PER_USER": "1"}) as capped:
+        [execution_id] = start(capped, chain(node("wait", "delay", seconds=60)))
+        path = f"/api/v1/executions/{execution_id}/events?after=1000&wait=30"
+        port = int(capped.url.rsplit(":", 1)[1])
+        waiting = socket.create_connection(("127.0.0.1", port))
+        waiting.sendall(
+            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"Authorization: Bearer {capped.token}\r\n\r\n".encode()
+        )
+        async with httpx.AsyncClient(base_url=capped.url, timeout=30) as client:
+            deadline = time.monotonic() + 10
+            while (await client.get(path, headers=headers(capped))).status_code != 429:
+                assert time.monotonic() < deadline, "the first long-poll never took its slot"
+                await asyncio.sleep(0.1)
+            waiting.close()  # long before its 30 s are over
+            deadline = time.monotonic() + 5
+            short = path.replace("wait=30", "wait=1")
+            while (answer := await client.get(short, headers=headers(capped))).status_code == 429:
+                assert time.monotonic() < deadline, "the slot was not given back"
+                await asyncio.sleep(0.1)
+        assert answer.status_code == 200 and answer.json()["results"] == []
