@@ -36,9 +36,6 @@ from realtime.fanout import fanout
 from realtime.publish import group_name_for
 from realtime.watchdog import watchdog
 
-# What the watchdog's socket cap sees of a long-poll: none (it has its own).
-UNCAPPED = 2**62
-
 
 class LongPollSlots:
     """Each user's waiting long-polls in this process; thread-safe (views take
@@ -122,7 +119,7 @@ class EventWaiter:
         the head is read once, so an event recorded before the join is not missed."""
         group = group_name_for(self.execution_id)
         await fanout().join(group, self)
-        watchdog().admit(self, limit=UNCAPPED)
+        watchdog().watch(self)  # not one of the sockets: it has its own cap
         try:
             self.observe_heads(await db_read(execution_heads)([self.execution_id]))
             with contextlib.suppress(TimeoutError):

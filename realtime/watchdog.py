@@ -53,22 +53,32 @@ class Watched(Protocol):
 class LogWatchdog:
     def __init__(self) -> None:
         self.subscribers: set[Watched] = set()
+        # Those of the subscribers that are sockets, counted for the per-user cap.
+        self.sockets: set[Watched] = set()
         self.sockets_per_user: Counter = Counter()
         self._task: asyncio.Task | None = None
 
     def admit(self, subscriber: Watched, *, limit: int) -> bool:
-        """Start watching ``subscriber`` unless its user has ``limit`` sockets already."""
+        """Start watching ``subscriber``, a socket, unless its user has ``limit`` sockets
+        already."""
         if self.sockets_per_user[subscriber.user_id] >= limit:
             return False
-        self.subscribers.add(subscriber)
+        self.sockets.add(subscriber)
         self.sockets_per_user[subscriber.user_id] += 1
-        if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._run(), context=unspoken())
+        self.watch(subscriber)
         return True
 
+    def watch(self, subscriber: Watched) -> None:
+        """Start watching ``subscriber`` outside the sockets' count (a long-poll, which
+        has its own cap)."""
+        self.subscribers.add(subscriber)
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run(), context=unspoken())
+
     def discard(self, subscriber: Watched) -> None:
-        if subscriber in self.subscribers:
-            self.subscribers.discard(subscriber)
+        self.subscribers.discard(subscriber)
+        if subscriber in self.sockets:
+            self.sockets.discard(subscriber)
             self.sockets_per_user[subscriber.user_id] -= 1
             if not self.sockets_per_user[subscriber.user_id]:
                 del self.sockets_per_user[subscriber.user_id]
