@@ -31,6 +31,7 @@ from django.core import checks
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from realtime.auth import header
 from realtime.languages import SCOPE_KEY, in_socket_language, socket_language, text_for
 
 # Sent by a consumer behind a bridge when its socket is admitted: the
@@ -266,13 +267,6 @@ async def http_error(send, status: int, detail: str, code: int | None = None) ->
     await send({"type": "http.response.body", "body": json.dumps(body).encode()})
 
 
-def header_value(scope, name: bytes) -> str | None:
-    for key, value in scope.get("headers", []):
-        if key.lower() == name:
-            return value.decode("latin-1")
-    return None
-
-
 def socket_scope_for(scope: dict, path: str, query: dict) -> dict:
     """The websocket scope the socket's consumer would get for this request."""
     query_string = urlencode(query, quote_via=quote).encode()
@@ -331,7 +325,7 @@ class EventStreams:
     def socket_request(self, scope) -> tuple[str, dict, list[dict], "StreamPositions | None"]:
         """The socket path, query, subscribe messages and positions for this request."""
         query = query_of(scope)
-        last_event_id = header_value(scope, b"last-event-id")
+        last_event_id = header(scope, b"last-event-id")
         single = EXECUTION_STREAM.match(scope["path"])
         if single:
             socket_query = {k: v for k, v in query.items() if k in ("ticket", "last_seq")}
