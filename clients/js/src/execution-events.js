@@ -15,6 +15,17 @@
 
 export const TERMINAL_STATUSES = new Set(["completed", "failed", "cancelled"]);
 export const EVENT_TYPES = new Set(["status", "node", "log", "chunk"]);
+
+// What a follower of one execution's events is told, by default nothing.
+export const EVENT_CALLBACKS = {
+  lastSeq: null,
+  onStatus() {},
+  onNode() {},
+  onLog() {},
+  onChunk() {},
+  onEvent() {},
+  onEnd() {},
+};
 const HANDLERS = { status: "onStatus", node: "onNode", log: "onLog", chunk: "onChunk" };
 
 export class EventSequence {

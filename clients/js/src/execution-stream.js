@@ -40,22 +40,13 @@
  * ExecutionSocket in execution-socket.js.
  */
 
-import { EVENT_TYPES, EventSequence, TERMINAL_STATUSES } from "./execution-events.js";
+import { EVENT_CALLBACKS, EVENT_TYPES, EventSequence, TERMINAL_STATUSES } from "./execution-events.js";
 import { CONNECTION_DEFAULTS, ReconnectingSocket, REFUSALS, withDefaults } from "./reconnecting-socket.js";
 import { LongPollSocket } from "./transports.js";
 
 export { TERMINAL_STATUSES };
 
-const DEFAULTS = {
-  ...CONNECTION_DEFAULTS,
-  lastSeq: null,
-  onStatus() {},
-  onNode() {},
-  onLog() {},
-  onChunk() {},
-  onEvent() {},
-  onEnd() {},
-};
+const DEFAULTS = { ...CONNECTION_DEFAULTS, ...EVENT_CALLBACKS };
 
 export class ExecutionStream extends ReconnectingSocket {
   /**

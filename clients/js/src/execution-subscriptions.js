@@ -4,7 +4,7 @@
  * rest after a reconnect. Made by `ExecutionSocket.subscribe` and `.feed`.
  */
 
-import { EVENT_TYPES, EventSequence } from "./execution-events.js";
+import { EVENT_CALLBACKS, EVENT_TYPES, EventSequence } from "./execution-events.js";
 import { backoffDelay } from "./reconnecting-socket.js";
 
 // A subscription or feed that the server could not go on with: subscribe again.
@@ -14,13 +14,7 @@ export const FEED = "executions";
 const REMEMBERED = 10000;
 
 const SUBSCRIPTION_DEFAULTS = {
-  lastSeq: null,
-  onStatus() {},
-  onNode() {},
-  onLog() {},
-  onChunk() {},
-  onEvent() {},
-  onEnd() {},
+  ...EVENT_CALLBACKS,
   onError() {},
   onFail() {},
 };
