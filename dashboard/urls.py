@@ -11,6 +11,7 @@ urlpatterns = [
     path("", views.executions_page, name="executions"),
     path("executions/<uuid:execution_id>/", views.execution_page, name="execution"),
     path("workflows/", views.workflows_page, name="workflows"),
+    path("workers/", views.workers_page, name="workers"),
     path("workflows/new/", views.workflow_page, name="workflow-new"),
     path("workflows/<uuid:workflow_id>/", views.workflow_page, name="workflow"),
     path(

@@ -3,7 +3,9 @@ execution stream, through the same endpoints any other client uses."""
 
 import inspect
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils.translation import gettext as _
@@ -25,6 +27,14 @@ def execution_page(request: HttpRequest, execution_id) -> HttpResponse:
     return render(
         request, "dashboard/execution.html", {"section": "executions", "execution": execution}
     )
+
+
+@login_required
+def workers_page(request: HttpRequest) -> HttpResponse:
+    if not request.user.is_staff:
+        raise PermissionDenied(_("Only staff may see the servers and workers."))
+    context = {"section": "workers", "timeout": settings.WORKERS_TIMEOUT_SECONDS}
+    return render(request, "dashboard/workers.html", context)
 
 
 @login_required

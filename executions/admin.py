@@ -2,18 +2,24 @@ from django.contrib import admin, messages
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
+from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
+from django.utils.http import urlencode
+from django.utils.timezone import localtime
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from executions import services
+from executions import selectors, services
+from executions.clock import database_now
 from executions.exceptions import AlreadyFinished, TooManyActiveExecutions
 from executions.models import (
     Execution,
     ExecutionEvent,
+    ExecutionRun,
     ExecutionStatus,
     ExecutionTag,
     NodeRun,
+    Worker,
     Workflow,
 )
 
@@ -61,6 +67,35 @@ class NodeRunInline(ReadOnlyInline):
     fields = ["node_id", "node_type", "status", "attempts", "started_at", "duration", "error"]
     readonly_fields = fields
     ordering = ["position"]
+
+
+class ExecutionRunInline(ReadOnlyInline):
+    """Each run: the process that ran it (linked while its row is kept), and its end."""
+
+    model = ExecutionRun
+    fields = ["number", "worker_link", "started_at", "ended", "outcome_shown", "reason"]
+    readonly_fields = fields
+    ordering = ["number"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("worker", "execution")
+
+    @admin.display(description="worker")
+    def worker_link(self, run: ExecutionRun) -> str:
+        if run.worker is None:
+            return run.worker_name or "-"
+        url = reverse("admin:executions_worker_change", args=[run.worker.id])
+        return format_html('<a href="{}">{}</a>', url, run.worker_name)
+
+    @admin.display(description="ended")
+    def ended(self, run: ExecutionRun) -> str:
+        ended_at, _ = selectors.run_end(run, run.execution)
+        return "-" if ended_at is None else date_format(localtime(ended_at), "DATETIME_FORMAT")
+
+    @admin.display(description="outcome")
+    def outcome_shown(self, run: ExecutionRun) -> str:
+        _, outcome = selectors.run_end(run, run.execution)
+        return outcome or "running"
 
 
 class ExecutionEventInline(ReadOnlyInline):
@@ -117,7 +152,7 @@ class ExecutionAdmin(admin.ModelAdmin):
     ]
     list_select_related = ["workflow", "owner"]
     date_hierarchy = "created_at"
-    inlines = [NodeRunInline, ExecutionEventInline]
+    inlines = [ExecutionRunInline, NodeRunInline, ExecutionEventInline]
     readonly_fields = [field.name for field in Execution._meta.fields]
     actions = ["cancel_executions", "run_again"]
 
@@ -208,6 +243,51 @@ class ExecutionAdmin(admin.ModelAdmin):
                 % {"count": not_started, "reason": refused},
                 messages.ERROR,
             )
+
+
+@admin.register(Worker)
+class WorkerAdmin(admin.ModelAdmin):
+    """The servers and workers as their heartbeats describe them; written by the
+    processes themselves, so read-only here."""
+
+    list_display = [
+        "name",
+        "kind",
+        "state",
+        "executions_running",
+        "running_link",
+        "last_seen_at",
+        "started_at",
+        "stopped_at",
+        "version",
+    ]
+    list_filter = ["kind", "runs_executions"]
+    search_fields = ["name", "host", "=id"]
+    readonly_fields = [field.name for field in Worker._meta.fields]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Worker]:
+        return selectors.workers_with_liveness(database_now())
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="state", ordering="alive")
+    def state(self, worker: Worker) -> str:
+        alive = worker.alive
+        return format_html(
+            '<span style="color:#fff;background:{};padding:2px 8px;border-radius:8px">{}</span>',
+            "#16a34a" if alive else "#6b7280",
+            "alive" if alive else ("stopped" if worker.stopped_at else "gone"),
+        )
+
+    @admin.display(description="claims")
+    def running_link(self, worker: Worker) -> str:
+        url = reverse("admin:executions_execution_changelist")
+        query = urlencode({"status": ExecutionStatus.RUNNING, "claimed_by": worker.name})
+        return format_html('<a href="{}?{}">running executions</a>', url, query)
 
 
 def started_message(started: list[Execution]) -> str:

@@ -6,8 +6,9 @@ class ExecutionsConfig(AppConfig):
     verbose_name = "Workflow executions"
 
     def ready(self) -> None:
-        from executions import feed, runtime  # noqa: F401  register their checks
+        from executions import feed, heartbeat, runtime  # noqa: F401  register their checks
         from executions.engine import (
             nodes,  # noqa: F401  registers the built-in node types
             streams,  # noqa: F401  registers its checks
         )
+        from executions.metrics import access  # noqa: F401  registers its checks

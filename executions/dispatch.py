@@ -17,6 +17,7 @@ from typing import Any
 from django.conf import settings
 
 from executions.background import BackgroundLoop
+from executions.metrics import loop_lag
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +57,7 @@ def run_here(execution_id: Any) -> concurrent.futures.Future:
     """Run an execution on this process's runner loop."""
     from executions.engine.runner import run_execution
 
+    loop_lag.watch("runner", in_process_loop.loop)
     future = in_process_loop.submit(run_execution(execution_id))
     _running.add(future)
     future.add_done_callback(_finished)

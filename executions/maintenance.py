@@ -11,7 +11,7 @@ import logging
 from django.conf import settings
 from django.db import close_old_connections, connection
 
-from executions import dispatch, selectors, services
+from executions import dispatch, metrics, selectors, services
 from executions.dispatch import in_process_loop
 from executions.engine.db import db
 from executions.services.retention import executions_prune_when_due
@@ -44,6 +44,7 @@ async def maintain_once() -> None:
         reason = f"Runner {runner or 'unknown'} stopped renewing its claim"
         execution = await db(services.execution_interrupt, execution_id=execution_id, reason=reason)
         if execution is not None:
+            metrics.lease_expired(execution.status)
             logger.warning("Execution %s: %s; now %s", execution_id, reason, execution.status)
     await redispatch_stale()
 

@@ -226,3 +226,100 @@ class ExecutionEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.execution_id} #{self.seq} {self.type}"
+
+
+class WorkerKind(models.TextChoices):
+    """What a process of the service is (``Worker.kind``)."""
+
+    SERVER = "server", _("Server")
+    """An ASGI server (daphne); in the embedded mode it also runs executions."""
+    WORKER = "worker", _("Worker")
+    """A ``manage.py worker`` process, running executions from the broker's queue."""
+
+
+class Worker(models.Model):
+    """A server or worker process, as its heartbeats describe it.
+
+    One row per process start, written by the process itself
+    (``executions.heartbeat``); every time on it is the database's. It is alive
+    while its last heartbeat is at most ``WORKERS_TIMEOUT_SECONDS`` old and it
+    has not said it stopped (``executions.selectors.workers_overview``).
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    # As in ``Execution.claimed_by`` (``executions.dispatch.runner_name``).
+    name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=16, choices=WorkerKind.choices)
+    runs_executions = models.BooleanField(
+        default=True, help_text="it runs executions (a worker, or a server in the embedded mode)"
+    )
+    host = models.CharField(max_length=200)
+    pid = models.PositiveIntegerField()
+    version = models.CharField(max_length=64, blank=True, default="")
+    started_at = models.DateTimeField()
+    last_seen_at = models.DateTimeField(help_text="its latest heartbeat")
+    executions_running = models.PositiveIntegerField(
+        default=0, help_text="the executions it ran at its latest heartbeat"
+    )
+    stopped_at = models.DateTimeField(
+        null=True, blank=True, help_text="when it said it stopped; empty if it never did"
+    )
+
+    class Meta:
+        ordering = ["-started_at"]
+        indexes = [
+            # Pruning takes those not heard of for long.
+            models.Index(fields=["last_seen_at"], name="worker_last_seen_idx"),
+            models.Index(fields=["name", "started_at"], name="worker_name_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.kind})"
+
+
+class RunOutcome(models.TextChoices):
+    """How a run of an execution ended (``ExecutionRun.outcome``)."""
+
+    COMPLETED = "completed", _("Completed")
+    """The execution completed in this run."""
+    FAILED = "failed", _("Failed")
+    """The execution failed in this run (a node, or the loss of its runner)."""
+    CANCELLED = "cancelled", _("Cancelled")
+    """The execution was cancelled during this run."""
+    REQUEUED = "requeued", _("Requeued")
+    """Its runner was lost or shut down, and the execution went back to run again."""
+
+
+class ExecutionRun(models.Model):
+    """One claim of an execution by a runner: its run number, who ran it and since when.
+
+    A run that ends by sending the execution back to run again records its end
+    here; the last run of an execution that ended ends with it (its
+    ``finished_at`` and ``status``, as ``executions.selectors.execution_runs`` reads it).
+    """
+
+    execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="run_rows")
+    number = models.PositiveSmallIntegerField(help_text="1 for the first run, as Execution.runs")
+    # The process row, without a constraint: process rows are pruned, runs stay.
+    worker = models.ForeignKey(
+        Worker,
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="runs",
+    )
+    worker_name = models.CharField(max_length=200, blank=True, default="")
+    started_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=16, choices=RunOutcome.choices, blank=True, default="")
+    reason = models.CharField(max_length=500, blank=True, default="")
+
+    class Meta:
+        ordering = ["execution", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["execution", "number"], name="unique_execution_run"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.execution_id} run {self.number} on {self.worker_name or '?'}"

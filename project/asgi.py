@@ -22,11 +22,15 @@ django_asgi_app = ThreadedHTTPHandler()
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 
+from executions.engine.runner import active_runs  # noqa: E402
+from executions.heartbeat import heartbeat  # noqa: E402
 from executions.maintenance import start_maintenance  # noqa: E402
+from executions.models import WorkerKind  # noqa: E402
 from executions.runtime import tune_garbage_collector, tune_thread_switching  # noqa: E402
 from project.clientaddr import ClientAddressMiddleware  # noqa: E402
 from project.health import HealthRoutes  # noqa: E402
 from project.limits import ConcurrentRequestLimit  # noqa: E402
+from project.metrics import MetricsRoute  # noqa: E402
 from realtime import server_hooks  # noqa: E402
 from realtime.auth import SocketAuthStack  # noqa: E402
 from realtime.handshakes import HandshakeRateLimit  # noqa: E402
@@ -46,6 +50,12 @@ if SERVED:
     server_hooks.install()
     tune_garbage_collector()
     tune_thread_switching()
+    # Seen in the workers view and `manage.py status` (a runner too, embedded).
+    heartbeat.start(
+        kind=WorkerKind.SERVER,
+        runs_executions=settings.EXECUTIONS_RUNNER == "inprocess",
+        running=active_runs,
+    )
 
 sockets = HandshakeRateLimit(SocketAuthStack(URLRouter(websocket_urlpatterns)))
 requests = ConcurrentRequestLimit(django_asgi_app, settings.API_MAX_CONCURRENT_REQUESTS)
@@ -53,11 +63,14 @@ requests = ConcurrentRequestLimit(django_asgi_app, settings.API_MAX_CONCURRENT_R
 # The client's address is settled first (TRUSTED_PROXY_HOPS): everything
 # inside, Django's REMOTE_ADDR included, sees the same one. Event streams
 # (SSE) are the sockets' consumers behind an HTTP response; long-polls wait
-# outside the bound on requests at once; health checks come before all of it.
+# outside the bound on requests at once; health checks and metrics come before
+# all of it.
 application = ClientAddressMiddleware(
     ProtocolTypeRouter(
         {
-            "http": HealthRoutes(EventStreams(sockets, LongPollRoute(django_asgi_app, requests))),
+            "http": MetricsRoute(
+                HealthRoutes(EventStreams(sockets, LongPollRoute(django_asgi_app, requests)))
+            ),
             "websocket": sockets,
         }
     )

@@ -73,6 +73,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First: everything after it, and what it logs, knows the request's id.
     "project.requestid.RequestIdMiddleware",
+    # Counts and times every request by route and status (project.metrics).
+    "project.metrics.RequestMetricsMiddleware",
     "executions.api.limits.RequestBodyLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -326,6 +328,16 @@ REALTIME_MAX_SUBSCRIPTIONS = int(os.environ.get("REALTIME_MAX_SUBSCRIPTIONS", "1
 # deploy, or the benchmark's thousands of sockets from one address, fit.
 REALTIME_HANDSHAKE_RATE = os.environ.get("REALTIME_HANDSHAKE_RATE", "10000/minute")
 
+# Prometheus metrics: each server at /metrics, each worker on its
+# --metrics-port (executions.metrics). Off: nothing is measured or served.
+METRICS_ENABLED = env_bool("METRICS_ENABLED", default=True)
+# Who may read them: a scrape with "Authorization: Bearer <METRICS_TOKEN>", or
+# from one of these addresses or networks (the client address as
+# TRUSTED_PROXY_HOPS settles it). Neither set: anyone while DEBUG is on, nobody
+# while it is off.
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+METRICS_ALLOWED_ADDRESSES = env_list("METRICS_ALLOWED_ADDRESSES", [])
+
 # Seconds a thread may keep the interpreter lock while another waits for it,
 # in servers and workers (Python's default: 0.005); executions.runtime.
 PROCESS_SWITCH_INTERVAL = float(os.environ.get("PROCESS_SWITCH_INTERVAL", "0.0005"))
@@ -475,6 +487,12 @@ EXECUTIONS_SHUTDOWN_GRACE_SECONDS = float(os.environ.get("EXECUTIONS_SHUTDOWN_GR
 # Look for lost executions in this process (the server in embedded mode,
 # and every worker).
 EXECUTIONS_MAINTENANCE = env_bool("EXECUTIONS_MAINTENANCE", default=True)
+# Every server and worker writes a heartbeat to the database this often (the
+# workers view, `manage.py status`); one not heard of for WORKERS_TIMEOUT_SECONDS
+# is gone, and its row is deleted WORKERS_RETENTION_HOURS later (0 keeps them).
+WORKERS_HEARTBEAT_SECONDS = float(os.environ.get("WORKERS_HEARTBEAT_SECONDS", "5"))
+WORKERS_TIMEOUT_SECONDS = float(os.environ.get("WORKERS_TIMEOUT_SECONDS", "20"))
+WORKERS_RETENTION_HOURS = float(os.environ.get("WORKERS_RETENTION_HOURS", "24"))
 # Finished executions, with their events and node rows, are deleted this many
 # days after they finished (0 keeps them all); expired sessions and socket
 # tickets go in the same prune.

@@ -43,7 +43,7 @@ from django.utils.functional import Promise
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from realtime import events
+from realtime import events, metrics
 from realtime.auth import (
     SESSION,
     TICKET,
@@ -100,6 +100,10 @@ class SocketConsumer(AsyncJsonWebsocketConsumer):
     finished = False
     last_heard = 0.0
     _closing: asyncio.Task | None = None
+    # Counted among the open sockets (``realtime.metrics``) since it was admitted.
+    _counted = False
+    # The close code the server sent, else the client's when it disconnected.
+    _close_code: int | None = None
     # The socket's own tasks (``spawn``) while it has any.
     _tasks: set[asyncio.Task] | None = None
     # The message types the client may send besides ``ping``, for error messages.
@@ -108,6 +112,11 @@ class SocketConsumer(AsyncJsonWebsocketConsumer):
     @cached_property
     def guard(self) -> InboundGuard:
         return InboundGuard()
+
+    @cached_property
+    def transport(self) -> str:
+        """``websocket``, or ``sse`` for a socket served as an event stream."""
+        return metrics.transport_of(self.scope)
 
     @property
     def tasks(self) -> set[asyncio.Task]:
@@ -164,6 +173,7 @@ class SocketConsumer(AsyncJsonWebsocketConsumer):
         """Take one of the user's socket slots; False (and refused) past the cap."""
         limit = settings.REALTIME_MAX_SOCKETS_PER_USER
         if watchdog().admit(self, limit=limit):
+            self._counted = metrics.socket_opened(self.transport)
             if self.scope.get("bridge"):
                 # Served over HTTP (realtime.sse): its response starts now.
                 await self.base_send({"type": BRIDGE_OPEN})
@@ -190,6 +200,8 @@ class SocketConsumer(AsyncJsonWebsocketConsumer):
 
     async def refuse(self, text: str | Promise, code: int) -> None:
         """Say why (``text``, in the socket's language whichever task this runs in), close."""
+        if not self._counted:
+            metrics.handshake_refused(self.transport, code)
         self.stop()
         await self.send_json(events.error_message(text_for(self.scope, text)))
         await self.close(code=code)
@@ -217,6 +229,16 @@ class SocketConsumer(AsyncJsonWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         self.stop()
 
+    async def close(self, code=None, reason=None) -> None:
+        if isinstance(code, int) and not isinstance(code, bool):
+            self._close_code = code
+        await super().close(code=code, reason=reason)
+
+    def send_json(self, content, close=False) -> Coroutine:
+        """Channels' ``send_json`` (awaited by the caller), counted by type."""
+        metrics.message_sent(self.transport, content.get("type"))
+        return super().send_json(content, close=close)
+
     async def release(self) -> None:
         """Give back everything the socket holds; runs however the consumer ends."""
         self.stop()
@@ -226,6 +248,9 @@ class SocketConsumer(AsyncJsonWebsocketConsumer):
         await asyncio.gather(*tasks, return_exceptions=True)
         for subscription in list(self.subscriptions()):
             await subscription.leave()
+        if self._counted:
+            self._counted = False
+            metrics.socket_closed(self.transport, self._close_code)
 
     def spawn(self, work: Coroutine) -> asyncio.Task:
         """Run ``work`` as a task of this socket's, cancelled when the socket ends."""
@@ -267,6 +292,8 @@ class SocketConsumer(AsyncJsonWebsocketConsumer):
         await self.guarded(handler(message))
 
     async def websocket_disconnect(self, message: dict) -> None:
+        if self._close_code is None:
+            self._close_code = message.get("code")
         await self.disconnect(message["code"])
         raise StopConsumer()
 

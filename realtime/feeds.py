@@ -55,6 +55,7 @@ from executions.feed import (
     feed_state_of,
 )
 from executions.models import Execution, ExecutionEvent
+from realtime import metrics
 from realtime.db import db_read
 from realtime.fanout import fanout
 from realtime.languages import unspoken
@@ -242,6 +243,8 @@ class FeedSubscription:
 
     finished = False
     _added = False
+    # Counted among the open subscriptions (``realtime.metrics``) while added.
+    _counted = False
     _pushing = False
     # States to push, the latest of each execution, while a task sends them.
     pushed: "OrderedDict[str, tuple[dict, StateTexts]] | None" = None
@@ -288,6 +291,7 @@ class FeedSubscription:
                 await self.socket.feed_refused(self, str(error))
                 return False
             self._added = True
+            self._counted = metrics.subscription_opened("feed")
             await hub().add(self)
         return True
 
@@ -295,6 +299,9 @@ class FeedSubscription:
         self.finished = True
         if self._added:
             self._added = False
+            if self._counted:
+                self._counted = False
+                metrics.subscription_closed("feed")
             await hub().discard(self)
 
     def wake(self) -> None:
@@ -365,6 +372,7 @@ class FeedSubscription:
                 return
             last = index == len(states) - 1
             shown = cursor if last or self.cursor is None else self.cursor
+            metrics.message_sent(self.socket.transport, "execution")
             await self.socket.send(
                 text_data=f'{head}, "execution": {texts.of(state)}, "cursor": {json.dumps(shown)}}}'
             )

@@ -17,7 +17,7 @@ from django.utils import translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from realtime import events
+from realtime import events, metrics
 from realtime.languages import socket_language
 
 CLOSE_TOO_MANY_HANDSHAKES = 4429
@@ -90,6 +90,7 @@ class HandshakeRateLimit:
                 client_address(scope), limit=limit, period=PERIODS[period], now=time.monotonic()
             )
             if wait is not None:
+                metrics.handshake_rate_limited(metrics.transport_of(scope))
                 # Outside the consumers' SocketLanguage: in the handshake's language here.
                 with translation.override(socket_language(scope)):
                     text = _(

@@ -55,6 +55,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.retry import Retry
 
+from realtime import metrics
+
 logger = logging.getLogger(__name__)
 
 Listener = Callable[[dict], None]
@@ -71,6 +73,7 @@ class DroppingQueue(asyncio.Queue):
     def put_nowait(self, item) -> None:
         if self.full():
             self.get_nowait()
+            metrics.layer_dropped("queue_full")
             logger.debug("Dropped a message for a socket that is not keeping up")
         super().put_nowait(item)
 
@@ -118,6 +121,7 @@ class LocalChannelLayer(InMemoryChannelLayer):
         for channel, queue in list(self.channels.items()):
             while not queue.empty() and queue._queue[0][0] < wall_clock:
                 queue.get_nowait()
+                metrics.layer_dropped("expired")
                 logger.debug("Dropped a message that waited too long for a socket")
             # A queue someone waits on stays: their receive must see what comes next.
             if queue.empty() and not queue._getters:
@@ -270,6 +274,7 @@ class ThreadPublisher:
         shard; how many were sent (the others were dropped)."""
         if time.monotonic() < self.paused_until:
             self.dropped += len(messages)
+            metrics.layer_dropped("publish_failed", len(messages))
             return 0
         pipelines: dict[int, Pipeline] = {}
         for group, message in messages:
@@ -292,6 +297,7 @@ class ThreadPublisher:
                     PUBLISH_PAUSE,
                 )
         self.dropped += len(messages) - sent
+        metrics.layer_dropped("publish_failed", len(messages) - sent)
         return sent
 
     def close(self) -> None:

@@ -30,6 +30,7 @@ from django.utils.translation import gettext as _
 from rest_framework.renderers import JSONRenderer
 
 from executions.selectors import execution_heads
+from realtime import metrics
 from realtime.auth import execution_access_problem
 from realtime.db import db_read
 from realtime.fanout import fanout
@@ -120,11 +121,14 @@ class EventWaiter:
         group = group_name_for(self.execution_id)
         await fanout().join(group, self)
         watchdog().watch(self)  # not one of the sockets: it has its own cap
+        counted = metrics.long_poll_waiting()
         try:
             self.observe_heads(await db_read(execution_heads)([self.execution_id]))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.news.wait(), seconds)
         finally:
+            if counted:
+                metrics.long_poll_answered()
             watchdog().discard(self)
             await fanout().leave(group, self)
 

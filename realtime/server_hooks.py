@@ -98,7 +98,7 @@ from django.conf import settings
 from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy
 
-from realtime import events
+from realtime import events, metrics
 from realtime.languages import text_for_headers
 
 logger = logging.getLogger(__name__)
@@ -166,12 +166,16 @@ async def client_keeps_up(protocol, frame_bytes: int) -> bool:
         frame_bytes,
         is_open=lambda: protocol.state == protocol.STATE_OPEN,
         cut_off=partial(close_slow_consumer, protocol),
+        kind=metrics.WEBSOCKET,
     )
 
 
-async def reader_keeps_up(holder, transport, frame_bytes: int, *, is_open, cut_off) -> bool:
-    """Wait until the client of ``transport`` has room for ``frame_bytes`` more; False,
-    after ``cut_off(pending, limit)``, if it took nothing in time.
+async def reader_keeps_up(
+    holder, transport, frame_bytes: int, *, is_open, cut_off, kind: str
+) -> bool:
+    """Wait until the client of ``transport`` (a ``kind`` of ``realtime.metrics``) has
+    room for ``frame_bytes`` more; False, after ``cut_off(pending, limit)``, if it took
+    nothing in time.
 
     What waits can only have grown by what was written since it was last
     measured (kept on ``holder``), so it is measured again only once that bound
@@ -191,7 +195,9 @@ async def reader_keeps_up(holder, transport, frame_bytes: int, *, is_open, cut_o
         if pending <= limit:
             holder.pending_bound = pending + frame_bytes
             return True
-        deadline = deadline or time.monotonic() + settings.REALTIME_SEND_TIMEOUT
+        if deadline is None:
+            metrics.send_stalled(kind)
+            deadline = time.monotonic() + settings.REALTIME_SEND_TIMEOUT
         if time.monotonic() >= deadline:
             cut_off(pending, limit)
             return False
@@ -209,6 +215,7 @@ def slow_reader_text(connection, text, pending: int, limit: int) -> str:
 
 def close_slow_consumer(protocol, pending: int, limit: int) -> None:
     logger.info("Closing a socket that is not reading (%s bytes waiting)", pending)
+    metrics.slow_reader_closed(metrics.WEBSOCKET)
     text = slow_reader_text(protocol, SLOW_CONSUMER, pending, limit)
     protocol.serverSend(events.encode(events.error_message(text)), False)
     protocol.closeHandshakeTimeout = settings.REALTIME_CLOSE_TIMEOUT
@@ -222,6 +229,7 @@ def end_slow_stream(request, pending: int, limit: int) -> None:
     from twisted.internet import reactor
 
     logger.info("Ending an event stream that is not read (%s bytes waiting)", pending)
+    metrics.slow_reader_closed(metrics.SSE)
     text = slow_reader_text(request, SLOW_STREAM, pending, limit)
     transport = request.transport
     request.write(f"event: error\ndata: {events.encode(events.error_message(text))}\n\n".encode())
@@ -239,6 +247,7 @@ async def stream_reader_keeps_up(request, frame_bytes: int) -> bool:
         frame_bytes,
         is_open=lambda: not request.finished and request.channel is not None,
         cut_off=partial(end_slow_stream, request),
+        kind=metrics.SSE,
     )
 
 

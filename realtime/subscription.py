@@ -26,7 +26,7 @@ from django.utils.translation import gettext_lazy
 
 from executions import log_context
 from executions.selectors import events_after, execution_visible_to
-from realtime import events
+from realtime import events, metrics
 from realtime.db import db_read
 from realtime.fanout import fanout
 from realtime.languages import text_for
@@ -92,6 +92,7 @@ class ExecutionSubscription:
 
     # A socket may hold a thousand: no instance dict.
     __slots__ = (
+        "_counted",
         "_joined",
         "_lock",
         "_sending",
@@ -124,6 +125,7 @@ class ExecutionSubscription:
         self._sending = True
         self._stale_at: int | None = None
         self._joined = False
+        self._counted = False
         self._lock: asyncio.Lock | None = None
         # Live events waiting to be sent, while there are any.
         self.inbox: deque[dict] | None = None
@@ -145,6 +147,7 @@ class ExecutionSubscription:
         or None (and the subscription refused) when ``user`` may not see it."""
         await fanout().join(self.group, self)
         self._joined = True
+        self._counted = metrics.subscription_opened("execution")
         execution = await db_read(execution_visible_to)(user, self.execution_id)
         if execution is None:
             await self.refuse(NOT_FOUND, CLOSE_NOT_FOUND)
@@ -159,6 +162,9 @@ class ExecutionSubscription:
     async def leave(self) -> None:
         """Stop: nothing more is sent, and the group membership goes."""
         self.finished = True
+        if self._counted:
+            self._counted = False
+            metrics.subscription_closed("execution")
         if self._joined:
             self._joined = False
             try:
@@ -237,6 +243,8 @@ class ExecutionSubscription:
             return
         if self.inbox is None:
             self.inbox = deque(maxlen=INBOX_SIZE)
+        elif len(self.inbox) == INBOX_SIZE:
+            metrics.layer_dropped("inbox_full")  # its oldest, read from the log instead
         self.inbox.append(event)
         # Before the stream's first task starts (``open`` is still reading),
         # events wait for it; a sending task that runs takes what is added.
@@ -257,10 +265,11 @@ class ExecutionSubscription:
             seq = self.inbox[0]["seq"]
             event = self.inbox.popleft()
             if seq == self.last_seq + 1:
-                await self.forward(event)
+                await self.forward_live(event)
             elif seq > self.last_seq:
                 # The layer, or a full inbox, dropped something: the log has it all.
-                await self.catch_up_locked(upto=seq)
+                metrics.gap_filled()
+                await self.catch_up_locked(upto=seq, live=True)
         if not self.inbox:
             self.inbox = None
 
@@ -273,16 +282,19 @@ class ExecutionSubscription:
             self._stale_at = None
         elif self._stale_at == self.last_seq:
             self._stale_at = None
+            metrics.watchdog_caught_up()
             self.socket.spawn(self.guarded(self.catch_up()))
         else:
             self._stale_at = self.last_seq
 
     async def catch_up(self) -> None:
         async with self.lock:
-            await self.catch_up_locked()
+            await self.catch_up_locked(live=True)
 
-    async def catch_up_locked(self, upto: int | None = None) -> None:
-        """Forward the stored events after ``last_seq`` (up to ``upto``), a page at a time."""
+    async def catch_up_locked(self, upto: int | None = None, *, live: bool = False) -> None:
+        """Forward the stored events after ``last_seq`` (up to ``upto``), a page at a time;
+        ``live``: events on their way now (a gap, a lost message), not a resume."""
+        send = self.forward_live if live else self.forward
         while not self.ending:
             stored = await db_read(events_after)(
                 self.execution_id, self.last_seq, upto=upto, limit=CATCH_UP_PAGE
@@ -290,7 +302,7 @@ class ExecutionSubscription:
             for event in stored:
                 if self.ending:
                     return
-                await self.forward(events.event_message(event))
+                await send(events.event_message(event))
             if len(stored) < CATCH_UP_PAGE:
                 return
 
@@ -299,6 +311,11 @@ class ExecutionSubscription:
         self.last_seq = max(self.last_seq, message["seq"])
         if events.is_terminal(message):
             await self.finish()
+
+    async def forward_live(self, message: dict) -> None:
+        """``forward`` an event on its way now (not a resume), and measure how late it went."""
+        await self.forward(message)
+        metrics.event_pushed(message, terminal=events.is_terminal(message))
 
     async def finish(self) -> None:
         self.finished = True

@@ -10,8 +10,13 @@ from rest_framework import serializers
 
 from executions.engine.graph import InvalidDefinition, parse_definition
 from executions.exceptions import InvalidTags
-from executions.models import Execution, ExecutionStatus, NodeRun, Workflow
-from executions.selectors import NodeStreamsRead, node_streams, workflows_visible_to
+from executions.models import Execution, ExecutionStatus, NodeRun, RunOutcome, Workflow
+from executions.selectors import (
+    NodeStreamsRead,
+    execution_runs,
+    node_streams,
+    workflows_visible_to,
+)
 from executions.tags import MAX_TAG_LENGTH, MAX_TAGS, RULE, tags_clean
 
 # The shape of a definition, for the OpenAPI schema; parse_definition checks the rest.
@@ -178,8 +183,34 @@ class NodeRunSerializer(serializers.ModelSerializer):
         return self.streamed(run).truncated
 
 
+class ExecutionRunSerializer(serializers.Serializer):
+    """One run of an execution (``executions.selectors.RunRead``)."""
+
+    number = serializers.IntegerField(help_text="1 for the first run, 2 for a run again, ...")
+    worker = serializers.CharField(
+        source="worker_name", help_text="The process that ran it, host:pid."
+    )
+    worker_id = serializers.UUIDField(
+        allow_null=True,
+        help_text="Its process in GET /api/v1/workers; null once that row was pruned.",
+    )
+    worker_alive = serializers.BooleanField(
+        help_text="Whether that process still sends its heartbeats."
+    )
+    started_at = serializers.DateTimeField()
+    ended_at = serializers.DateTimeField(allow_null=True, help_text="null while it runs.")
+    outcome = serializers.ChoiceField(
+        choices=RunOutcome.choices,
+        allow_null=True,
+        help_text="How it ended: the execution's end, or requeued (its runner was lost or "
+        "shut down, and the execution went back to run again); null while it runs.",
+    )
+    reason = serializers.CharField(help_text="Why a requeued run ended; empty otherwise.")
+
+
 class ExecutionDetailSerializer(ExecutionSerializer):
-    """One execution with the definition it runs and the state of each of its nodes."""
+    """One execution with the definition it runs, the state of each of its nodes and
+    each of its runs."""
 
     definition = DefinitionField(
         read_only=True,
@@ -187,10 +218,18 @@ class ExecutionDetailSerializer(ExecutionSerializer):
         "whatever the workflow became since.",
     )
     nodes = NodeRunSerializer(many=True, read_only=True)
+    runs = serializers.SerializerMethodField(
+        help_text="Each time a runner claimed it, first first: which process, from when to "
+        "when, and how the run ended."
+    )
 
     class Meta(ExecutionSerializer.Meta):
-        fields = [*ExecutionSerializer.Meta.fields, "definition", "nodes"]
+        fields = [*ExecutionSerializer.Meta.fields, "definition", "nodes", "runs"]
         read_only_fields = fields
+
+    @extend_schema_field(ExecutionRunSerializer(many=True))
+    def get_runs(self, execution: Execution) -> list:
+        return ExecutionRunSerializer(execution_runs(execution), many=True).data
 
     def to_representation(self, execution: Execution) -> dict:
         # Every node's streams in one read of the execution's chunks.

@@ -14,11 +14,13 @@ node's lines and chunks come before its ``completed`` or ``failed`` event.
 
 import asyncio
 import logging
+import time
 import weakref
 from collections.abc import Callable
 
 from django.conf import settings
 
+from executions import metrics
 from executions.engine.db import db
 from executions.services.records import Outcome, Record, events_record
 
@@ -65,6 +67,7 @@ class Recorder:
             lane.writing = False
 
     async def write(self, batch: list[Pending]) -> None:
+        metrics.record_batch_written(len(batch))
         try:
             outcomes = await db(events_record, records=[record for record, _ in batch])
         except Exception:
@@ -123,18 +126,21 @@ class RunRecords:
 
     def queue(self, record: Record) -> None:
         """Queue a record for the loop's next batch."""
+        made = time.perf_counter()
         future = recorder().add(record)
         self.pending.add(future)
-        future.add_done_callback(lambda done: self.settled(record, done))
+        future.add_done_callback(lambda done: self.settled(record, done, made))
 
     async def room(self) -> None:
         """Wait while the run has more than ``EXECUTIONS_RECORDS_PENDING`` records waiting."""
         while len(self.pending) > settings.EXECUTIONS_RECORDS_PENDING:
             await asyncio.wait(self.pending, return_when=asyncio.FIRST_COMPLETED)
 
-    def settled(self, record: Record, future: asyncio.Future) -> None:
+    def settled(self, record: Record, future: asyncio.Future, made: float) -> None:
         self.pending.discard(future)
         if not future.cancelled() and future.exception() is None:
+            if future.result() == Outcome.RECORDED:
+                metrics.event_committed(metrics.RECORD, time.perf_counter() - made)
             self.on_outcome(record, future.result())
 
     async def drain(self) -> None:

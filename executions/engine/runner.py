@@ -10,12 +10,13 @@ are cancelled at their next ``await`` (a ``delay`` at once).
 import asyncio
 import contextlib
 import logging
+import time
 from collections import deque
 from typing import Any
 
 from django.conf import settings
 
-from executions import log_context, services
+from executions import log_context, metrics, services
 from executions.dispatch import runner_name
 from executions.engine.context import NodeContext
 from executions.engine.db import db
@@ -24,6 +25,7 @@ from executions.engine.outputs import OutputBudget
 from executions.engine.recorder import Outcome, Record, RecordFailed, RunRecords
 from executions.engine.streams import NodeStreams
 from executions.exceptions import ClaimLost, InvalidTransition, NodeFailed
+from executions.heartbeat import heartbeat
 from executions.models import EventType, Execution, ExecutionStatus, NodeStatus
 from executions.selectors import executions_cancel_requested
 from executions.services.eventlog import log_data
@@ -44,9 +46,15 @@ class NodeError(Exception):
 
 async def run_execution(execution_id: Any) -> None:
     """Claim a pending execution and run it to a terminal status."""
-    execution = await db(services.execution_start, execution_id=execution_id, runner=runner_name())
+    execution = await db(
+        services.execution_start,
+        execution_id=execution_id,
+        runner=runner_name(),
+        worker_id=heartbeat.worker_id,
+    )
     if execution is None:
         return
+    metrics.execution_claimed()
     with log_context.bound(execution_id=execution.id, request_id=execution.request_id or None):
         logger.info("Execution %s started", execution.id)
         await _run(execution)
@@ -94,9 +102,13 @@ def active_runs() -> int:
     return len(_active)
 
 
+metrics.runs_counted_by(active_runs)
+
+
 async def _finish(execution_id: Any, status: str, **fields: Any) -> None:
     try:
         await db(services.execution_finish, execution_id=execution_id, status=status, **fields)
+        metrics.execution_finished(status)
     except (InvalidTransition, ClaimLost) as exc:
         logger.info("Execution %s not finished here: %s", execution_id, exc)
 
@@ -148,8 +160,11 @@ class Run:
     async def write(self, service, **kwargs: Any) -> Any:
         """Call a service for this execution, as the holder of its claim, once its
         log lines and chunks so far are recorded."""
+        began = time.perf_counter()
         await self.records.drain()
-        return await db(service, execution_id=self.id, claim_token=self.claim_token, **kwargs)
+        done = await db(service, execution_id=self.id, claim_token=self.claim_token, **kwargs)
+        metrics.event_committed(metrics.STATE, time.perf_counter() - began)
+        return done
 
     def record(self, event_type: str, data: dict) -> None:
         """Queue a log line or a chunk, recorded in the loop's next batch."""
@@ -353,6 +368,7 @@ class Run:
                 result=self.result(),
             )
             self.ended = True
+            metrics.execution_finished(ExecutionStatus.COMPLETED)
             return output, None
         percent = self.percent()
         self.progress.recorded(percent)
@@ -511,8 +527,10 @@ async def _watch_runs() -> None:
         except Exception:
             logger.exception("Could not renew claims or check cancellations; retrying")
             continue
+        metrics.leases_renewed(len(held))
         for run in runs:
             if run.claim_token not in held:
+                metrics.claim_lost()
                 run.request_stop(ABANDON)
             elif run.id in requested:
                 run.request_stop(CANCEL)

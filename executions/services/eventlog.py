@@ -13,6 +13,7 @@ from django.db import connection
 from django.db.models import QuerySet
 from django.db.models.functions import Now
 
+from executions import metrics
 from executions.clock import LOCKED_NOW, database_time, locked_now, locked_now_mark
 from executions.exceptions import ClaimLost, InvalidTransition
 from executions.models import EventType, Execution, ExecutionEvent, NodeRun, NodeStatus
@@ -310,4 +311,5 @@ def event_stored(event: ExecutionEvent) -> None:
     inserted without ``save()`` is marked as stored first."""
     event._state.adding = False
     event._state.db = connection.alias
+    metrics.event_recorded(event.type)
     event_recorded.send(sender=ExecutionEvent, event=event, using=connection.alias)

@@ -11,7 +11,7 @@ from django.db.models.functions import Now
 
 from executions import dispatch
 from executions.clock import database_now, locked_now
-from executions.models import Execution, ExecutionStatus
+from executions.models import Execution, ExecutionRun, ExecutionStatus, RunOutcome
 from executions.services.endings import execution_finish
 from executions.services.eventlog import (
     change_status,
@@ -19,12 +19,15 @@ from executions.services.eventlog import (
     locked_with_workflow,
     log_append,
     stop_nodes,
+    text_cut,
 )
 
 # Pending executions looked at per maintenance pass.
 REDISPATCH_BATCH = 500
 # The wait before a re-dispatch doubles with each one, this many times at most.
 REDISPATCH_DOUBLINGS = 5
+# The column's length: a longer reason for a run's end is cut to fit it.
+REASON_MAX_LENGTH = ExecutionRun._meta.get_field("reason").max_length
 
 
 def executions_lease_renew(*, claim_tokens: list) -> set:
@@ -141,6 +144,12 @@ def _due_for_redispatch(now: datetime, older_than: float) -> Q:
 
 def _requeue(execution: Execution, reason: str) -> Execution:
     stop_nodes(execution, skip_pending=False)
+    # This run ends here; a run that ends the execution ends with it instead.
+    ExecutionRun.objects.filter(execution=execution, number=execution.runs).update(
+        ended_at=locked_now(execution),
+        outcome=RunOutcome.REQUEUED,
+        reason=text_cut(reason, REASON_MAX_LENGTH - 1),
+    )
     log_append(execution, None, "warning", f"{reason}; running the execution again from the start")
     execution.claim_token = None
     execution.lease_expires_at = None

@@ -27,7 +27,7 @@ from django.db import connection
 from django.db.models import QuerySet
 
 from executions.clock import database_now
-from executions.models import Execution, ExecutionEvent, ExecutionTag, NodeRun
+from executions.models import Execution, ExecutionEvent, ExecutionRun, ExecutionTag, NodeRun
 from executions.states import TERMINAL_STATUSES
 
 # A pruner deletes (or, with ``dry_run``, counts) rows of its table that have
@@ -121,6 +121,7 @@ def _finished_executions_prune(*, cutoff: datetime, dry_run: bool, batch: int) -
             counts["events"] += _events_delete(chunk, heads=heads, batch=batch)
             counts["node_runs"] += NodeRun.objects.filter(execution_id__in=chunk).delete()[0]
             ExecutionTag.objects.filter(execution_id__in=chunk).delete()
+            ExecutionRun.objects.filter(execution_id__in=chunk).delete()
             # Their children are gone: this deletes the execution rows and nothing else.
             _, per_model = old.filter(pk__in=chunk).only("pk").delete()
             deleted += per_model.get(Execution._meta.label, 0)

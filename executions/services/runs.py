@@ -20,6 +20,7 @@ from executions.models import (
     EventType,
     Execution,
     ExecutionEvent,
+    ExecutionRun,
     ExecutionStatus,
     ExecutionTag,
     NodeRun,
@@ -172,11 +173,14 @@ def check_active_limit(owner: AbstractBaseUser, *, adding: int = 1) -> None:
     raise TooManyActiveExecutions(message % values)
 
 
-def execution_start(*, execution_id: Any, runner: str = "") -> Execution | None:
+def execution_start(
+    *, execution_id: Any, runner: str = "", worker_id: Any = None
+) -> Execution | None:
     """Claim a pending execution for ``runner``; ``None`` if it is not pending any more.
 
     The claim comes with a fresh ``claim_token`` that the runner passes to every
-    later write, and a lease that it must renew (``executions_lease_renew``).
+    later write, and a lease that it must renew (``executions_lease_renew``); the
+    run is recorded with the runner's name and its process row (``worker_id``).
     """
     with transaction.atomic():
         execution = locked_with_workflow(execution_id)
@@ -184,7 +188,7 @@ def execution_start(*, execution_id: Any, runner: str = "") -> Execution | None:
             return None
         now = locked_now(execution)
         log_append(execution, None, "info", "Execution started")
-        return change_status(
+        change_status(
             execution,
             status=ExecutionStatus.RUNNING,
             message="Started",
@@ -194,6 +198,14 @@ def execution_start(*, execution_id: Any, runner: str = "") -> Execution | None:
             lease_expires_at=now + timedelta(seconds=settings.EXECUTIONS_LEASE_SECONDS),
             runs=execution.runs + 1,
         )
+        ExecutionRun.objects.create(
+            execution=execution,
+            number=execution.runs,
+            worker_id=worker_id,
+            worker_name=runner,
+            started_at=now,
+        )
+        return execution
 
 
 def execution_nodes_prepare(

@@ -145,3 +145,24 @@ def test_run_again_says_it_runs_the_workflows_current_definition(user):
     note = '<span class="muted action-note" id="run-again-note">'
     assert f"{note}Runs the workflow's current definition</span>" in html
     assert 'id="run-again" type="button" aria-describedby="run-again-note"' in html
+
+
+def test_the_workers_page_is_for_staff_and_linked_for_them_only(user, staff_user):
+    staff = logged_in(staff_user)
+
+    page = staff.get("/workers/").content.decode()
+
+    assert '<script type="module" src="/static/dashboard/workers-page.js"></script>' in page
+    assert 'id="workers"' in page and off_site_references(page) == []
+    assert 'href="/workers/"' in staff.get("/").content.decode()
+    assert logged_in(user).get("/workers/").status_code == 403
+    assert 'href="/workers/"' not in logged_in(user).get("/").content.decode()
+    assert Client().get("/static/dashboard/workers-page.js").status_code == 200
+
+
+def test_the_execution_page_has_a_place_for_its_runs(user):
+    execution = make_execution(user)
+
+    html = logged_in(user).get(f"/executions/{execution.id}/").content.decode()
+
+    assert 'id="runs-card"' in html and 'id="runs"' in html

@@ -2,13 +2,17 @@
 cancels or reruns them."""
 
 import json
+import uuid
+from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import Permission, User
 from django.test import Client
 
 from executions import services
-from executions.models import Execution, Workflow
+from executions.clock import database_now
+from executions.models import Execution, Worker, Workflow
+from executions.services.workers import WorkerIdentity, worker_register
 from tests.factories import chain, make_execution, make_workflow, node
 
 pytestmark = pytest.mark.django_db
@@ -328,3 +332,38 @@ def test_superusers_change_every_workflow_in_admin(admin_client, user):
     html = page(admin_client, f"/admin/executions/workflow/{workflow.id}/change/")
 
     assert 'name="name"' in html
+
+
+def register_worker(name: str, **fields) -> Worker:
+    host, pid = name.split(":")
+    identity = WorkerIdentity(uuid.uuid4(), name, "worker", host, int(pid), "1.2.3", True)
+    return worker_register(identity=identity, **fields)
+
+
+def test_workers_changelist_shows_alive_and_gone_processes_and_what_each_runs(admin_client, user):
+    register_worker("box:1", executions_running=1)
+    quiet = register_worker("box:2")
+    Worker.objects.filter(id=quiet.id).update(last_seen_at=database_now() - timedelta(hours=1))
+    mine, other = make_execution(user), make_execution(user)
+    services.execution_start(execution_id=mine.id, runner="box:1")
+    services.execution_start(execution_id=other.id, runner="box:2")
+
+    html = page(admin_client, "/admin/executions/worker/")
+    running = page(admin_client, CHANGELIST, status="running", claimed_by="box:1")
+
+    assert "box:1" in html and "box:2" in html
+    assert html.count(">alive</span>") == 1 and html.count(">gone</span>") == 1
+    assert "?status=running&amp;claimed_by=box%3A1" in html
+    assert str(mine.id) in running and str(other.id) not in running
+
+
+def test_execution_change_page_shows_each_run_and_its_worker(admin_client, user):
+    worker = register_worker("box:1")
+    execution = make_execution(user)
+    services.execution_start(execution_id=execution.id, runner="box:1", worker_id=worker.id)
+    services.execution_fail(execution_id=execution.id, error="broke")
+
+    html = page(admin_client, f"{CHANGELIST}{execution.id}/change/")
+
+    assert f'href="/admin/executions/worker/{worker.id}/change/">box:1</a>' in html
+    assert ">failed<" in html

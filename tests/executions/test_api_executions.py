@@ -419,11 +419,12 @@ def test_retrieve_execution(api, user, slash):
 
     assert response.status_code == 200
     data = response.json()
-    assert set(data) == EXECUTION_FIELDS | {"definition", "nodes"}
+    assert set(data) == EXECUTION_FIELDS | {"definition", "nodes", "runs"}
     assert data["id"] == str(execution.id)
     assert data["workflow_id"] == str(execution.workflow_id)
     assert (data["status"], data["input_data"]) == ("pending", {"a": 1})
     assert data["nodes"] == []  # a node's state is stored once the execution starts
+    assert data["runs"] == []  # and a run once a runner claims it
 
 
 def test_retrieve_shows_the_definition_the_execution_runs_not_the_edited_one(api, user):

@@ -24,6 +24,7 @@ ENDPOINTS = {
     ("/api/v1/executions/{id}/events", "get"),
     ("/api/v1/executions/{id}/stream", "get"),
     ("/api/v1/stream", "get"),
+    ("/api/v1/workers", "get"),
 }
 
 
@@ -199,3 +200,19 @@ def test_the_event_streams_and_the_long_poll_are_described(schema):
     events = operation(schema, "/api/v1/executions/{id}/events", "get")
     assert "wait" in {p["name"] for p in events["parameters"]}
     assert "429" in events["responses"]
+
+
+def test_the_execution_detail_lists_its_runs_and_workers_are_for_staff(schema):
+    components = schema["components"]["schemas"]
+    runs = components["ExecutionDetail"]["properties"]["runs"]
+    workers = operation(schema, "/api/v1/workers", "get")
+
+    assert runs["items"] == {"$ref": "#/components/schemas/ExecutionRun"}
+    assert {"number", "worker", "started_at", "ended_at", "outcome"} <= set(
+        components["ExecutionRun"]["properties"]
+    )
+    assert "runs" in components["ExecutionDetail"]["required"]
+    assert "runs" not in components["Execution"]["properties"]
+    assert set(workers["responses"]) == {"200", "403"}
+    page = workers["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
+    assert page == "#/components/schemas/Workers"

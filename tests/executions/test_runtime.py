@@ -22,6 +22,7 @@ from project.asgi import application, django_asgi_app
 from project.health import HealthRoutes
 from project.http import ThreadedHTTPHandler
 from project.limits import ConcurrentRequestLimit
+from project.metrics import MetricsRoute
 from realtime.longpoll import LongPollRoute
 from realtime.sse import EventStreams
 
@@ -118,7 +119,9 @@ async def test_sockets_and_a_zero_limit_are_not_held_back():
 
 
 def test_the_served_application_bounds_its_http_requests_but_not_their_waits():
-    health = application.app.application_mapping["http"]
+    metrics = application.app.application_mapping["http"]
+    assert isinstance(metrics, MetricsRoute)  # scrapes, like health checks, are never held
+    health = metrics.app
     assert isinstance(health, HealthRoutes)  # before any limit or authentication
     streams = health.app
     assert isinstance(streams, EventStreams)  # SSE: the sockets' consumers

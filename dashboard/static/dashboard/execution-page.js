@@ -6,7 +6,7 @@ import { DagView } from "./dag.js";
 import { ExecutionStream, TERMINAL_STATUSES } from "../workflow-push/execution-stream.js";
 import { format, gettext } from "./i18n.js";
 import { StreamPanels } from "./stream-panels.js";
-import { formatClock, formatSeconds, formatTime, h, setBadge, setConnection, show } from "./ui.js";
+import { STATUS_LABELS, formatClock, formatSeconds, formatTime, h, setBadge, setConnection, show } from "./ui.js";
 
 const $ = (id) => document.getElementById(id);
 const root = $("execution-page");
@@ -15,8 +15,17 @@ const log = $("log");
 const follow = $("follow");
 const panels = new StreamPanels($("streams-card"));
 let dag = null;
+// Runs started as the stream tells (each claim moves it to running) and runs shown.
+let runsStarted = 0;
+let runsShown = 0;
+let lastStatus = null;
 
 function showStatus(message) {
+  if (message.status === "running" && lastStatus !== "running") {
+    runsStarted += 1;
+    if (runsStarted > runsShown) showTimes().catch(() => {});
+  }
+  lastStatus = message.status;
   setBadge($("status"), message.status);
   const bar = $("progress");
   bar.setAttribute("aria-valuenow", message.progress);
@@ -73,8 +82,36 @@ function appendLog(message) {
   if (follow.checked) log.scrollTop = log.scrollHeight;
 }
 
+function runOutcome(run) {
+  if (!run.outcome) return STATUS_LABELS.running;
+  return run.outcome === "requeued" ? gettext("Requeued") : (STATUS_LABELS[run.outcome] ?? run.outcome);
+}
+
+function showRuns(runs) {
+  runsShown = runs.length;
+  $("runs-card").hidden = runs.length === 0;
+  const rows = runs.map((run) => {
+    // Whether the process of a run still going sends its heartbeats.
+    const state = run.worker_alive ? "alive" : "gone";
+    const health = run.ended_at
+      ? null
+      : h("span", { class: "badge worker-state", "data-state": state }, run.worker_alive ? gettext("Alive") : gettext("Gone"));
+    return h(
+      "tr",
+      { "data-run": run.number },
+      h("td", { class: "num" }, run.number),
+      h("td", {}, h("span", { class: "mono" }, run.worker || "–"), " ", health),
+      h("td", {}, formatTime(run.started_at)),
+      h("td", {}, formatTime(run.ended_at)),
+      h("td", { title: run.reason || null }, runOutcome(run)),
+    );
+  });
+  $("runs").querySelector("tbody").replaceChildren(...rows);
+}
+
 async function showTimes() {
   const execution = await api("GET", `/executions/${executionId}`);
+  showRuns(execution.runs ?? []);
   $("created-at").textContent = formatTime(execution.created_at);
   if (execution.started_at) {
     $("started-at").textContent = formatTime(execution.started_at);

@@ -11,7 +11,10 @@ from django.core.management.base import BaseCommand, CommandError
 
 from executions import log_context
 from executions.engine.runner import active_runs, release_local_runs
+from executions.heartbeat import heartbeat
 from executions.maintenance import start_maintenance
+from executions.metrics import metrics_enabled, metrics_port
+from executions.models import WorkerKind
 from executions.queue import app
 from executions.runtime import (
     limit_malloc_arenas,
@@ -33,6 +36,16 @@ class Command(BaseCommand):
             "--concurrency", type=int, default=100, help="executions run at once (default 100)"
         )
         parser.add_argument("--loglevel", default="INFO")
+        parser.add_argument(
+            "--metrics-port",
+            type=int,
+            help="serve this worker's Prometheus metrics on this port, at /metrics",
+        )
+        parser.add_argument(
+            "--metrics-address",
+            default="127.0.0.1",
+            help="the address of --metrics-port (default 127.0.0.1; 0.0.0.0: every interface)",
+        )
 
     def handle(self, *args, concurrency, loglevel, **options):
         if settings.EXECUTIONS_RUNNER != "celery":
@@ -44,19 +57,41 @@ class Command(BaseCommand):
         limit_malloc_arenas()
         tune_garbage_collector()
         tune_thread_switching()
+        open_metrics_port(options["metrics_port"], options["metrics_address"])
         start_maintenance()
+        heartbeat.start(kind=WorkerKind.WORKER, runs_executions=True, running=active_runs)
         worker_shutting_down.connect(release_after_grace, weak=False)
-        app.worker_main(
-            [
-                "worker",
-                "--pool=threads",
-                f"--concurrency={concurrency}",
-                f"--loglevel={loglevel}",
-                "--without-gossip",
-                "--without-mingle",
-                "--without-heartbeat",
-            ]
-        )
+        try:
+            app.worker_main(
+                [
+                    "worker",
+                    "--pool=threads",
+                    f"--concurrency={concurrency}",
+                    f"--loglevel={loglevel}",
+                    "--without-gossip",
+                    "--without-mingle",
+                    "--without-heartbeat",
+                ]
+            )
+        finally:
+            heartbeat.stop()
+            metrics_port.stop()
+
+
+def open_metrics_port(port: int | None, address: str) -> None:
+    """Serve this worker's metrics on ``address:port`` (``--metrics-port``), when given."""
+    if port is None:
+        return
+    if not metrics_enabled():
+        logger.warning("Not serving metrics on port %d: METRICS_ENABLED is off", port)
+        return
+    try:
+        metrics_port.start(port=port, address=address)
+    except OSError as error:
+        raise CommandError(
+            f"Could not serve metrics on {address}:{port} ({error}): choose another "
+            "--metrics-port, or --metrics-address."
+        ) from error
 
 
 def release_after_grace(**kwargs) -> None:

@@ -1,0 +1,319 @@
+"""What measuring costs the push: metrics on and off, side by side in one run.
+
+``python -m bench.metrics [--size smoke|quick|full] [--rounds 3]``: each round
+serves the same load from the embedded service twice, once with
+``METRICS_ENABLED`` on and once off (on first in odd rounds, off first in
+even ones), on one database, each run on a server of its own. While a run
+lasts, ``/metrics`` is scraped every ``scrape`` seconds, as Prometheus would
+(a server with metrics off answers 404).
+
+* latency: ``executions`` executions each record ``rate`` events a second
+  for ``seconds``, each followed by ``subscribers`` sockets; a message's
+  latency is from its ``timestamp`` to its arrival, for the events recorded
+  after every socket connected.
+* throughput: ``bursts`` executions each record ``burst`` events as fast as
+  they can, followed by the same sockets: the events recorded per second,
+  the messages delivered per second (first to last), and the server's CPU
+  milliseconds per thousand delivered.
+
+Every socket must receive every event once, in order. Output: one JSON
+object per run, then the medians over the rounds, on and off, and the cost
+of metrics (how much worse on is than off).
+"""
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import websockets
+
+from bench import processes
+from bench.measure import Api, collector_paused, cpu_seconds, stamp_seconds, summary_ms
+
+
+@dataclass(frozen=True)
+class Size:
+    executions: int
+    subscribers: int  # per execution
+    rate: float  # events a second per execution, in the latency case
+    seconds: float
+    bursts: int  # executions of the throughput case
+    burst: int  # events each records as fast as it can
+    scrape: float  # seconds between scrapes
+
+
+SIZES = {
+    "smoke": Size(2, 2, 10, 2, 2, 200, 1),
+    "quick": Size(10, 5, 10, 8, 4, 2000, 5),
+    # As the main benchmark's full size: 1,000 sockets over 100 executions, 100 events/s.
+    "full": Size(100, 10, 1, 30, 10, 5000, 15),
+}
+ENV = {
+    "EXTRA_INSTALLED_APPS": "bench.emitter",
+    "API_EXECUTION_CREATE_RATE": "",
+    "EXECUTIONS_MAX_ACTIVE_PER_USER": "0",
+    "REALTIME_MAX_SOCKETS_PER_USER": "100000",
+    "REALTIME_HANDSHAKE_RATE": "",
+    "METRICS_ALLOWED_ADDRESSES": "127.0.0.1",
+}
+MODES = {"on": "1", "off": "0"}
+
+
+@dataclass
+class Seen:
+    seqs: list[int] = field(default_factory=list)
+    latencies: list[float] = field(default_factory=list)
+    recorded: list[float] = field(default_factory=list)
+    arrived: list[float] = field(default_factory=list)
+
+
+async def follow(url: str, token: str, seen: Seen, opened: asyncio.Event) -> None:
+    headers = {"Authorization": f"Bearer {token}"}
+    async with websockets.connect(
+        url, additional_headers=headers, max_size=None, max_queue=None, ping_interval=None
+    ) as socket:
+        opened.set()
+        async for frame in socket:
+            arrived = time.time()
+            message = json.loads(frame)
+            if isinstance(message.get("seq"), int):
+                recorded = stamp_seconds(message["timestamp"])
+                seen.seqs.append(message["seq"])
+                seen.recorded.append(recorded)
+                seen.arrived.append(arrived)
+                seen.latencies.append(arrived - recorded)
+
+
+def emitting(api: Api, count: int, interval: float) -> str:
+    node = {"id": "emit", "type": "bench_emit", "params": {"count": count, "interval": interval}}
+    body = {"name": "metrics", "definition": {"nodes": [node], "edges": []}}
+    return api.request("POST", "/api/v1/workflows", body)["id"]
+
+
+async def followed(
+    server: processes.Server,
+    token: str,
+    executions: int,
+    subscribers: int,
+    count: int,
+    interval: float,
+):
+    """``executions`` executions that start recording in a moment, each followed by
+    ``subscribers`` sockets to its end: the moment, the ids and what each socket saw."""
+    api = Api(server.url, token)
+    workflow = emitting(api, count, interval)
+    start_at = time.time() + 3 + executions * subscribers * 0.01
+    ids, _ = await api.create_executions(
+        workflow, executions, [{"start_at": start_at}] * executions
+    )
+    seen = [Seen() for _ in range(executions * subscribers)]
+    openings = [asyncio.Event() for _ in seen]
+    tasks = [
+        asyncio.create_task(
+            follow(
+                f"{server.ws_url}/api/v1/ws/executions/{ids[i // subscribers]}?last_seq=0",
+                token,
+                seen[i],
+                openings[i],
+            )
+        )
+        for i in range(len(seen))
+    ]
+    await asyncio.wait_for(asyncio.gather(*[o.wait() for o in openings]), 60)
+    return api, start_at, ids, seen, tasks
+
+
+def incomplete(api: Api, ids: list[str], seen: list[Seen], subscribers: int) -> int:
+    """Sockets that did not receive every stored event once, in order."""
+    stored = {i: [e["seq"] for e in api.events(i)] for i in ids}
+    return sum(s.seqs != stored[ids[n // subscribers]] for n, s in enumerate(seen))
+
+
+async def latency_case(server: processes.Server, token: str, size: Size) -> dict:
+    api, start_at, ids, seen, tasks = await followed(
+        server,
+        token,
+        size.executions,
+        size.subscribers,
+        int(size.rate * size.seconds),
+        1 / size.rate,
+    )
+    with collector_paused():
+        await asyncio.wait_for(asyncio.gather(*tasks), size.seconds + 60)
+    live = [
+        latency
+        for s in seen
+        for latency, recorded in zip(s.latencies, s.recorded, strict=True)
+        if recorded >= start_at
+    ]
+    return {
+        "sockets": len(seen),
+        "incomplete": incomplete(api, ids, seen, size.subscribers),
+        "latency_ms": summary_ms(live),
+    }
+
+
+async def throughput_case(server: processes.Server, token: str, size: Size) -> dict:
+    api, start_at, ids, seen, tasks = await followed(
+        server, token, size.bursts, size.subscribers, size.burst, 0
+    )
+    pid = server.process.pid
+    await asyncio.sleep(max(0.0, start_at - time.time() - 0.2))
+    cpu = cpu_seconds([pid])
+    with collector_paused():
+        await asyncio.wait_for(asyncio.gather(*tasks), 120)
+    cpu = cpu_seconds([pid]) - cpu
+    arrived = [a for s in seen for a, r in zip(s.arrived, s.recorded, strict=True) if r >= start_at]
+    # Each execution's events once: as its first socket saw them.
+    firsts = seen[:: size.subscribers]
+    moments = [r for s in firsts for r in s.recorded if r >= start_at]
+    return {
+        "sockets": len(seen),
+        "incomplete": incomplete(api, ids, seen, size.subscribers),
+        "recorded_per_second": len(moments) / max(max(moments) - min(moments), 1e-9),
+        "delivered_per_second": len(arrived) / max(max(arrived) - min(arrived), 1e-9),
+        "server_cpu_ms_per_1000": cpu * 1000 / max(len(arrived), 1) * 1000,
+    }
+
+
+def scrape_status(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, ""
+
+
+async def scraping(url: str, every: float, answers: list[int]) -> None:
+    """Scrape ``url`` every ``every`` seconds until cancelled; each answer's status."""
+    while True:
+        status, _ = await asyncio.to_thread(scrape_status, url)
+        answers.append(status)
+        await asyncio.sleep(every)
+
+
+async def one_run(deployment: processes.Deployment, mode: str, number: int, size: Size) -> dict:
+    server = processes.Server(
+        port=processes.free_port(),
+        env={**deployment.env, "METRICS_ENABLED": MODES[mode]},
+        log=deployment.logs / f"server-{mode}-{number}.log",
+    )
+    server.start()
+    answers: list[int] = []
+    scraper = asyncio.create_task(scraping(f"{server.url}/metrics", size.scrape, answers))
+    try:
+        latency = await latency_case(server, deployment.token, size)
+        throughput = await throughput_case(server, deployment.token, size)
+        scraper.cancel()
+        status, page = await asyncio.to_thread(scrape_status, f"{server.url}/metrics")
+        answers.append(status)
+    finally:
+        scraper.cancel()
+        server.stop()
+    return {
+        "mode": mode,
+        "round": number,
+        "latency": latency,
+        "throughput": throughput,
+        "scrapes": {str(status): answers.count(status) for status in sorted(set(answers))},
+        "pushes_measured": pushes_measured(page),
+    }
+
+
+def pushes_measured(page: str) -> float:
+    """The live events the server's page counted in its push latency."""
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in page.splitlines()
+        if line.startswith("workflows_push_latency_seconds_count")
+    )
+
+
+async def run_rounds(size: Size, rounds: int) -> list[dict]:
+    with tempfile.TemporaryDirectory() as directory:
+        deployment = processes.embedded(Path(directory), **ENV)
+        for server in deployment.servers:
+            server.stop()
+        deployment.servers = []
+        runs = []
+        try:
+            for number in range(1, rounds + 1):
+                order = ("on", "off") if number % 2 else ("off", "on")
+                for mode in order:
+                    run = await one_run(deployment, mode, number, size)
+                    print(json.dumps(run), flush=True)
+                    runs.append(run)
+        finally:
+            deployment.stop()
+        return runs
+
+
+# (label, path in a run, True when more is better)
+FIGURES = (
+    ("p50 latency, ms", ("latency", "latency_ms", "p50"), False),
+    ("p99 latency, ms", ("latency", "latency_ms", "p99"), False),
+    ("events recorded per second", ("throughput", "recorded_per_second"), True),
+    ("messages delivered per second", ("throughput", "delivered_per_second"), True),
+    ("server CPU ms per 1,000 delivered", ("throughput", "server_cpu_ms_per_1000"), False),
+)
+
+
+def median_of(runs: list[dict], mode: str, path: tuple[str, ...]) -> float:
+    values = []
+    for run in runs:
+        if run["mode"] == mode:
+            value = run
+            for key in path:
+                value = value[key]
+            values.append(value)
+    return statistics.median(values)
+
+
+def table(runs: list[dict]) -> str:
+    rows = ["| | metrics on | metrics off | cost of metrics |", "| --- | --- | --- | --- |"]
+    for label, path, more_is_better in FIGURES:
+        on, off = median_of(runs, "on", path), median_of(runs, "off", path)
+        cost = (off / on - 1) if more_is_better else (on / off - 1)
+        rows.append(f"| {label} | {on:.1f} | {off:.1f} | {cost * 100:+.1f}% |")
+    return "\n".join(rows)
+
+
+def failures(runs: list[dict]) -> list[str]:
+    found = []
+    for run in runs:
+        name = f"metrics {run['mode']}, round {run['round']}"
+        for case in ("latency", "throughput"):
+            if run[case]["incomplete"]:
+                found.append(f"{name}: {run[case]['incomplete']} sockets incomplete ({case})")
+        scraped = run["scrapes"].get("200" if run["mode"] == "on" else "404", 0)
+        if not scraped or len(run["scrapes"]) != 1:
+            found.append(f"{name}: scrapes answered {run['scrapes']}")
+        if (run["pushes_measured"] > 0) != (run["mode"] == "on"):
+            found.append(f"{name}: {run['pushes_measured']} pushes measured")
+    return found
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", choices=sorted(SIZES), default="quick")
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    processes.raise_open_files_limit()
+    runs = asyncio.run(run_rounds(SIZES[args.size], args.rounds))
+    print(table(runs))
+    bad = failures(runs)
+    for line in bad:
+        print(line, file=sys.stderr)
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
