@@ -51,9 +51,13 @@ EVERYTHING = {
         {"source": "start", "target": "slow"},
         {"source": "big", "target": "boom"},
         {"source": "start", "target": "loud"},
-        {"source": "start", "target": "oops"},
         {"source": "start", "target": "talk"},
         {"source": "start", "target": "rows"},
+        # The failures come after the streams have ended: the run stops at the first.
+        {"source": "talk", "target": "oops"},
+        {"source": "rows", "target": "oops"},
+        {"source": "talk", "target": "boom"},
+        {"source": "rows", "target": "boom"},
     ],
 }
 
