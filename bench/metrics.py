@@ -1,11 +1,11 @@
 """What measuring costs the push: metrics on and off, side by side in one run.
 
 ``python -m bench.metrics [--size smoke|quick|full] [--rounds 3]``: each round
-serves the same load from the embedded service twice, once with
-``METRICS_ENABLED`` on and once off (on first in odd rounds, off first in
-even ones), on one database, each run on a server of its own. While a run
-lasts, ``/metrics`` is scraped every ``scrape`` seconds, as Prometheus would
-(a server with metrics off answers 404).
+starts two embedded servers, one with ``METRICS_ENABLED`` on and one with it
+off, each on a database of its own, and gives both the same load at the same
+time, so that what else slows the machine slows both alike. While a round
+lasts, each ``/metrics`` is scraped every ``scrape`` seconds, as Prometheus
+would (the server with metrics off answers 404).
 
 * latency: ``executions`` executions each record ``rate`` events a second
   for ``seconds``, each followed by ``subscribers`` sockets; a message's
@@ -152,8 +152,7 @@ async def latency_case(server: processes.Server, token: str, size: Size) -> dict
         int(size.rate * size.seconds),
         1 / size.rate,
     )
-    with collector_paused():
-        await asyncio.wait_for(asyncio.gather(*tasks), size.seconds + 60)
+    await asyncio.wait_for(asyncio.gather(*tasks), size.seconds + 60)
     live = [
         latency
         for s in seen
@@ -174,8 +173,7 @@ async def throughput_case(server: processes.Server, token: str, size: Size) -> d
     pid = server.process.pid
     await asyncio.sleep(max(0.0, start_at - time.time() - 0.2))
     cpu = cpu_seconds([pid])
-    with collector_paused():
-        await asyncio.wait_for(asyncio.gather(*tasks), 120)
+    await asyncio.wait_for(asyncio.gather(*tasks), 120)
     cpu = cpu_seconds([pid]) - cpu
     arrived = [a for s in seen for a, r in zip(s.arrived, s.recorded, strict=True) if r >= start_at]
     # Each execution's events once: as its first socket saw them.
@@ -206,32 +204,60 @@ async def scraping(url: str, every: float, answers: list[int]) -> None:
         await asyncio.sleep(every)
 
 
-async def one_run(deployment: processes.Deployment, mode: str, number: int, size: Size) -> dict:
-    server = processes.Server(
-        port=processes.free_port(),
-        env={**deployment.env, "METRICS_ENABLED": MODES[mode]},
-        log=deployment.logs / f"server-{mode}-{number}.log",
-    )
-    server.start()
-    answers: list[int] = []
-    scraper = asyncio.create_task(scraping(f"{server.url}/metrics", size.scrape, answers))
-    try:
-        latency = await latency_case(server, deployment.token, size)
-        throughput = await throughput_case(server, deployment.token, size)
-        scraper.cancel()
-        status, page = await asyncio.to_thread(scrape_status, f"{server.url}/metrics")
-        answers.append(status)
-    finally:
-        scraper.cancel()
-        server.stop()
-    return {
-        "mode": mode,
-        "round": number,
-        "latency": latency,
-        "throughput": throughput,
-        "scrapes": {str(status): answers.count(status) for status in sorted(set(answers))},
-        "pushes_measured": pushes_measured(page),
+async def one_round(deployments: dict, number: int, size: Size) -> list[dict]:
+    """One round: a server with metrics on and one with them off, each on a database
+    of its own, take the same load at the same time, so that whatever else slows
+    the machine meanwhile slows both."""
+    order = list(MODES) if number % 2 else list(reversed(MODES))
+    servers = {
+        mode: processes.Server(
+            port=processes.free_port(),
+            env={**deployments[mode].env, "METRICS_ENABLED": MODES[mode]},
+            log=deployments[mode].logs / f"server-{mode}-{number}.log",
+        )
+        for mode in order
     }
+    answers: dict[str, list[int]] = {mode: [] for mode in order}
+    scrapers = []
+    try:
+        for mode in order:
+            servers[mode].start()
+            url = f"{servers[mode].url}/metrics"
+            scrapers.append(asyncio.create_task(scraping(url, size.scrape, answers[mode])))
+
+        async def both(case) -> dict:
+            with collector_paused():
+                found = await asyncio.gather(
+                    *(case(servers[mode], deployments[mode].token, size) for mode in order)
+                )
+            return dict(zip(order, found, strict=True))
+
+        latency = await both(latency_case)
+        throughput = await both(throughput_case)
+        for scraper in scrapers:
+            scraper.cancel()
+        pages = {}
+        for mode in order:
+            status, pages[mode] = await asyncio.to_thread(
+                scrape_status, f"{servers[mode].url}/metrics"
+            )
+            answers[mode].append(status)
+    finally:
+        for scraper in scrapers:
+            scraper.cancel()
+        for server in servers.values():
+            server.stop()
+    return [
+        {
+            "mode": mode,
+            "round": number,
+            "latency": latency[mode],
+            "throughput": throughput[mode],
+            "scrapes": {str(code): answers[mode].count(code) for code in set(answers[mode])},
+            "pushes_measured": pushes_measured(pages[mode]),
+        }
+        for mode in order
+    ]
 
 
 def pushes_measured(page: str) -> float:
@@ -245,20 +271,22 @@ def pushes_measured(page: str) -> float:
 
 async def run_rounds(size: Size, rounds: int) -> list[dict]:
     with tempfile.TemporaryDirectory() as directory:
-        deployment = processes.embedded(Path(directory), **ENV)
-        for server in deployment.servers:
-            server.stop()
-        deployment.servers = []
+        deployments = {}
+        for mode in MODES:
+            (Path(directory) / mode).mkdir()
+            deployments[mode] = processes.embedded(Path(directory) / mode, **ENV)
+            for server in deployments[mode].servers:
+                server.stop()
+            deployments[mode].servers = []
         runs = []
         try:
             for number in range(1, rounds + 1):
-                order = ("on", "off") if number % 2 else ("off", "on")
-                for mode in order:
-                    run = await one_run(deployment, mode, number, size)
+                for run in await one_round(deployments, number, size):
                     print(json.dumps(run), flush=True)
                     runs.append(run)
         finally:
-            deployment.stop()
+            for deployment in deployments.values():
+                deployment.stop()
         return runs
 
 
