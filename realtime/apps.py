@@ -7,7 +7,10 @@ class RealtimeConfig(AppConfig):
 
     def ready(self) -> None:
         from executions.services.retention import retention_pruner_register
-        from realtime import signals  # noqa: F401  connects the event push receiver
+        from realtime import (
+            checks,  # noqa: F401  registers its checks
+            signals,  # noqa: F401  connects the event push receiver
+        )
         from realtime.services import socket_tickets_prune
 
         retention_pruner_register("tickets", socket_tickets_prune)
