@@ -215,7 +215,7 @@ class Worker(models.Model):
     """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    # As in ``Execution.claimed_by`` (``executions.dispatch.runner_name``).
+    # As in ``Execution.claimed_by`` (``executions.heartbeat.runner_name``).
     name = models.CharField(max_length=200)
     kind = models.CharField(max_length=16, choices=WorkerKind.choices)
     runs_executions = models.BooleanField(

@@ -17,7 +17,6 @@ from typing import Any
 from django.conf import settings
 
 from executions import log_context, metrics, services
-from executions.dispatch import runner_name
 from executions.engine.db import db
 from executions.engine.graph import Graph, InvalidDefinition, parse_definition
 from executions.engine.outputs import OutputBudget
@@ -27,7 +26,7 @@ from executions.engine.runner.local_runs import StopReason, run_added, run_remov
 from executions.engine.runner.progress import ProgressReporter
 from executions.engine.streams import NodeStreams
 from executions.exceptions import ClaimLost, InvalidTransition
-from executions.heartbeat import heartbeat
+from executions.heartbeat import heartbeat, runner_name
 from executions.models import EventType, Execution, ExecutionStatus, NodeStatus
 from executions.services.eventlog import log_data
 
