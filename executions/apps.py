@@ -6,7 +6,7 @@ class ExecutionsConfig(AppConfig):
     verbose_name = "Workflow executions"
 
     def ready(self) -> None:
-        from executions import checks, feed, heartbeat, runtime  # noqa: F401  register their checks
+        from executions import checks, feed, heartbeat, runners, runtime  # noqa: F401  register their checks
         from executions.engine import (
             nodes,  # noqa: F401  registers the built-in node types
             streams,  # noqa: F401  registers its checks

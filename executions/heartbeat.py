@@ -26,7 +26,6 @@ from django.conf import settings
 from django.core import checks
 from django.db import close_old_connections, connection
 
-from executions.dispatch import runner_name
 from executions.services.workers import (
     WorkerIdentity,
     worker_heartbeat,
@@ -39,6 +38,11 @@ logger = logging.getLogger(__name__)
 PYPROJECT = Path(__file__).resolve().parent.parent / "pyproject.toml"
 # Seconds between one process's prunes of long-gone rows: a beat is mostly an UPDATE.
 PRUNE_EVERY = 60.0
+
+
+def runner_name() -> str:
+    """This process, as it appears in ``Execution.claimed_by``, its row and engine logs."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 @cache

@@ -11,9 +11,10 @@ import logging
 from django.conf import settings
 from django.db import close_old_connections, connection
 
-from executions import dispatch, metrics, selectors, services
-from executions.dispatch import in_process_loop
+from executions import metrics, selectors, services
 from executions.engine.db import db
+from executions.runners import get_runner
+from executions.runners.local import in_process_loop
 from executions.services.retention import executions_prune_when_due
 
 logger = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ async def maintain_once() -> None:
 async def redispatch_stale() -> None:
     """Dispatch again what the broker seems to have lost, never adding to its backlog."""
     try:
-        queued = await asyncio.to_thread(dispatch.dispatches_waiting)
+        queued = await asyncio.to_thread(get_runner().waiting)
     except Exception:
         logger.warning(
             "Could not read the broker's queue; nothing is dispatched again", exc_info=True

@@ -6,37 +6,7 @@ from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-
-class ExecutionStatus(models.TextChoices):
-    """Lifecycle of an execution; see ``executions.states`` for the transitions."""
-
-    PENDING = "pending", _("Pending")
-    """Created and waiting for a runner to pick it up."""
-    RUNNING = "running", _("Running")
-    """Claimed by a runner; nodes are being executed."""
-    COMPLETED = "completed", _("Completed")
-    """Every node finished; ``result`` holds the sink output."""
-    FAILED = "failed", _("Failed")
-    """A node failed or the run was lost; ``error`` says why."""
-    CANCELLED = "cancelled", _("Cancelled")
-    """Stopped on request; running nodes ended ``cancelled``, the rest ``skipped``."""
-
-
-class NodeStatus(models.TextChoices):
-    """Lifecycle of one node within an execution."""
-
-    PENDING = "pending", _("Pending")
-    """Not started yet (never sent as a node event)."""
-    RUNNING = "running", _("Running")
-    """An attempt is running."""
-    COMPLETED = "completed", _("Completed")
-    """Produced its output."""
-    FAILED = "failed", _("Failed")
-    """The attempt failed; a later attempt may follow when retries remain."""
-    SKIPPED = "skipped", _("Skipped")
-    """Will not run: downstream of a falsy condition, or the execution stopped first."""
-    CANCELLED = "cancelled", _("Cancelled")
-    """Was running when the execution was cancelled or failed elsewhere."""
+from executions.states import TERMINAL_STATUSES, ExecutionStatus, NodeStatus
 
 
 class EventType(models.TextChoices):
@@ -151,8 +121,6 @@ class Execution(models.Model):
 
     @property
     def is_finished(self) -> bool:
-        from executions.states import TERMINAL_STATUSES
-
         return self.status in TERMINAL_STATUSES
 
     def state_data(self) -> dict:
@@ -247,7 +215,7 @@ class Worker(models.Model):
     """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    # As in ``Execution.claimed_by`` (``executions.dispatch.runner_name``).
+    # As in ``Execution.claimed_by`` (``executions.heartbeat.runner_name``).
     name = models.CharField(max_length=200)
     kind = models.CharField(max_length=16, choices=WorkerKind.choices)
     runs_executions = models.BooleanField(

@@ -24,8 +24,8 @@ from django.conf import settings  # noqa: E402
 
 from executions.engine.runner import active_runs  # noqa: E402
 from executions.heartbeat import heartbeat  # noqa: E402
-from executions.maintenance import start_maintenance  # noqa: E402
 from executions.models import WorkerKind  # noqa: E402
+from executions.runners import get_runner  # noqa: E402
 from executions.runtime import tune_garbage_collector, tune_thread_switching  # noqa: E402
 from project.clientaddr import ClientAddressMiddleware  # noqa: E402
 from project.health import HealthRoutes  # noqa: E402
@@ -38,10 +38,9 @@ from realtime.longpoll import LongPollRoute  # noqa: E402
 from realtime.routing import websocket_urlpatterns  # noqa: E402
 from realtime.sse import EventStreams  # noqa: E402
 
-if settings.EXECUTIONS_RUNNER == "inprocess":
-    # This server runs the executions, so it also recovers those that its
-    # previous instance left behind when it stopped.
-    start_maintenance()
+# What the runner backend needs in a server (in the embedded mode, the
+# maintenance that recovers what this server's previous instance left behind).
+get_runner().start()
 
 if SERVED:
     # Bound what it buffers for a client that stops reading, and let it
@@ -53,7 +52,7 @@ if SERVED:
     # Seen in the workers view and `manage.py status` (a runner too, embedded).
     heartbeat.start(
         kind=WorkerKind.SERVER,
-        runs_executions=settings.EXECUTIONS_RUNNER == "inprocess",
+        runs_executions=get_runner().embedded,
         running=active_runs,
     )
 

@@ -15,9 +15,9 @@ from django.db import connections
 from rest_framework.test import APIClient
 
 from executions import log_context
-from executions.dispatch import stop_in_process_runs
 from executions.engine.db import close_db_threads
 from executions.engine.expression_pool import evaluator_pool
+from executions.runners import get_runner
 from project.asgi import django_asgi_app
 from realtime.db import close_read_threads
 from realtime.publish import publisher_loop
@@ -48,6 +48,15 @@ def error_lines() -> list[dict]:
         logging.getLogger().removeHandler(handler)
 
 
+@pytest.fixture
+def no_dispatch(monkeypatch) -> list:
+    """Executions are created pending and run only when the test runs them; the ids
+    dispatched, in order."""
+    dispatched: list = []
+    monkeypatch.setattr(get_runner(), "dispatch", dispatched.append)
+    return dispatched
+
+
 @pytest.fixture(autouse=True)
 def fresh_throttles():
     """Each test starts with no request counted against the API's rate limits."""
@@ -62,7 +71,7 @@ def fresh_channel_layer():
     evaluator process) outlives its test."""
     channel_layers.backends.clear()
     yield
-    stop_in_process_runs()
+    get_runner().stop()
     evaluator_pool.stop()
     close_publisher_connections()
     channel_layers.backends.clear()

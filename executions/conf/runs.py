@@ -3,7 +3,7 @@
 from collections.abc import Mapping
 from typing import Any
 
-from executions.env import boolean, choice, integer, number, seconds, text, text_list
+from executions.env import boolean, integer, number, seconds, text, text_list
 
 
 def runner_default(values: Mapping[str, Any]) -> str:
@@ -12,11 +12,12 @@ def runner_default(values: Mapping[str, Any]) -> str:
 
 
 SETTINGS = [
-    choice(
+    # A backend's short name or import path; executions.runners checks it.
+    text(
         "EXECUTIONS_RUNNER",
         runner_default,
-        "where executions run: the server process, or `manage.py worker` processes",
-        choices=("inprocess", "celery"),
+        "where executions run: the server process, or `manage.py worker` processes "
+        "(or the import path of another `executions.runners.Runner` subclass)",
         shown="`inprocess`, or `celery` with `REDIS_URL`",
     ),
     # Runners renew their leases every EXECUTIONS_CANCEL_POLL_INTERVAL, and at least

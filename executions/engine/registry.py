@@ -1,4 +1,6 @@
-"""The node type registry. Other apps add node types with ``@register``.
+"""The node type registry. Other apps add node types with ``@register``; a test
+that registers a type of its own removes it again with ``unregister``, or
+registers it for a ``with`` block with ``registered``.
 
 A node type is a class with a unique ``type_name``, a DRF serializer that
 validates its ``params``, and an async ``run`` that turns the node's input
@@ -19,6 +21,8 @@ into its output::
             return {**data, params["field"]: str(data[params["field"]]).upper()}
 """
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, ClassVar
 
 from django.utils.functional import Promise
@@ -66,6 +70,26 @@ def register(node_class: type[NodeType]) -> type[NodeType]:
         raise ValueError(f"A node type named {name!r} is already registered.")
     _registry[name] = node_class()
     return node_class
+
+
+def unregister(node_class: type[NodeType]) -> None:
+    """Remove a node type that ``register`` added; nothing happens when it is not
+    registered (another class holding its name stays)."""
+    if type(_registry.get(node_class.type_name)) is node_class:
+        del _registry[node_class.type_name]
+
+
+@contextmanager
+def registered(node_class: type[NodeType]) -> Iterator[type[NodeType]]:
+    """Register ``node_class`` for a ``with`` block; it is removed after it, unless it
+    was registered before."""
+    already = type(_registry.get(node_class.type_name)) is node_class
+    register(node_class)
+    try:
+        yield node_class
+    finally:
+        if not already:
+            unregister(node_class)
 
 
 def get_node_type(name: str) -> NodeType | None:

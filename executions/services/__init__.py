@@ -12,6 +12,7 @@ reached a terminal status nothing more is appended: the terminal ``status``
 event is always the last of its log.
 """
 
+from executions.services.creation import ExecutionItem, execution_create, executions_create
 from executions.services.endings import (
     execution_cancel,
     execution_complete,
@@ -25,15 +26,12 @@ from executions.services.leases import (
     executions_redispatch_stale,
 )
 from executions.services.runs import (
-    ExecutionItem,
-    execution_create,
     execution_log,
     execution_node_update,
     execution_nodes_prepare,
     execution_nodes_skip,
     execution_progress,
     execution_start,
-    executions_create,
 )
 from executions.services.workflows import workflow_create, workflow_delete, workflow_update
 

@@ -7,10 +7,10 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
 from django.utils.translation import gettext as _
 
-from executions import dispatch
 from executions.clock import locked_now, locked_now_mark
 from executions.exceptions import AlreadyFinished, InvalidTransition
 from executions.models import Execution, ExecutionStatus, NodeRun, NodeStatus
+from executions.runners import get_runner
 from executions.services.eventlog import (
     change_status,
     deferred_writes,
@@ -158,9 +158,7 @@ def execution_cancel(
             who = f" by {requested_by.get_username()}" if requested_by else ""
             log_append(execution, None, "info", f"Cancellation requested{who}")
             execution.save(update_fields=["cancel_requested_at", "last_seq", "last_event_at"])
-            transaction.on_commit(
-                partial(dispatch.execution_cancel_notify, execution.id), robust=True
-            )
+            transaction.on_commit(partial(get_runner().cancel_notify, execution.id), robust=True)
         return execution
 
 

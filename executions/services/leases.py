@@ -9,9 +9,9 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.db.models.functions import Now
 
-from executions import dispatch
 from executions.clock import database_now, locked_now
 from executions.models import Execution, ExecutionRun, ExecutionStatus, RunOutcome
+from executions.runners import get_runner
 from executions.services.endings import execution_finish
 from executions.services.eventlog import (
     change_status,
@@ -90,10 +90,11 @@ def executions_redispatch_stale(*, older_than: float, queued: int | None = None)
     while it holds that many.
     """
     now = database_now()
+    runner = get_runner()
     count = 0
     for execution_id, dispatched_at, redispatches in _stale(now, older_than, queued):
         if _redispatch_claim(execution_id, dispatched_at, redispatches, now):
-            transaction.on_commit(partial(dispatch.execution_dispatch, execution_id), robust=True)
+            transaction.on_commit(partial(runner.dispatch, execution_id), robust=True)
             count += 1
     return count
 
@@ -155,7 +156,7 @@ def _requeue(execution: Execution, reason: str) -> Execution:
     execution.lease_expires_at = None
     execution.dispatched_at = locked_now(execution)
     execution.redispatches = 0
-    transaction.on_commit(partial(dispatch.execution_dispatch, execution.id), robust=True)
+    transaction.on_commit(partial(get_runner().dispatch, execution.id), robust=True)
     # Its progress stays: a rerun reports progress again from where the first
     # run got to, never lower.
     return change_status(

@@ -1,17 +1,11 @@
-"""Running executions inside a test, with the test in control of dispatch."""
+"""Running executions inside a test (with ``no_dispatch``: the test in control of
+when they run)."""
 
-import pytest
 from channels.db import database_sync_to_async
 
 from executions.engine.runner import run_execution
 from executions.models import Execution, ExecutionEvent
 from tests.factories import make_execution, make_user, make_workflow
-
-
-@pytest.fixture
-def no_dispatch(monkeypatch):
-    """Executions are created pending and run only when the test runs them."""
-    monkeypatch.setattr("executions.dispatch.execution_dispatch", lambda execution_id: None)
 
 
 @database_sync_to_async

@@ -9,7 +9,6 @@ from django.db import connection, connections, transaction
 from executions import services
 from executions.exceptions import TooManyActiveExecutions
 from executions.models import Execution
-from tests.executions.engine_helpers import no_dispatch  # noqa: F401
 from tests.factories import make_execution, make_user, make_workflow
 
 # PostgreSQL's row locks are the point (SQLite's writers take turns on one

@@ -9,6 +9,7 @@ from rest_framework.test import APIClient
 
 from executions.api.serializers import ExecutionSerializer
 from executions.models import EventType, Execution, ExecutionEvent
+from executions.runners import get_runner
 from realtime.events import event_message
 from realtime.publish import group_name_for
 from tests.conftest import bearer_client
@@ -33,8 +34,7 @@ def sent(monkeypatch) -> list[tuple]:
         ),
     )
     monkeypatch.setattr(
-        "executions.dispatch.execution_dispatch",
-        lambda execution_id: happened.append(("dispatch", execution_id)),
+        get_runner(), "dispatch", lambda execution_id: happened.append(("dispatch", execution_id))
     )
     return happened
 

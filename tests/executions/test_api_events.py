@@ -8,7 +8,7 @@ from executions.engine.runner import run_execution
 from tests.conftest import bearer_client
 from tests.factories import chain, make_execution, make_user, make_workflow, node
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("no_dispatch")]
 
 
 @database_sync_to_async
@@ -17,8 +17,7 @@ def setup(definition, input_data=None):
     return user, make_execution(user, make_workflow(user, definition), input_data or {})
 
 
-async def finished(monkeypatch, definition, input_data=None):
-    monkeypatch.setattr("executions.dispatch.execution_dispatch", lambda execution_id: None)
+async def finished(definition, input_data=None):
     user, execution = await setup(definition, input_data)
     await run_execution(execution.id)
     return user, execution
@@ -29,9 +28,9 @@ def get(user, path):
     return response.status_code, response.json()
 
 
-async def test_events_pages_are_the_socket_messages_in_order(monkeypatch):
+async def test_events_pages_are_the_socket_messages_in_order():
     definition = chain(node("a", "log", message="one"), node("b", "log", message="two"))
-    user, execution = await finished(monkeypatch, definition)
+    user, execution = await finished(definition)
     base = f"/api/v1/executions/{execution.id}/events"
 
     status, everything = await database_sync_to_async(get)(user, f"{base}?limit=1000")
@@ -50,8 +49,8 @@ async def test_events_pages_are_the_socket_messages_in_order(monkeypatch):
     assert collected == events[2:]
 
 
-async def test_events_reject_bad_parameters(monkeypatch):
-    user, execution = await finished(monkeypatch, chain(node("a", "log", message="x")))
+async def test_events_reject_bad_parameters():
+    user, execution = await finished(chain(node("a", "log", message="x")))
     base = f"/api/v1/executions/{execution.id}/events"
     for query in ("after=-1", "after=abc", "limit=0", "limit=1001", "wait=-1", "wait=31"):
         status, body = await database_sync_to_async(get)(user, f"{base}?{query}")
@@ -59,8 +58,8 @@ async def test_events_reject_bad_parameters(monkeypatch):
         assert set(body) <= {"after", "limit", "wait"}
 
 
-async def test_a_long_poll_on_an_ended_execution_answers_at_once(monkeypatch):
-    user, execution = await finished(monkeypatch, chain(node("a", "log", message="x")))
+async def test_a_long_poll_on_an_ended_execution_answers_at_once():
+    user, execution = await finished(chain(node("a", "log", message="x")))
     base = f"/api/v1/executions/{execution.id}/events"
     status, page = await database_sync_to_async(get)(user, f"{base}?after=1000&wait=30")
     assert (status, page) == (200, {"next": None, "results": []})
@@ -77,8 +76,8 @@ def test_long_polls_past_the_users_cap_are_refused_before_they_wait(settings):
     assert get(user, f"{base}?after=1000") == (200, {"next": None, "results": []})
 
 
-async def test_events_of_someone_elses_execution_are_not_found(monkeypatch):
-    _, execution = await finished(monkeypatch, chain(node("a", "log", message="x")))
+async def test_events_of_someone_elses_execution_are_not_found():
+    _, execution = await finished(chain(node("a", "log", message="x")))
     stranger = await database_sync_to_async(make_user)()
     status, _ = await database_sync_to_async(get)(
         stranger, f"/api/v1/executions/{execution.id}/events"
@@ -86,7 +85,7 @@ async def test_events_of_someone_elses_execution_are_not_found(monkeypatch):
     assert status == 404
 
 
-async def test_detail_lists_each_node_with_attempts_timings_output_and_error(monkeypatch):
+async def test_detail_lists_each_node_with_attempts_timings_output_and_error():
     definition = {
         "nodes": [
             {**node("flaky", "test_flaky", fail_times=1), "retries": 1, "retry_backoff_seconds": 0},
@@ -95,7 +94,7 @@ async def test_detail_lists_each_node_with_attempts_timings_output_and_error(mon
         ],
         "edges": [{"source": "flaky", "target": "boom"}, {"source": "boom", "target": "after"}],
     }
-    user, execution = await finished(monkeypatch, definition)
+    user, execution = await finished(definition)
     status, detail = await database_sync_to_async(get)(user, f"/api/v1/executions/{execution.id}")
     assert status == 200 and detail["status"] == "failed"
     nodes = {n["node_id"]: n for n in detail["nodes"]}
@@ -109,12 +108,10 @@ async def test_detail_lists_each_node_with_attempts_timings_output_and_error(mon
     assert "nodes" not in listing["results"][0]
 
 
-async def test_large_outputs_are_cut_in_events_but_whole_in_the_detail(monkeypatch, settings):
+async def test_large_outputs_are_cut_in_events_but_whole_in_the_detail(settings):
     settings.EXECUTIONS_EVENT_OUTPUT_LIMIT = 50
     big = {"text": "x" * 500}
-    user, execution = await finished(
-        monkeypatch, chain(node("echo", "transform", expression="@")), big
-    )
+    user, execution = await finished(chain(node("echo", "transform", expression="@")), big)
     _, page = await database_sync_to_async(get)(user, f"/api/v1/executions/{execution.id}/events")
     completed = next(
         e for e in page["results"] if e["type"] == "node" and e["status"] == "completed"

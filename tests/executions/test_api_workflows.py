@@ -7,7 +7,6 @@ import pytest
 from django.contrib.auth.models import User
 from rest_framework.test import APIClient
 
-from executions.engine import registry
 from executions.models import Execution, Workflow
 from tests.conftest import bearer_client
 from tests.factories import chain, make_execution, make_workflow, node
@@ -35,17 +34,6 @@ def edge(source: str, target: str) -> dict:
 
 
 VALID = chain(node("wait", "delay", seconds=1), node("pick", "transform", expression="a.b"))
-
-
-@pytest.fixture
-def built_in_registry(monkeypatch):
-    """Only the types of ``executions.engine.nodes``, whatever other test modules registered."""
-    built_in = {
-        name: node_type
-        for name, node_type in registry._registry.items()
-        if type(node_type).__module__.startswith("executions.engine.nodes.")
-    }
-    monkeypatch.setattr(registry, "_registry", built_in)
 
 
 # --- create -----------------------------------------------------------------

@@ -10,6 +10,7 @@ from channels.testing import WebsocketCommunicator
 from django.utils import timezone
 
 from executions.models import Execution, ExecutionEvent
+from executions.runners import get_runner
 from project.asgi import application
 from tests.conftest import bearer_client
 from tests.factories import chain, make_execution, make_user, make_workflow, node
@@ -99,8 +100,7 @@ async def test_cancel_during_delay_stops_within_100_ms_and_closes_the_stream():
     assert last.seq == final["seq"] and last.data["status"] == "cancelled"
 
 
-async def test_cancel_a_pending_execution_at_once(monkeypatch):
-    monkeypatch.setattr("executions.dispatch.execution_dispatch", lambda execution_id: None)
+async def test_cancel_a_pending_execution_at_once(no_dispatch):
     user, execution = await setup(chain(node("wait", "delay", seconds=1)))
     status, body = await database_sync_to_async(cancel_over_rest)(user, execution.id)
     assert status == 202 and body["status"] == "cancelled"
@@ -112,8 +112,7 @@ async def test_cancel_a_pending_execution_at_once(monkeypatch):
     assert refreshed.finished_at is not None and refreshed.execution_time is None
 
 
-async def test_cancelling_a_finished_execution_is_a_conflict(monkeypatch):
-    monkeypatch.setattr("executions.dispatch.execution_dispatch", lambda execution_id: None)
+async def test_cancelling_a_finished_execution_is_a_conflict(no_dispatch):
     user, execution = await setup(chain(node("wait", "delay", seconds=1)))
     assert (await database_sync_to_async(cancel_over_rest)(user, execution.id))[0] == 202
     status, body = await database_sync_to_async(cancel_over_rest)(user, execution.id)
@@ -124,8 +123,7 @@ async def test_cancelling_a_finished_execution_is_a_conflict(monkeypatch):
     }
 
 
-async def test_cancel_someone_elses_execution_is_not_found(monkeypatch):
-    monkeypatch.setattr("executions.dispatch.execution_dispatch", lambda execution_id: None)
+async def test_cancel_someone_elses_execution_is_not_found(no_dispatch):
     _, execution = await setup(chain(node("wait", "delay", seconds=1)))
     stranger = await database_sync_to_async(make_user)()
     status, _ = await database_sync_to_async(cancel_over_rest)(stranger, execution.id)
@@ -137,7 +135,7 @@ async def test_cancel_someone_elses_execution_is_not_found(monkeypatch):
 async def test_cancel_requested_elsewhere_is_noticed_by_polling(monkeypatch, settings):
     """A runner learns of a cancellation made in another process from the database."""
     settings.EXECUTIONS_CANCEL_POLL_INTERVAL = 0.2
-    monkeypatch.setattr("executions.dispatch.execution_cancel_notify", lambda execution_id: None)
+    monkeypatch.setattr(get_runner(), "cancel_notify", lambda execution_id: None)
     user, execution = await setup(chain(node("wait", "delay", seconds=30)))
     communicator = await connect(user, execution.id, "?last_seq=0")
     await receive_until(communicator, lambda m: m["type"] == "node" and m["status"] == "running")

@@ -9,9 +9,15 @@ from rest_framework import serializers
 # Registers another app's node types, so the checks of the built-in types below always run
 # with foreign types in the registry, as in any run that imports it elsewhere.
 import tests.executions.nodes  # noqa: F401
-from executions.engine import registry
 from executions.engine.graph import MAX_NODES, InvalidDefinition, parse_definition
-from executions.engine.registry import NodeType, get_node_type, node_type_names, register
+from executions.engine.registry import (
+    NodeType,
+    get_node_type,
+    node_type_names,
+    register,
+    registered,
+    unregister,
+)
 from executions.exceptions import ExecutionsError
 from tests.factories import chain, node
 
@@ -24,17 +30,6 @@ def errors_of(definition) -> list[str]:
     with pytest.raises(InvalidDefinition) as caught:
         parse_definition(definition)
     return caught.value.errors
-
-
-@pytest.fixture
-def built_in_registry(monkeypatch):
-    """Only the types of ``executions.engine.nodes``, whatever other test modules registered."""
-    built_in = {
-        name: node_type
-        for name, node_type in registry._registry.items()
-        if type(node_type).__module__.startswith("executions.engine.nodes.")
-    }
-    monkeypatch.setattr(registry, "_registry", built_in)
 
 
 # --- valid definitions ----------------------------------------------------------
@@ -348,12 +343,6 @@ def test_long_chain_is_not_a_cycle():
 # --- registry -------------------------------------------------------------------
 
 
-@pytest.fixture
-def scratch_registry(monkeypatch):
-    """Register node types into a copy, so no test leaks a type into the others."""
-    monkeypatch.setattr(registry, "_registry", dict(registry._registry))
-
-
 class UpperParams(serializers.Serializer):
     field = serializers.CharField()
 
@@ -383,9 +372,15 @@ def test_types_of_other_apps_sit_beside_the_built_ins():
     assert {"condition", "delay", "fail", "http_request", "log", "transform"} <= set(names)
 
 
-def test_registered_node_type_is_usable_in_definitions(scratch_registry):
+@pytest.fixture
+def upper_registered():
+    """``Upper`` registered for one test: ``register`` as a decorator does, then removed."""
     assert register(Upper) is Upper
+    yield
+    unregister(Upper)
 
+
+def test_registered_node_type_is_usable_in_definitions(upper_registered):
     graph = parse_definition(chain(node("u", "upper", field="name")))
 
     assert isinstance(graph.nodes["u"].node_type, Upper)
@@ -395,14 +390,45 @@ def test_registered_node_type_is_usable_in_definitions(scratch_registry):
     ]
 
 
-def test_registering_the_same_class_twice_is_harmless(scratch_registry):
-    register(Upper)
+def test_registering_the_same_class_twice_is_harmless(upper_registered):
     register(Upper)
 
     assert node_type_names().count("upper") == 1
 
 
-def test_registering_a_taken_name_is_refused(scratch_registry):
+def test_a_type_unregistered_is_gone_and_unregistering_it_again_is_harmless(upper_registered):
+    unregister(Upper)
+    unregister(Upper)
+
+    assert get_node_type("upper") is None
+    assert errors_of(chain(node("u", "upper")))[0].startswith("node 'u': unknown type 'upper'")
+
+
+def test_unregistering_leaves_another_class_of_the_same_name_in_place():
+    class FakeDelay(Upper):
+        type_name = "delay"
+
+    unregister(FakeDelay)
+
+    assert type(get_node_type("delay")).__name__ == "Delay"
+
+
+def test_a_type_registered_for_a_block_is_gone_after_it():
+    with registered(Upper) as node_class:
+        assert node_class is Upper
+        assert isinstance(get_node_type("upper"), Upper)
+
+    assert get_node_type("upper") is None
+
+
+def test_a_block_leaves_a_type_registered_before_it_in_place(upper_registered):
+    with registered(Upper):
+        pass
+
+    assert isinstance(get_node_type("upper"), Upper)
+
+
+def test_registering_a_taken_name_is_refused():
     class FakeDelay(Upper):
         type_name = "delay"
 
@@ -411,5 +437,5 @@ def test_registering_a_taken_name_is_refused(scratch_registry):
     assert type(get_node_type("delay")).__name__ == "Delay"
 
 
-def test_scratch_registry_does_not_leak():
+def test_no_test_leaks_a_type_it_registered():
     assert get_node_type("upper") is None

@@ -10,7 +10,6 @@ from executions import services
 from executions.exceptions import ClaimLost
 from executions.models import Execution, ExecutionEvent, NodeRun, NodeStatus
 from executions.services import endings
-from tests.executions.engine_helpers import no_dispatch  # noqa: F401
 from tests.factories import make_execution, make_user
 
 pytestmark = [

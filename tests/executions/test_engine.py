@@ -9,10 +9,11 @@ import pytest
 from channels.db import database_sync_to_async
 
 import tests.executions.nodes  # noqa: F401  registers the test node types
-from executions import dispatch, services
+from executions import services
 from executions.engine.runner import run_execution
 from executions.models import Execution, Workflow
-from tests.executions.engine_helpers import create, no_dispatch, reload, run, stored  # noqa: F401
+from executions.runners import local
+from tests.executions.engine_helpers import create, reload, run, stored
 from tests.factories import chain, make_user, node
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("no_dispatch")]
@@ -375,13 +376,13 @@ async def test_a_rerun_after_a_lost_worker_runs_the_definition_it_was_created_wi
 
 async def test_a_run_stopped_from_outside_leaves_no_node_running():
     execution = await create(chain(node("wait", "delay", seconds=30)))
-    dispatch.run_here(execution.id)
+    local.run_here(execution.id)
     await wait_until_node_running(execution.id, "wait")
 
-    dispatch.stop_in_process_runs()
+    local.stop_in_process_runs()
 
     leftovers = asyncio.run_coroutine_threadsafe(
-        tasks_named("run_node"), dispatch.in_process_loop.loop
+        tasks_named("run_node"), local.in_process_loop.loop
     ).result(5)
     assert leftovers == []
 

@@ -8,7 +8,7 @@ from rest_framework.test import APIClient
 import tests.executions.nodes  # noqa: F401  registers test_crash
 from executions.api.views import ExecutionViewSet
 from tests.conftest import make_token
-from tests.executions.engine_helpers import no_dispatch, run  # noqa: F401
+from tests.executions.engine_helpers import run
 from tests.factories import chain, make_user, node
 
 

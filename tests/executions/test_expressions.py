@@ -12,7 +12,7 @@ from executions.engine.expression_pool import evaluator_pool
 from executions.engine.expressions import check_expression_settings, expression_search
 from executions.exceptions import NodeFailed
 from executions.models import Workflow
-from tests.executions.engine_helpers import no_dispatch, run  # noqa: F401
+from tests.executions.engine_helpers import run
 from tests.factories import chain, node
 
 

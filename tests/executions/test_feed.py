@@ -27,7 +27,6 @@ from executions.feed import (
     feed_state,
 )
 from executions.models import Execution
-from tests.executions.engine_helpers import no_dispatch  # noqa: F401
 from tests.factories import make_execution, make_workflow
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("no_dispatch")]

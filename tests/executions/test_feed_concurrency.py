@@ -18,7 +18,6 @@ from django.db import connection, connections, transaction
 from executions import services
 from executions.feed import FeedFilter, executions_for_feed, feed_read, feed_state
 from executions.models import EventType, Execution, ExecutionEvent
-from tests.executions.engine_helpers import no_dispatch  # noqa: F401
 from tests.factories import make_execution, make_user, make_workflow
 
 # SQLite's writers take turns (executions/sqlite): its transactions never overlap.

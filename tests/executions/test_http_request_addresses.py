@@ -6,7 +6,7 @@ import socket
 import pytest
 
 from executions.engine.graph import InvalidDefinition, parse_definition
-from tests.executions.engine_helpers import no_dispatch, run  # noqa: F401
+from tests.executions.engine_helpers import run
 from tests.executions.http_servers import FakeDns, make_certificates, serving
 from tests.factories import chain, node
 

@@ -8,7 +8,7 @@ import pytest
 from executions.engine.graph import InvalidDefinition, parse_definition
 from executions.engine.registry import get_node_type
 from executions.models import Workflow
-from tests.executions.engine_helpers import no_dispatch, run  # noqa: F401
+from tests.executions.engine_helpers import run
 from tests.executions.http_servers import (
     BOMB_EXPANDED_BYTES,
     DRIP_BYTES,

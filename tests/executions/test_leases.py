@@ -17,6 +17,7 @@ from executions.engine.runner import release_local_runs, run_execution
 from executions.exceptions import ClaimLost
 from executions.maintenance import maintain_once
 from executions.models import Execution, ExecutionEvent, NodeRun
+from executions.runners import get_runner
 from tests.clock import process_clock_off_by
 from tests.factories import chain, make_execution, make_user, make_workflow, node
 
@@ -24,11 +25,9 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def dispatched(monkeypatch):
+def dispatched(no_dispatch) -> list:
     """Executions are not started; the ids dispatched are collected here."""
-    ids = []
-    monkeypatch.setattr("executions.dispatch.execution_dispatch", ids.append)
-    return ids
+    return no_dispatch
 
 
 @database_sync_to_async
@@ -199,7 +198,7 @@ async def test_a_run_handed_back_after_a_cancel_was_requested_ends_cancelled(
     dispatched, monkeypatch, retry
 ):
     # The request was made elsewhere and this runner has not polled it yet.
-    monkeypatch.setattr("executions.dispatch.execution_cancel_notify", lambda execution_id: None)
+    monkeypatch.setattr(get_runner(), "cancel_notify", lambda execution_id: None)
     execution = await create(chain(node("wait", "delay", seconds=30)), retry=retry)
     run = asyncio.create_task(run_execution(execution.id))
     while not await database_sync_to_async(
@@ -366,7 +365,7 @@ def time_passes(seconds: float) -> None:
 
 
 def broker_holds(monkeypatch, waiting) -> None:
-    monkeypatch.setattr("executions.dispatch.dispatches_waiting", lambda: waiting, raising=False)
+    monkeypatch.setattr(get_runner(), "waiting", lambda: waiting)
 
 
 async def passes_over(minutes: int, dispatched: list) -> Counter:
@@ -399,9 +398,7 @@ async def test_no_more_are_dispatched_again_than_the_broker_is_missing(dispatche
     ids = await pending_dispatched_ago(5, 120)
     dispatched.clear()
     # Three of the five dispatches wait in the broker, and those sent again join them.
-    monkeypatch.setattr(
-        "executions.dispatch.dispatches_waiting", lambda: 3 + len(dispatched), raising=False
-    )
+    monkeypatch.setattr(get_runner(), "waiting", lambda: 3 + len(dispatched))
     await maintain_once()
     assert dispatched == ids[:2]  # the oldest
     await maintain_once()
@@ -409,7 +406,7 @@ async def test_no_more_are_dispatched_again_than_the_broker_is_missing(dispatche
 
 
 async def test_with_celery_the_queue_never_grows_past_the_pending_executions(settings):
-    from executions.queue import app, queue_length
+    from executions.runners.celery import app, queue_length
 
     def purge() -> None:
         with app.pool.acquire(block=True) as connection:

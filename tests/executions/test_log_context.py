@@ -45,9 +45,8 @@ def test_a_traceback_goes_in_the_line():
 
 @pytest.mark.django_db
 def test_every_response_has_a_request_id_and_a_proxys_is_taken_only_when_trusted(
-    settings, monkeypatch
+    settings, no_dispatch
 ):
-    monkeypatch.setattr("executions.dispatch.execution_dispatch", lambda execution_id: None)
     user = make_user()
     workflow = make_workflow(user, chain(node("a", "log", message="x")))
     client = bearer_client(user)

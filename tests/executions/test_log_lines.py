@@ -32,8 +32,7 @@ def pushed(monkeypatch) -> list[dict]:
 
 
 @pytest.fixture
-def running(monkeypatch):
-    monkeypatch.setattr("executions.dispatch.execution_dispatch", lambda execution_id: None)
+def running(no_dispatch):
     execution = make_execution(make_user())
     return services.execution_start(execution_id=execution.id, runner="w1")
 

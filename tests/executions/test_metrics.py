@@ -20,7 +20,7 @@ from executions.management.commands.worker import open_metrics_port
 from executions.metrics import MetricsPort, loop_lag, metrics_port
 from executions.metrics import loops as lag_module
 from executions.models import Execution
-from tests.executions.engine_helpers import create, no_dispatch, run  # noqa: F401
+from tests.executions.engine_helpers import create, run
 from tests.factories import chain, make_execution, make_user, make_workflow, node
 
 

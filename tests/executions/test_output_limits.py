@@ -8,7 +8,7 @@ import pytest
 import tests.executions.nodes  # noqa: F401  registers the test node types
 from executions.engine import recorder, runner
 from executions.engine.outputs import json_size
-from tests.executions.engine_helpers import no_dispatch, run  # noqa: F401
+from tests.executions.engine_helpers import run
 from tests.factories import chain, node
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("no_dispatch")]

@@ -25,11 +25,6 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def no_dispatch(monkeypatch):
-    monkeypatch.setattr("executions.dispatch.execution_dispatch", lambda execution_id: None)
-
-
-@pytest.fixture
 def announced():
     """Every (execution id, seq) the event log announces, in order."""
     seen: list[tuple] = []

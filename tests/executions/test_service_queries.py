@@ -12,9 +12,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def running(monkeypatch):
+def running(no_dispatch):
     """A running execution of one node, ``only``, which has started."""
-    monkeypatch.setattr("executions.dispatch.execution_dispatch", lambda execution_id: None)
     execution = make_execution(make_user())
     services.execution_start(execution_id=execution.id)
     services.execution_nodes_prepare(execution_id=execution.id, nodes=[("only", "log", 1)])
@@ -83,8 +82,7 @@ def test_the_writes_of_a_run_neither_read_nor_rewrite_its_definition_copy(runnin
     assert running.definition == running.workflow.definition
 
 
-def test_a_create_reads_the_cap_and_the_clock_then_inserts_two_rows(monkeypatch):
-    monkeypatch.setattr("executions.dispatch.execution_dispatch", lambda execution_id: None)
+def test_a_create_reads_the_cap_and_the_clock_then_inserts_two_rows(no_dispatch):
     user = make_user()
     workflow = make_workflow(user)
 

@@ -13,15 +13,11 @@ from django.test import override_settings
 from executions import services
 from executions.clock import database_now
 from executions.models import Execution, Worker, WorkerKind
+from executions.runners import get_runner
 from executions.services.workers import WorkerIdentity, worker_register, worker_stop
 from tests.factories import make_execution, make_user, make_workflow
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def not_dispatched(monkeypatch):
-    monkeypatch.setattr("executions.dispatch.execution_dispatch", lambda execution_id: None)
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_dispatch")]
 
 
 def status(*args: str) -> str:
@@ -122,7 +118,7 @@ def test_status_of_an_idle_service_says_so():
 
 @override_settings(EXECUTIONS_RUNNER="celery")
 def test_status_reads_the_broker_queue(monkeypatch):
-    monkeypatch.setattr("executions.dispatch.dispatches_waiting", lambda: 7)
+    monkeypatch.setattr(get_runner(), "waiting", lambda: 7)
 
     assert "Broker: 7 dispatches waiting in queue 'celery'" in status()
 
@@ -132,7 +128,7 @@ def test_status_says_when_the_broker_cannot_be_read(monkeypatch):
     def unreachable():
         raise ConnectionError("Error 111 connecting to 127.0.0.1:1. Connection refused.")
 
-    monkeypatch.setattr("executions.dispatch.dispatches_waiting", unreachable)
+    monkeypatch.setattr(get_runner(), "waiting", unreachable)
 
     report = json.loads(status("--json"))
     assert report["broker"]["waiting"] is None

@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 import tests.executions.nodes  # registers the test node types (Streamer is used below)
 from executions.engine import recorder
 from executions.engine.streams import NodeStreams, text_parts
-from tests.executions.engine_helpers import create, no_dispatch, reload, run, stored  # noqa: F401
+from tests.executions.engine_helpers import create, reload, run, stored
 from tests.executions.http_servers import Script, serving
 from tests.factories import chain, node
 

@@ -149,8 +149,7 @@ def test_a_tag_filter_of_the_wrong_length_is_a_400(api):
     assert "A tag is 1 to 64 characters" in response.json()["tag"][0]
 
 
-def test_tags_cost_the_create_one_statement_and_none_without_them(user, workflow, monkeypatch):
-    monkeypatch.setattr("executions.dispatch.execution_dispatch", lambda execution_id: None)
+def test_tags_cost_the_create_one_statement_and_none_without_them(user, workflow, no_dispatch):
 
     def inserts(*tags: str) -> int:
         with CaptureQueriesContext(connection) as queries:
@@ -199,8 +198,7 @@ def test_the_admin_lists_filters_and_searches_by_tag(admin_client, workflow, use
     assert "team-a" in detail
 
 
-def test_run_again_in_the_admin_keeps_the_tags(admin_client, workflow, user, monkeypatch):
-    monkeypatch.setattr("executions.dispatch.execution_dispatch", lambda execution_id: None)
+def test_run_again_in_the_admin_keeps_the_tags(admin_client, workflow, user, no_dispatch):
     original = tagged(user, workflow, "nightly")
 
     response = admin_client.post(

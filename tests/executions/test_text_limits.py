@@ -13,7 +13,7 @@ from executions.models import Execution, ExecutionEvent, ExecutionStatus
 from executions.services.eventlog import check_text_limits
 from realtime.events import event_message
 from tests.conftest import bearer_client
-from tests.executions.engine_helpers import no_dispatch, run  # noqa: F401
+from tests.executions.engine_helpers import run
 from tests.factories import chain, make_execution, make_user, node
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("no_dispatch")]

@@ -17,8 +17,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def execution(monkeypatch):
-    monkeypatch.setattr("executions.dispatch.execution_dispatch", lambda execution_id: None)
+def execution(no_dispatch):
     return make_execution(make_user(), input_data={"big": "x" * 1000})
 
 

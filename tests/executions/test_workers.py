@@ -26,12 +26,7 @@ from tests.clock import process_clock_off_by
 from tests.conftest import bearer_client
 from tests.factories import chain, make_execution, make_user, make_workflow, node
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def not_dispatched(monkeypatch):
-    monkeypatch.setattr("executions.dispatch.execution_dispatch", lambda execution_id: None)
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_dispatch")]
 
 
 def identity(name: str = "host-a:100", kind: str = WorkerKind.WORKER) -> WorkerIdentity:

@@ -10,12 +10,6 @@ def token(user) -> str:
 
 
 @pytest.fixture
-def no_dispatch(monkeypatch):
-    """New executions stay pending: the test records every change through the services."""
-    monkeypatch.setattr("executions.dispatch.execution_dispatch", lambda execution_id: None)
-
-
-@pytest.fixture
 def held_execution(user, no_dispatch):
     """A pending execution of ``user`` with its first event (seq 1) and nothing running it."""
     return make_execution(user)

@@ -113,13 +113,13 @@ def test_an_in_process_dispatch_starts_the_run_after_the_pushes(
     consumer_loop, monkeypatch, settings
 ):
     settings.EXECUTIONS_RUNNER = "inprocess"
-    from executions import dispatch
+    from executions.runners import get_runner, inprocess
 
     started = []
-    monkeypatch.setattr(dispatch, "run_here", started.append)
+    monkeypatch.setattr(inprocess, "run_here", started.append)
     handing = concurrent.futures.Future()
     monkeypatch.setattr(publish, "_handing", handing)
-    dispatch.execution_dispatch("e1")
+    get_runner().dispatch("e1")
     assert started == []
     handing.set_result(None)
     assert started == ["e1"]

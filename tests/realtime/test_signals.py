@@ -14,11 +14,10 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def published(monkeypatch) -> list[list[tuple[str, dict]]]:
+def published(monkeypatch, no_dispatch) -> list[list[tuple[str, dict]]]:
     """Each ``publish_many`` call of the events' signal, in order."""
     calls: list[list[tuple[str, dict]]] = []
     monkeypatch.setattr(realtime.signals, "publish_many", lambda messages: calls.append(messages))
-    monkeypatch.setattr("executions.dispatch.execution_dispatch", lambda execution_id: None)
     return calls
 
 

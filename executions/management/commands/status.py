@@ -6,9 +6,10 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from executions import dispatch, selectors
+from executions import selectors
 from executions.api.workers import WorkerSerializer
 from executions.clock import format_timestamp
+from executions.runners import get_runner
 
 COLUMNS = [
     ("NAME", "name"),
@@ -53,13 +54,13 @@ def status_report() -> dict:
 def broker_report() -> dict:
     """The dispatches waiting in the broker's queue; ``waiting`` is None without a
     broker (the embedded mode) or when it cannot be read (``error`` says why)."""
-    if settings.EXECUTIONS_RUNNER != "celery":
-        return {"runner": settings.EXECUTIONS_RUNNER, "queue": None, "waiting": None, "error": None}
-    from executions.queue import app
-
-    report = {"runner": "celery", "queue": app.conf.task_default_queue, "error": None}
+    runner, name = get_runner(), settings.EXECUTIONS_RUNNER
+    queue = runner.queue_name()
+    if queue is None:
+        return {"runner": name, "queue": None, "waiting": None, "error": None}
+    report = {"runner": name, "queue": queue, "error": None}
     try:
-        report["waiting"] = dispatch.dispatches_waiting()
+        report["waiting"] = runner.waiting()
     except Exception as exc:
         report.update(waiting=None, error=f"{type(exc).__name__}: {exc}")
     return report
@@ -123,7 +124,7 @@ def table(rows: list[dict]) -> list[str]:
 
 
 def broker_line(broker: dict) -> str:
-    if broker["runner"] != "celery":
+    if broker["queue"] is None:
         return (
             "Broker: none; executions run in the server process "
             f"(EXECUTIONS_RUNNER={broker['runner']})"

@@ -1,8 +1,6 @@
 """Runs executions dispatched through Celery, many at once in one process."""
 
 import logging
-import os
-import socket
 import threading
 
 from celery.signals import worker_shutting_down
@@ -11,11 +9,12 @@ from django.core.management.base import BaseCommand, CommandError
 
 from executions import log_context
 from executions.engine.runner import active_runs, release_local_runs
-from executions.heartbeat import heartbeat
+from executions.heartbeat import heartbeat, runner_name
 from executions.maintenance import start_maintenance
 from executions.metrics import metrics_enabled, metrics_port
 from executions.models import WorkerKind
-from executions.queue import app
+from executions.runners import get_runner
+from executions.runners.celery import CeleryRunner, app
 from executions.runtime import (
     limit_malloc_arenas,
     tune_garbage_collector,
@@ -48,12 +47,12 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, concurrency, loglevel, **options):
-        if settings.EXECUTIONS_RUNNER != "celery":
+        if not isinstance(get_runner(), CeleryRunner):
             raise CommandError(
                 "Workers take executions from Redis: set REDIS_URL (and leave "
                 "EXECUTIONS_RUNNER unset or 'celery')."
             )
-        log_context.set_worker(f"{socket.gethostname()}:{os.getpid()}")
+        log_context.set_worker(runner_name())
         limit_malloc_arenas()
         tune_garbage_collector()
         tune_thread_switching()

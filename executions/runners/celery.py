@@ -1,4 +1,6 @@
-"""The Celery application that carries executions to worker processes.
+"""The Celery backend (``EXECUTIONS_RUNNER = "celery"``): a task carries each
+execution to a worker process (``manage.py worker``), which runs it on its
+runner loop.
 
 Redis is the broker (the one the channel layer already uses). Tasks are
 acknowledged late and prefetched one at a time, so an execution whose
@@ -7,9 +9,12 @@ a second delivery never runs it twice.
 """
 
 import uuid
+from typing import Any
 
 from celery import Celery
 from kombu.exceptions import ChannelError
+
+from executions.runners.local import LoopRunner, run_here
 
 app = Celery("executions")
 app.config_from_object("django.conf:settings", namespace="CELERY")
@@ -18,8 +23,6 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 @app.task(name="executions.run")
 def run_execution_task(execution_id: str) -> None:
     """Run one execution on this worker's runner loop; returns when it has ended."""
-    from executions.dispatch import run_here
-
     run_here(uuid.UUID(execution_id)).result()
 
 
@@ -33,3 +36,16 @@ def queue_length() -> int:
         except ChannelError:
             return 0  # Redis drops an empty list: no queue means nothing waits
     return declared.message_count
+
+
+class CeleryRunner(LoopRunner):
+    """Sends each execution to the broker's queue, for a worker to run."""
+
+    def dispatch(self, execution_id: Any) -> None:
+        run_execution_task.delay(str(execution_id))
+
+    def queue_name(self) -> str:
+        return app.conf.task_default_queue
+
+    def waiting(self) -> int:
+        return queue_length()
