@@ -11,8 +11,9 @@ from django.core import checks
 
 from executions import conf
 from executions.env import run_time_problems
+from executions.runners import RUNNER_ALIASES
 
-RUNNERS = ("inprocess", "celery")
+CELERY_RUNNER = RUNNER_ALIASES["celery"]
 # Heartbeats a process may miss before it looks gone, for WORKERS_TIMEOUT_SECONDS
 # to be comfortably above WORKERS_HEARTBEAT_SECONDS.
 HEARTBEATS_PER_TIMEOUT = 2
@@ -29,17 +30,12 @@ def check_declared_bounds(**kwargs) -> list[checks.Error]:
 
 @checks.register
 def check_runner(**kwargs) -> list[checks.Error]:
-    """A runner that is not one, or one that cannot receive its executions."""
+    """The celery runner without the Redis it takes its executions from (a runner
+    that cannot be loaded at all is ``executions.runners``' E170)."""
     runner = settings.EXECUTIONS_RUNNER
-    if runner not in RUNNERS:
+    if CELERY_RUNNER in (runner, RUNNER_ALIASES.get(runner)) and not settings.REDIS_URL:
         message = (
-            f"EXECUTIONS_RUNNER is {runner!r}; set it to 'inprocess' (executions run in the "
-            "server process) or 'celery' (in `manage.py worker` processes)."
-        )
-        return [checks.Error(message, id="executions.E170")]
-    if runner == "celery" and not settings.REDIS_URL:
-        message = (
-            "EXECUTIONS_RUNNER is 'celery' but REDIS_URL is not set: workers take their "
+            f"EXECUTIONS_RUNNER is {runner!r} but REDIS_URL is not set: workers take their "
             "executions from Redis. Set REDIS_URL, or set EXECUTIONS_RUNNER=inprocess to run "
             "them in the server process."
         )

@@ -50,15 +50,6 @@ def test_a_value_outside_its_declared_bounds_is_an_error(settings, name, value, 
     assert [e.msg for e in checks.run_checks() if e.id == "executions.E100"] == [message]
 
 
-def test_a_runner_that_is_not_one_is_an_error(settings):
-    settings.EXECUTIONS_RUNNER = "threads"
-
-    [error] = check_runner()
-
-    assert error.id == "executions.E170"
-    assert "'inprocess'" in error.msg and "'celery'" in error.msg
-
-
 def test_the_celery_runner_without_redis_is_an_error(settings):
     settings.EXECUTIONS_RUNNER = "celery"
     settings.REDIS_URL = ""
@@ -68,6 +59,8 @@ def test_the_celery_runner_without_redis_is_an_error(settings):
     assert error.id == "executions.E171"
     assert "REDIS_URL" in error.msg
 
+    settings.EXECUTIONS_RUNNER = "executions.runners.celery.CeleryRunner"  # by its path
+    assert [error.id for error in check_runner()] == ["executions.E171"]
     settings.REDIS_URL = "redis://127.0.0.1:6379/0"
     assert check_runner() == []
 

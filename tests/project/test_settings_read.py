@@ -119,11 +119,6 @@ def test_defaults_that_follow_other_settings():
             "N/hour or N/day), or empty or 0 for no limit, got '-5/minute'",
         ),
         (
-            "EXECUTIONS_RUNNER",
-            "threads",
-            "EXECUTIONS_RUNNER must be one of 'inprocess', 'celery', got 'threads'",
-        ),
-        (
             "LOG_LEVEL",
             "LOUD",
             "LOG_LEVEL must be one of 'DEBUG', 'INFO', 'WARNING', 'ERROR', 'CRITICAL', got 'LOUD'",
