@@ -38,7 +38,7 @@ def execution_dispatch(execution_id: Any) -> None:
 
         run_execution_task.delay(str(execution_id))
     else:
-        from realtime.publish import after_pushes
+        from executions.pushes import after_pushes
 
         after_pushes(partial(run_here, execution_id))
 
