@@ -299,7 +299,7 @@ async def bare_phase(deployment, size: Size) -> dict:
     """The same subscribers and rate on a bare consumer that forwards group_send."""
     service = list(deployment.servers)
     # No protocol pings during the measure: plain daphne pings the sockets of a
-    # connect storm all at once (the service spreads them; realtime.server_hooks).
+    # connect storm all at once (the service spreads them; realtime.patches.daphne).
     bare = [
         deployment.start_server(f"bare-{n}", app="bench.bare:application", ping_interval=3600)
         for n in range(len(service))

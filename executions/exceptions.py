@@ -21,6 +21,10 @@ class TooManyActiveExecutions(ExecutionsError):
     """The user already has as many pending and running executions as allowed."""
 
 
+class TooManyWaiting(ExecutionsError):
+    """The user has as many requests waiting for events (``?wait=``) as allowed."""
+
+
 class ClaimLost(ExecutionsError):
     """This runner's claim on the execution expired and someone else took it over."""
 

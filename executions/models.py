@@ -123,17 +123,6 @@ class Execution(models.Model):
     def is_finished(self) -> bool:
         return self.status in TERMINAL_STATUSES
 
-    def state_data(self) -> dict:
-        """The seed's status fields, as they appear in a ``status`` message."""
-        return {
-            "status": self.status,
-            "progress": self.progress,
-            "message": self.message,
-            "result": self.result,
-            "error": self.error,
-            "execution_time": self.execution_time,
-        }
-
 
 class NodeRun(models.Model):
     """The state of one node of an execution, as of its latest attempt."""

@@ -31,22 +31,25 @@ from project.clientaddr import ClientAddressMiddleware  # noqa: E402
 from project.health import HealthRoutes  # noqa: E402
 from project.limits import ConcurrentRequestLimit  # noqa: E402
 from project.metrics import MetricsRoute  # noqa: E402
-from realtime import server_hooks  # noqa: E402
+from realtime import patches  # noqa: E402
 from realtime.auth import SocketAuthStack  # noqa: E402
 from realtime.handshakes import HandshakeRateLimit  # noqa: E402
 from realtime.longpoll import LongPollRoute  # noqa: E402
 from realtime.routing import websocket_urlpatterns  # noqa: E402
 from realtime.sse import EventStreams  # noqa: E402
 
+# daphne's Server with this project's hooks (realtime.patches) in every
+# process that loads the application: daphne's command line, runserver and
+# the tests alike.
+patches.install()
+
 # What the runner backend needs in a server (in the embedded mode, the
 # maintenance that recovers what this server's previous instance left behind).
 get_runner().start()
 
 if SERVED:
-    # Bound what it buffers for a client that stops reading, and let it
-    # send close codes 1008 and 1009; keep garbage collection from pausing the
-    # server and its other threads from holding its loop back.
-    server_hooks.install()
+    # Keep garbage collection from pausing the server and its other threads
+    # from holding its loop back.
     tune_garbage_collector()
     tune_thread_switching()
     # Seen in the workers view and `manage.py status` (a runner too, embedded).

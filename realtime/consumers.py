@@ -15,9 +15,10 @@ subscriptions, the layer's messages. Whatever ends the consumer (a
 disconnect, an error, the server cancelling it), it gives back all it holds:
 its tasks, its watchdog entry and socket slot, its group memberships.
 
-A socket has no channel of its own on the channel layer: each subscription
-joins its execution's group through ``realtime.fanout``, one subscription per
-group per event loop, which hands it each message (``deliver``). Most sockets
+A socket has no channel of its own on the channel layer
+(``realtime.patches.channels.ChannelFreeConsumer``): each subscription joins
+its execution's group through ``realtime.fanout``, one subscription per group
+per event loop, which hands it each message (``deliver``). Most sockets
 sit idle for their whole life, and a server holds thousands, so what a socket
 needs only once it sends or receives (its guard, task set) is made when
 first needed.
@@ -35,9 +36,7 @@ from collections.abc import Coroutine, Iterable
 from contextlib import nullcontext
 from functools import cached_property
 
-from channels.consumer import get_handler_name
 from channels.exceptions import StopConsumer
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 from django.utils.functional import Promise
 from django.utils.translation import gettext as _
@@ -53,6 +52,7 @@ from realtime.auth import (
 )
 from realtime.languages import in_socket_language, text_for
 from realtime.limits import InboundGuard
+from realtime.patches.channels import ChannelFreeConsumer
 from realtime.publish import bind_consumer_loop
 from realtime.selectors import Access, SessionLogin
 from realtime.sse import BRIDGE_OPEN
@@ -77,7 +77,7 @@ CLOSE_UNAUTHENTICATED = 4401
 CLOSE_IDLE = 4410
 CLOSE_TOO_MANY_SOCKETS = 4429
 # 1008 and 1009 (too many or too big messages): realtime.limits;
-# 4408 (stopped reading): realtime.server_hooks.
+# 4408 (stopped reading): realtime.patches.send_buffers.
 
 # Lazy: each socket says them in its own language (``refuse``).
 UNAUTHENTICATED = gettext_lazy(
@@ -91,7 +91,7 @@ BAD_TICKET = gettext_lazy(
 ORIGIN_NOT_ALLOWED = gettext_lazy("Origin not allowed for a cookie-authenticated socket.")
 
 
-class SocketConsumer(AsyncJsonWebsocketConsumer):
+class SocketConsumer(ChannelFreeConsumer):
     """What both socket endpoints share; a subclass says what its socket serves."""
 
     user_id = None
@@ -130,23 +130,6 @@ class SocketConsumer(AsyncJsonWebsocketConsumer):
     def execution_ids(self) -> set:
         """The executions the watchdog checks the log of, for this socket."""
         return {s.execution_id for s in self.subscriptions()}
-
-    async def __call__(self, scope, receive, send) -> None:
-        """Channels' ``AsyncConsumer.__call__`` without a channel of the socket's own:
-        the client's messages are read here, the groups' arrive through the
-        subscriptions' ``deliver``."""
-        self.scope = scope
-        self.channel_layer = None
-        self.base_send = send
-        # Channels runs ``disconnect`` only when the client disconnects: not
-        # when a handler raises, nor when the server cancels the consumer.
-        try:
-            while True:
-                await self.dispatch(await receive())
-        except StopConsumer:
-            pass
-        finally:
-            await self.release()
 
     @property
     def ending(self) -> bool:
@@ -278,18 +261,6 @@ class SocketConsumer(AsyncJsonWebsocketConsumer):
         except Exception:
             logger.exception("A socket of user %s failed", self.user_id)
             self.close_soon(INTERNAL_ERROR, CLOSE_INTERNAL_ERROR)
-
-    # Channels closes the database connections of its shared sync thread before
-    # every handler and after a disconnect: a hop to that one thread per
-    # message per socket, which queues every socket of the process behind it.
-    # This consumer reads only through db_read, whose calls close their own
-    # connections, so it dispatches without the hop.
-
-    async def dispatch(self, message: dict) -> None:
-        handler = getattr(self, get_handler_name(message), None)
-        if handler is None:
-            raise ValueError(f"No handler for message type {message['type']}")
-        await self.guarded(handler(message))
 
     async def websocket_disconnect(self, message: dict) -> None:
         if self._close_code is None:

@@ -59,7 +59,7 @@ def in_socket_language(scope):
 
 def text_for_headers(headers, text) -> str:
     """``text_for`` a connection known only by its handshake's headers (daphne's
-    protocol, in ``realtime.server_hooks``): its language is chosen again from them."""
+    protocol, in ``realtime.patches.send_buffers``): its language is chosen again from them."""
     return text_for({"headers": headers}, text)
 
 

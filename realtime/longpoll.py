@@ -29,6 +29,7 @@ from django.http import StreamingHttpResponse
 from django.utils.translation import gettext as _
 from rest_framework.renderers import JSONRenderer
 
+from executions import exceptions
 from executions.selectors import execution_heads
 from realtime import metrics
 from realtime.auth import execution_access_problem
@@ -63,7 +64,7 @@ class LongPollSlots:
 slots = LongPollSlots()
 
 
-class TooManyWaiting(Exception):
+class TooManyWaiting(exceptions.TooManyWaiting):
     """The user has ``limit`` long-polls waiting already."""
 
     def __init__(self, limit: int):

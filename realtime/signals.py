@@ -14,7 +14,7 @@ from django.dispatch import receiver
 
 from executions.models import EventType, ExecutionEvent
 from executions.signals import event_recorded
-from realtime.events import event_message
+from executions.wire import event_message
 from realtime.feeds import change_announcement, written_state
 from realtime.publish import group_name_for, publish_many
 

@@ -6,7 +6,7 @@ those subscriptions, served as ``text/event-stream``. Each is the socket's
 own consumer, run behind an HTTP response (``EventStreamBridge``): the same
 authentication (plus the one-time ticket, as ``EventSource`` cannot set
 headers), authorization, per-user socket cap, snapshot, resume, gap fill,
-watchdog, access checks and slow-consumer bound (``realtime.server_hooks``).
+watchdog, access checks and slow-consumer bound (``realtime.patches.send_buffers``).
 What the consumer would send in a frame is one event here: ``id: <seq>``
 (the composite position, for many executions), ``event: <type>``, ``data:``
 the frame's JSON. A refusal before the stream starts is an HTTP status with
@@ -185,7 +185,7 @@ class EventStreamBridge:
         )
         head = "" if position is None else f"id: {position}\n"
         body = f"{head}event: {kind}\ndata: {text}\n\n".encode()
-        # Bounded by realtime.server_hooks: a reader that stops is cut off.
+        # Bounded by realtime.patches.send_buffers: a reader that stops is cut off.
         await self.http_send(
             {"type": "http.response.body", "body": body, "more_body": True, "stream_bounded": True}
         )

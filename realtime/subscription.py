@@ -24,9 +24,9 @@ from django.db import InterfaceError, OperationalError
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from executions import log_context
+from executions import log_context, wire
 from executions.selectors import events_after, execution_visible_to
-from realtime import events, metrics
+from realtime import metrics
 from realtime.db import db_read
 from realtime.fanout import fanout
 from realtime.languages import text_for
@@ -186,7 +186,7 @@ class ExecutionSubscription:
         """Send the snapshot, or the stored events after ``resume_from``."""
         async with self.lock:
             if resume_from is None:
-                await self.forward(events.snapshot_message(execution))
+                await self.forward(wire.snapshot_message(execution))
             elif resume_from > execution.last_seq:
                 await self.refuse(
                     _(
@@ -302,20 +302,20 @@ class ExecutionSubscription:
             for event in stored:
                 if self.ending:
                     return
-                await send(events.event_message(event))
+                await send(wire.event_message(event))
             if len(stored) < CATCH_UP_PAGE:
                 return
 
     async def forward(self, message: dict) -> None:
         await self.socket.send_json(message)
         self.last_seq = max(self.last_seq, message["seq"])
-        if events.is_terminal(message):
+        if wire.is_terminal(message):
             await self.finish()
 
     async def forward_live(self, message: dict) -> None:
         """``forward`` an event on its way now (not a resume), and measure how late it went."""
         await self.forward(message)
-        metrics.event_pushed(message, terminal=events.is_terminal(message))
+        metrics.event_pushed(message, terminal=wire.is_terminal(message))
 
     async def finish(self) -> None:
         self.finished = True

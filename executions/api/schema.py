@@ -1,7 +1,7 @@
 """What the OpenAPI schema (``/api/v1/schema``) says beyond what DRF lets it infer.
 
 The serializers here only describe responses; nothing validates with them.
-The event shapes are those of ``realtime.events`` (and of docs/asyncapi.yaml).
+The event shapes are those of ``executions.wire`` (and of docs/asyncapi.yaml).
 """
 
 from drf_spectacular.types import OpenApiTypes

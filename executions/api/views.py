@@ -9,7 +9,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.utils.urls import replace_query_param
 
-from executions import selectors, services
+from executions import pushes, selectors, services
 from executions.api import schema
 from executions.api.limits import (
     ExecutionCreateThrottle,
@@ -31,10 +31,14 @@ from executions.api.serializers import (
     WorkflowSerializer,
     workflow_ids_in,
 )
-from executions.exceptions import AlreadyFinished, TooManyActiveExecutions, WorkflowInUse
+from executions.exceptions import (
+    AlreadyFinished,
+    TooManyActiveExecutions,
+    TooManyWaiting,
+    WorkflowInUse,
+)
 from executions.states import TERMINAL_STATUSES
-from realtime import longpoll
-from realtime.events import event_message
+from executions.wire import event_message
 
 
 class Conflict(APIException):
@@ -231,11 +235,12 @@ class ExecutionViewSet(
             return {"next": next_url, "results": [event_message(e) for e in stored[:limit]]}
 
         content = page()
-        if content["results"] or not wait or execution.status in TERMINAL_STATUSES:
+        waiter = pushes.events_page_waiter()
+        if content["results"] or not wait or execution.status in TERMINAL_STATUSES or not waiter:
             return Response(content)
         try:
-            return longpoll.events_page_when_recorded(
+            return waiter(
                 execution=execution, user_id=request.user.pk, after=after, wait=wait, page=page
             )
-        except longpoll.TooManyWaiting as exc:
+        except TooManyWaiting as exc:
             raise TooManyLongPolls(str(exc)) from exc

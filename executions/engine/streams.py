@@ -18,7 +18,8 @@ from typing import Any
 from django.conf import settings
 from django.core import checks
 
-from executions.services.records import chunk_data, piece_size
+from executions.services.records import piece_size
+from executions.wire import chunk_data
 
 STREAM_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 

@@ -5,8 +5,8 @@ from functools import partial
 from typing import Any, ClassVar
 
 from executions.maintenance import start_maintenance
+from executions.pushes import after_pushes
 from executions.runners.local import LoopRunner, run_here
-from realtime.publish import after_pushes
 
 
 class InProcessRunner(LoopRunner):

@@ -1,7 +1,6 @@
 """What every write shares: the locked execution row, its checks, and the
 appending of its events with the next ``seq`` values."""
 
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -19,6 +18,7 @@ from executions.exceptions import ClaimLost, InvalidTransition
 from executions.models import EventType, Execution, ExecutionEvent, NodeRun, NodeStatus
 from executions.signals import event_recorded
 from executions.states import NODE_FINISHED_STATUSES, TERMINAL_STATUSES, can_transition
+from executions.wire import log_data, node_data, status_data
 
 UNSET: Any = object()
 # The writes a change collects instead of making (``deferred_writes``), or None.
@@ -125,40 +125,7 @@ def node_event_append(
         run.error = stored_error(error)
     run.status = status
     _save(run)
-    data: dict[str, Any] = {
-        "node_id": run.node_id,
-        "node_type": run.node_type,
-        "status": status,
-        "attempt": run.attempts,
-    }
-    if status == NodeStatus.COMPLETED:
-        data.update(event_output(run.output))
-    if status == NodeStatus.FAILED:
-        data.update(event_text("error", run.error))
-    if status in NODE_FINISHED_STATUSES and run.duration is not None and run.finished_at == now:
-        data["duration"] = run.duration
-    event_append(execution, EventType.NODE, data)
-
-
-def event_output(output: Any) -> dict:
-    """The output as sent in a node event: cut to the configured size, with a marker."""
-    text = json.dumps(output)
-    limit = settings.EXECUTIONS_EVENT_OUTPUT_LIMIT
-    if len(text) <= limit:
-        return {"output": output}
-    return {"output": text[:limit] + "…", "output_truncated": True, "output_size": len(text)}
-
-
-def event_result(result: Any) -> dict:
-    """The result as a status event stores and sends it: cut to the configured
-    size, with a marker (the full result stays on the execution)."""
-    if result is None:
-        return {"result": None}
-    text = json.dumps(result)
-    limit = settings.EXECUTIONS_EVENT_RESULT_LIMIT
-    if len(text) <= limit:
-        return {"result": result}
-    return {"result": text[:limit] + "…", "result_truncated": True, "result_size": len(text)}
+    event_append(execution, EventType.NODE, node_data(run, finished_now=run.finished_at == now))
 
 
 @checks.register
@@ -174,15 +141,6 @@ def check_text_limits(**kwargs) -> list[checks.Error]:
     ]
 
 
-def event_text(name: str, text: str | None) -> dict:
-    """A text field as an event stores and sends it: cut to the configured
-    length, with a marker (``"<name>_truncated"``) and its full length."""
-    limit = settings.EXECUTIONS_EVENT_TEXT_LIMIT
-    if text is None or len(text) <= limit:
-        return {name: text}
-    return {name: text[:limit] + "…", f"{name}_truncated": True, f"{name}_size": len(text)}
-
-
 def text_cut(text: str, limit: int) -> str:
     """``text``, or its first ``limit`` characters ending in "…" when longer."""
     return text if len(text) <= limit else text[:limit] + "…"
@@ -191,22 +149,6 @@ def text_cut(text: str, limit: int) -> str:
 def stored_error(error: str | None) -> str | None:
     """A node's or an execution's error as stored: at most ``EXECUTIONS_MAX_ERROR_CHARS``."""
     return None if error is None else text_cut(error, settings.EXECUTIONS_MAX_ERROR_CHARS)
-
-
-def status_data(execution: Execution) -> dict:
-    """The execution's state as a ``status`` event carries it: ``event_result``'s
-    result, and its ``error`` and ``message`` as ``event_text`` cuts them."""
-    return {
-        **execution.state_data(),
-        **event_result(execution.result),
-        **event_text("error", execution.error),
-        **event_text("message", execution.message),
-    }
-
-
-def log_data(node_id: str | None, level: str, message: str) -> dict:
-    """A log line as stored and sent: its message cut by ``event_text``."""
-    return {"node_id": node_id, "level": level, **event_text("message", message)}
 
 
 def log_append(execution: Execution, node_id: str | None, level: str, message: str) -> None:

@@ -32,7 +32,7 @@ from executions.states import TERMINAL_STATUSES
 
 @dataclass(frozen=True)
 class Record:
-    """A log line (``eventlog.log_data``) or a stream chunk (``chunk_data``) to append
+    """A log line or a stream chunk (``wire.log_data``, ``wire.chunk_data``) to append
     to an execution, as the holder of ``claim_token`` (or anyone, if ``None``)."""
 
     execution_id: Any
@@ -52,11 +52,6 @@ class Outcome:
     """Not recorded: the execution has ended, or does not exist."""
     CLAIM_LOST = "claim_lost"
     """Not recorded: the execution is no longer claimed with the record's token."""
-
-
-def chunk_data(*, node_id: str, stream: str, attempt: int, data: str | list) -> dict:
-    """A stream chunk as stored and sent: the coalesced text, or a list of JSON pieces."""
-    return {"node_id": node_id, "stream": stream, "attempt": attempt, "data": data}
 
 
 def events_record(*, records: list[Record]) -> list[str]:

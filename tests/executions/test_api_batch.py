@@ -10,7 +10,7 @@ from rest_framework.test import APIClient
 from executions.api.serializers import ExecutionSerializer
 from executions.models import EventType, Execution, ExecutionEvent
 from executions.runners import get_runner
-from realtime.events import event_message
+from executions.wire import event_message
 from realtime.publish import group_name_for
 from tests.conftest import bearer_client
 from tests.factories import make_execution, make_user, make_workflow

@@ -10,7 +10,7 @@ from datetime import datetime
 import pytest
 from rest_framework.pagination import PageNumberPagination
 
-from executions import services
+from executions import services, wire
 from executions.models import EventType, Execution, ExecutionEvent, ExecutionStatus
 from tests.conftest import bearer_client
 from tests.factories import chain, make_execution, make_workflow, node
@@ -111,7 +111,7 @@ def test_create_records_exactly_one_pending_status_event(api, user):
     assert event.type == EventType.STATUS
     assert event.data["status"] == "pending"
     assert event.data["progress"] == 0
-    assert event.data == execution.state_data()
+    assert event.data == wire.state_data(execution)
     assert execution.last_seq == 1
     assert execution.last_event_at == event.created_at
 

@@ -14,9 +14,9 @@ from django.db import connection
 
 from executions import services
 from executions.models import ExecutionEvent
-from executions.services.eventlog import log_data
-from executions.services.records import Outcome, Record, chunk_data, events_record
+from executions.services.records import Outcome, Record, events_record
 from executions.signals import event_recorded
+from executions.wire import chunk_data, log_data
 from tests.factories import make_execution, make_user
 from tests.services import require_postgres_and_redis
 
@@ -126,7 +126,7 @@ WRITER = """
 import json, os, random, sys
 import django
 django.setup()
-from executions.services.eventlog import log_data
+from executions.wire import log_data
 from executions.services.records import Record, events_record
 targets = json.loads(sys.argv[1])
 batches = int(sys.argv[2])

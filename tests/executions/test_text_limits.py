@@ -11,7 +11,7 @@ import tests.executions.nodes  # noqa: F401  registers the test node types
 from executions import services
 from executions.models import Execution, ExecutionEvent, ExecutionStatus
 from executions.services.eventlog import check_text_limits
-from realtime.events import event_message
+from executions.wire import event_message
 from tests.conftest import bearer_client
 from tests.executions.engine_helpers import run
 from tests.factories import chain, make_execution, make_user, node

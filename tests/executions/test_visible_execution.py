@@ -10,7 +10,7 @@ from django.test.utils import CaptureQueriesContext
 
 from executions.models import Execution
 from executions.selectors import execution_visible_to, visible_execution_sql
-from realtime.events import snapshot_message
+from executions.wire import snapshot_message
 from tests.factories import make_execution, make_user
 
 pytestmark = pytest.mark.django_db(transaction=True)

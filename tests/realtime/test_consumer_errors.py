@@ -7,9 +7,8 @@ from contextlib import AsyncExitStack
 import pytest
 from django.db import OperationalError
 
-import realtime.events
 import realtime.subscription
-from executions import services
+from executions import services, wire
 from tests.realtime.helpers import (
     Publisher,
     assert_released,
@@ -184,7 +183,7 @@ async def test_a_bug_in_a_handler_closes_1011_after_an_error_logged_once(
     def broken(execution):
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(realtime.events, "snapshot_message", broken)
+    monkeypatch.setattr(wire, "snapshot_message", broken)
     execution_id = held_execution.id
     async with open_socket(path_for(execution_id), bearer(token)) as socket:
         messages, code = await receive_until_close(socket)

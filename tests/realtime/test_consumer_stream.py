@@ -6,7 +6,7 @@ import pytest
 from channels.db import database_sync_to_async
 
 from executions import services
-from realtime.events import format_timestamp
+from executions.clock import format_timestamp
 from tests.factories import chain, make_execution, make_workflow, node
 from tests.realtime.helpers import (
     STATUS_FIELDS,

@@ -14,8 +14,8 @@ from daphne.ws_protocol import WebSocketProtocol
 from rest_framework.authtoken.models import Token
 
 from project.asgi import application
-from realtime import server_hooks
 from realtime.languages import socket_language, text_for
+from realtime.patches import send_buffers
 from realtime.subscription import NOT_FOUND
 from tests.factories import make_token
 from tests.realtime.helpers import (
@@ -266,7 +266,7 @@ def test_a_socket_that_stopped_reading_is_told_in_its_handshakes_language(settin
     protocol.serverSend = lambda data, binary: sent.append(json.loads(data))
     protocol.sendClose = lambda code: None
 
-    server_hooks.close_slow_consumer(protocol, pending=2_000_000, limit=1_000_000)
+    send_buffers.close_slow_consumer(protocol, pending=2_000_000, limit=1_000_000)
 
     assert sent[0]["message"].startswith(
         "你已停止读取：已有 2000000 字节在此连接上等待了 1.5 秒（REALTIME_SEND_TIMEOUT），"
@@ -280,7 +280,7 @@ def test_an_event_stream_that_stopped_being_read_is_told_in_its_requests_languag
         clean_headers=CHOSE_CHINESE, transport=None, write=written.append, finish=lambda: None
     )
 
-    server_hooks.end_slow_stream(request, pending=2_000_000, limit=1_000_000)
+    send_buffers.end_slow_stream(request, pending=2_000_000, limit=1_000_000)
 
     assert written[0].decode().startswith('event: error\ndata: {"type": "error", "message": "')
     error = json.loads(written[0].decode().split("data: ", 1)[1])

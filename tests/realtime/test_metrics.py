@@ -9,7 +9,6 @@ from channels.testing import WebsocketCommunicator
 from prometheus_client import REGISTRY
 
 from executions import services
-from realtime import server_hooks
 from realtime.handshakes import HandshakeRateLimit
 from realtime.layers import (
     BoundedRedisPubSubChannelLayer,
@@ -17,6 +16,7 @@ from realtime.layers import (
     LocalChannelLayer,
     ThreadPublisher,
 )
+from realtime.patches import send_buffers
 from realtime.subscription import INBOX_SIZE, ExecutionSubscription
 from tests.realtime.helpers import (
     Publisher,
@@ -219,7 +219,7 @@ async def test_a_reader_that_stops_is_counted_as_it_stalls_and_as_it_is_closed(s
     )
     full = SimpleNamespace(dataBuffer=b"x" * 100, offset=0)  # no kernel queue to read
     cut = []
-    kept_up = await server_hooks.reader_keeps_up(
+    kept_up = await send_buffers.reader_keeps_up(
         SimpleNamespace(),
         full,
         1,
@@ -234,9 +234,9 @@ async def test_a_reader_that_stops_is_counted_as_it_stalls_and_as_it_is_closed(s
     protocol = WebSocketProtocol()
     protocol.serverSend = lambda data, binary: None
     protocol.sendClose = lambda code: None
-    server_hooks.close_slow_consumer(protocol, pending=100, limit=10)
+    send_buffers.close_slow_consumer(protocol, pending=100, limit=10)
     stream = SimpleNamespace(transport=None, write=lambda data: None, finish=lambda: None)
-    server_hooks.end_slow_stream(stream, pending=100, limit=10)
+    send_buffers.end_slow_stream(stream, pending=100, limit=10)
 
     assert samples.moved() == {
         "workflows_send_buffer_stalls_total['websocket']": 1.0,

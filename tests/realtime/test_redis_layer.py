@@ -177,10 +177,10 @@ def test_a_stalled_redis_holds_a_publishing_thread_once_per_pause(monkeypatch):
     waits PUBLISH_TIMEOUT, those during the pause that follows return at once."""
     import socket
 
-    from realtime import layers
+    from realtime.patches import channels_redis
 
-    monkeypatch.setattr(layers, "PUBLISH_TIMEOUT", 0.3)
-    monkeypatch.setattr(layers, "PUBLISH_PAUSE", 60)
+    monkeypatch.setattr(channels_redis, "PUBLISH_TIMEOUT", 0.3)
+    monkeypatch.setattr(channels_redis, "PUBLISH_PAUSE", 60)
     stalled = socket.create_server(("127.0.0.1", 0), backlog=8)
     try:
         port = stalled.getsockname()[1]

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from executions.engine.runner import run_execution
 from executions.models import ExecutionEvent
-from realtime.events import event_message
+from executions.wire import event_message
 from tests.conftest import bearer_client
 from tests.factories import chain, make_execution, make_workflow, node
 from tests.realtime.helpers import bearer, open_socket, path_for, receive_until_close, record

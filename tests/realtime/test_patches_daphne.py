@@ -1,10 +1,23 @@
-"""daphne's hook sends the RFC close codes the consumer uses, which autobahn refuses."""
+"""daphne and autobahn as the tests' process has them: with the hooks of
+``realtime.patches``, installed by ``project.asgi`` as in a served process."""
 
 import asyncio
 
 import pytest
 
-from realtime import server_hooks
+from realtime.patches import autobahn as autobahn_patch
+from realtime.patches import daphne as daphne_patch
+from realtime.patches import send_buffers
+
+
+def test_the_tests_run_daphne_with_the_hooks():
+    from daphne.server import Server
+
+    assert daphne_patch.installed()
+    assert Server.create_application is daphne_patch.create_application
+    installed = Server.handle_reply
+    daphne_patch.install()  # once only: its handle_reply is not wrapped again
+    assert Server.handle_reply is installed
 
 
 @pytest.mark.parametrize("code", [1008, 1009, 1011, 1013])
@@ -12,7 +25,6 @@ async def test_an_application_close_with_an_rfc_code_reaches_the_client(code):
     from daphne.server import Server
     from daphne.ws_protocol import WebSocketProtocol
 
-    server_hooks.install()
     protocol = WebSocketProtocol()
     protocol.state = protocol.STATE_OPEN
     sent = []
@@ -22,7 +34,7 @@ async def test_an_application_close_with_an_rfc_code_reaches_the_client(code):
 
 
 async def test_the_application_inbox_hands_messages_in_order_to_gets_in_order():
-    inbox = server_hooks.ApplicationInbox()
+    inbox = daphne_patch.ApplicationInbox()
     inbox.put_nowait(1)
     assert await inbox.get() == 1
     first = asyncio.ensure_future(inbox.get())
@@ -36,7 +48,7 @@ async def test_the_application_inbox_hands_messages_in_order_to_gets_in_order():
 
 
 async def test_a_get_cancelled_after_being_woken_passes_the_message_on():
-    inbox = server_hooks.ApplicationInbox()
+    inbox = daphne_patch.ApplicationInbox()
     cancelled = asyncio.ensure_future(inbox.get())
     waiting = asyncio.ensure_future(inbox.get())
     await asyncio.sleep(0)
@@ -49,7 +61,6 @@ async def test_a_get_cancelled_after_being_woken_passes_the_message_on():
 async def test_daphne_gives_each_application_an_application_inbox():
     from daphne.server import Server
 
-    server_hooks.install()
     received = []
 
     async def application(scope, receive, send):
@@ -60,20 +71,10 @@ async def test_daphne_gives_each_application_an_application_inbox():
     protocol = object()
     server.connections = {protocol: {}}
     queue = server.create_application(protocol, {"type": "websocket"})
-    assert isinstance(queue, server_hooks.ApplicationInbox)
+    assert isinstance(queue, daphne_patch.ApplicationInbox)
     queue.put_nowait({"type": "websocket.connect"})
     await server.connections[protocol]["application_instance"]
     assert received == [{"type": "websocket.connect"}]
-
-
-def test_the_hooks_refuse_a_daphne_they_were_not_written_for(monkeypatch):
-    import daphne
-    from daphne.server import Server
-
-    monkeypatch.setattr(Server.handle_reply, "bounds_send_buffers", False, raising=False)
-    monkeypatch.setattr(daphne, "__version__", "99.0")
-    with pytest.raises(RuntimeError, match=r"written for daphne 4\.2\.3"):
-        server_hooks.install()
 
 
 def test_a_slow_consumer_gets_the_close_timeout_to_read_its_error_and_4408(settings):
@@ -85,7 +86,7 @@ def test_a_slow_consumer_gets_the_close_timeout_to_read_its_error_and_4408(setti
     sent, closes = [], []
     protocol.serverSend = lambda data, binary: sent.append(data)
     protocol.sendClose = lambda code: closes.append((code, protocol.closeHandshakeTimeout))
-    server_hooks.close_slow_consumer(protocol, pending=2_000_000, limit=1_000_000)
+    send_buffers.close_slow_consumer(protocol, pending=2_000_000, limit=1_000_000)
     assert "REALTIME_SEND_BUFFER_BYTES" in sent[0]
     assert closes == [(4408, 7.5)]
 
@@ -93,9 +94,8 @@ def test_a_slow_consumer_gets_the_close_timeout_to_read_its_error_and_4408(setti
 def test_autobahn_styles_no_log_argument_once_installed():
     import autobahn.websocket.protocol
 
-    server_hooks.install()
-    assert autobahn.websocket.protocol.hltype is server_hooks.plain
-    assert autobahn.websocket.protocol.hlval is server_hooks.plain
+    assert autobahn.websocket.protocol.hltype is autobahn_patch.plain
+    assert autobahn.websocket.protocol.hlval is autobahn_patch.plain
 
 
 def test_autobahn_formats_its_settings_only_for_a_line_it_writes():
@@ -103,10 +103,9 @@ def test_autobahn_formats_its_settings_only_for_a_line_it_writes():
 
     import autobahn.websocket.protocol
 
-    server_hooks.install()
     settings_log = [("openHandshakeTimeout", 5, "Factory"), ("autoPingInterval", 20, "Factory")]
     argument = autobahn.websocket.protocol.pformat(settings_log)
-    assert isinstance(argument, server_hooks.Pretty)  # nothing formatted yet
+    assert isinstance(argument, autobahn_patch.Pretty)  # nothing formatted yet
     assert f"\n{argument}" == "\n" + pprint.pformat(settings_log)
     assert str(argument) == pprint.pformat(settings_log)
     timings = autobahn.websocket.protocol.Timings()
