@@ -37,6 +37,9 @@ async def test_requests_run_in_long_lived_threads_that_keep_their_connection():
     def record_connection(sender, connection, **kwargs):
         opened.append(connection)
 
+    # A fresh pool: threads that earlier tests' requests left with a connection
+    # would open none here.
+    django_asgi_app.close()
     request_started.connect(record_thread)
     connection_created.connect(record_connection)
     try:
