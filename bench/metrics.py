@@ -61,11 +61,7 @@ SIZES = {
     "full": Size(100, 10, 1, 30, 10, 1000, 20, 15),
 }
 ENV = {
-    "EXTRA_INSTALLED_APPS": "bench.emitter",
-    "API_EXECUTION_CREATE_RATE": "",
-    "EXECUTIONS_MAX_ACTIVE_PER_USER": "0",
-    "REALTIME_MAX_SOCKETS_PER_USER": "100000",
-    "REALTIME_HANDSHAKE_RATE": "",
+    **processes.UNLIMITED_EMITTER_ENV,
     "METRICS_ALLOWED_ADDRESSES": "127.0.0.1",
     # One client reads both servers' bursts: it falls behind, and must not be cut off.
     "REALTIME_SEND_TIMEOUT": "120",

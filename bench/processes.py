@@ -247,6 +247,16 @@ class Deployment:
             other.stop() if hasattr(other, "stop") else other()
 
 
+# A benchmark's load as one user: the emitter node, and none of the per-user limits.
+UNLIMITED_EMITTER_ENV = {
+    "EXTRA_INSTALLED_APPS": "bench.emitter",
+    "API_EXECUTION_CREATE_RATE": "",
+    "EXECUTIONS_MAX_ACTIVE_PER_USER": "0",
+    "REALTIME_MAX_SOCKETS_PER_USER": "100000",
+    "REALTIME_HANDSHAKE_RATE": "",
+}
+
+
 def base_env(**extra: str) -> dict:
     env = {
         **os.environ,

@@ -45,13 +45,7 @@ SIZES = {
     "quick": Size(executions=10, subscribers=5, rate=10, seconds=8, idle=300),
     "full": Size(executions=50, subscribers=10, rate=10, seconds=20, idle=2000),
 }
-ENV = {
-    "EXTRA_INSTALLED_APPS": "bench.emitter",
-    "API_EXECUTION_CREATE_RATE": "",
-    "EXECUTIONS_MAX_ACTIVE_PER_USER": "0",
-    "REALTIME_MAX_SOCKETS_PER_USER": "100000",
-    "REALTIME_HANDSHAKE_RATE": "",
-}
+ENV = processes.UNLIMITED_EMITTER_ENV
 
 
 @dataclass

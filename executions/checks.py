@@ -10,7 +10,7 @@ from django.conf import settings
 from django.core import checks
 
 from executions import conf
-from executions.env import run_time_problems
+from executions.env import bounds_check
 from executions.runners import RUNNER_ALIASES
 
 CELERY_RUNNER = RUNNER_ALIASES["celery"]
@@ -19,13 +19,8 @@ CELERY_RUNNER = RUNNER_ALIASES["celery"]
 HEARTBEATS_PER_TIMEOUT = 2
 
 
-@checks.register
-def check_declared_bounds(**kwargs) -> list[checks.Error]:
-    """Values outside the bounds their declarations give."""
-    return [
-        checks.Error(problem, id="executions.E100")
-        for problem in run_time_problems(conf.SETTINGS, settings)
-    ]
+# Values outside the bounds their declarations give.
+check_declared_bounds = checks.register(bounds_check(conf.SETTINGS, "executions.E100"))
 
 
 @checks.register

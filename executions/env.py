@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 
 TRUE = frozenset({"1", "true", "yes", "on"})
@@ -107,6 +108,19 @@ def run_time_problems(settings: Iterable[Setting], current: object) -> list[str]
     """What is wrong with the settings as ``current`` (django.conf.settings) holds them."""
     found = (setting.problem(getattr(current, setting.name, None)) for setting in settings)
     return [problem for problem in found if problem]
+
+
+def bounds_check(settings: Iterable[Setting], check_id: str) -> Callable[..., list]:
+    """A system check (to register) that reports, as ``check_id`` errors, the values
+    of ``settings`` outside their declared bounds as django.conf.settings holds them."""
+    declared = list(settings)
+
+    def check_declared_bounds(**kwargs) -> list[checks.Error]:
+        from django.conf import settings as current
+
+        return [checks.Error(p, id=check_id) for p in run_time_problems(declared, current)]
+
+    return check_declared_bounds
 
 
 def _number(text: str) -> float:

@@ -18,6 +18,7 @@ from prometheus_client import Counter, Histogram
 
 from executions.metrics import Labelled, bounded, loop_lag, metrics_access_problem, metrics_enabled
 from executions.metrics import metrics_page as page
+from realtime.auth import header
 
 METRICS_PATH = "/metrics"
 # The scope key of the moment (``time.perf_counter``) a request arrived.
@@ -73,13 +74,6 @@ async def serve_metrics(scope, send) -> None:
     # that would otherwise hold back every socket's sends.
     body, content_type = await asyncio.to_thread(page)
     await respond(send, 200, b"" if scope["method"] == "HEAD" else body, content_type)
-
-
-def header(scope, name: bytes) -> str | None:
-    for key, value in scope.get("headers", []):
-        if key.lower() == name:
-            return value.decode("latin-1")
-    return None
 
 
 async def respond(send, status: int, body: bytes, content_type: str = "text/plain") -> None:

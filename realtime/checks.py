@@ -8,7 +8,7 @@ settings, and the settings that cannot take effect under daphne.
 from django.conf import settings
 from django.core import checks
 
-from executions.env import run_time_problems
+from executions.env import bounds_check
 from realtime import conf
 
 # daphne's own limit on an inbound WebSocket frame unless it is started with
@@ -16,13 +16,8 @@ from realtime import conf
 DAPHNE_MAX_FRAME_BYTES = 1024 * 1024
 
 
-@checks.register
-def check_declared_bounds(**kwargs) -> list[checks.Error]:
-    """Values outside the bounds their declarations give."""
-    return [
-        checks.Error(problem, id="realtime.E100")
-        for problem in run_time_problems(conf.SETTINGS, settings)
-    ]
+# Values outside the bounds their declarations give.
+check_declared_bounds = checks.register(bounds_check(conf.SETTINGS, "realtime.E100"))
 
 
 @checks.register
